@@ -1,0 +1,47 @@
+"""Registers the text environments with Gymnasium. Nothing here imports torch.
+
+Ids (round caps set at registration, overridable with gym.make(..., max_episode_steps=N)):
+  agentprm/BabyAI-v0     20 rounds, tasks = index -> (level (i % 40) + 1, seed i // 40)
+  agentprm/TextCraft-v0  20 rounds, tasks = the 544 goals of depth >= 1, sorted by (depth, name)
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+ENV_IDS = {
+    "babyai": "agentprm/BabyAI-v0",
+    "textcraft": "agentprm/TextCraft-v0",
+}
+MAX_ROUNDS = {"babyai": 20, "textcraft": 20}
+
+_ENTRY_POINTS = {
+    "babyai": "agentprm.envs.babyai:BabyAITextEnv",
+    "textcraft": "agentprm.envs.textcraft:TextCraftEnv",
+}
+
+for _name, _id in ENV_IDS.items():
+    if _id not in gym.registry:
+        gym.register(id=_id, entry_point=_ENTRY_POINTS[_name], max_episode_steps=MAX_ROUNDS[_name])
+
+
+def env_id(name: str) -> str:
+    """Short name ("babyai") or full id -> registered id, with a clear error otherwise."""
+    if name in ENV_IDS.values():
+        return name
+    if name.lower() not in ENV_IDS:
+        raise ValueError(f"unknown environment {name!r}: choose one of {sorted(ENV_IDS)}")
+    return ENV_IDS[name.lower()]
+
+
+def short_name(name: str) -> str:
+    """Full id or short name -> short name ("agentprm/BabyAI-v0" -> "babyai")."""
+    for short, full in ENV_IDS.items():
+        if name in (short, full):
+            return short
+    raise ValueError(f"unknown environment {name!r}: choose one of {sorted(ENV_IDS)}")
+
+
+def make(name: str, **kwargs) -> gym.Env:
+    """gym.make by short name or id; kwargs go to gym.make (e.g. max_episode_steps)."""
+    return gym.make(env_id(name), **kwargs)

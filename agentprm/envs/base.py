@@ -1,0 +1,108 @@
+"""The contract shared by every text environment: Gymnasium API, text in, text out.
+
+step() takes the model's WHOLE response (ReAct text) and parses it here, so that a malformed response
+costs a round like any other action (the round cap registered with the env counts it) and becomes
+an error observation instead of an exception. info always carries:
+  "success" (bool), "score" (the task's metric), "task" (int index), "action" (parsed command or None),
+  "available_actions" (list[str]) where the task has them.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+
+from agentprm.envs.react import format_react, parse_react
+
+MAX_TEXT = 1_000_000
+
+
+class AnyText(spaces.Text):
+    """A Text space that accepts any str up to max_length (observations hold unicode, e.g. '›').
+
+    Sampling (used by Gymnasium's checker and by fuzz tests) draws from printable ASCII, which
+    includes the characters a model might write: newlines, colons, brackets.
+    """
+
+    def __init__(self, max_length: int = MAX_TEXT):
+        super().__init__(max_length=max_length, min_length=0, charset=string.printable)
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and len(x) <= self.max_length
+
+
+class TextEnv(gym.Env):
+    """Base class: subclasses implement _reset_task(task, rng) and _execute(command).
+
+    Task selection: reset(seed=s, options={"task": i}) plays task i; without options["task"] the
+    task index is drawn from the seeded RNG over range(num_tasks). The seed also seeds the task's
+    own randomness where the task has any (never the task identity).
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+    strict_charset = True
+
+    def __init__(self, render_mode: str | None = None):
+        self.observation_space = AnyText()
+        self.action_space = AnyText()
+        self.render_mode = render_mode
+        self.task: int | None = None
+        self._last_obs = ""
+
+    # -- subclass hooks -------------------------------------------------------------------
+    num_tasks: int = 0
+
+    def _reset_task(self, task: int) -> tuple[str, dict]:
+        raise NotImplementedError
+
+    def _execute(self, command: str) -> tuple[str, float, bool, bool, dict]:
+        raise NotImplementedError
+
+    def _info(self) -> dict:
+        raise NotImplementedError
+
+    # -- Gymnasium API --------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        if "task" in options:
+            task = int(options["task"])
+            if not 0 <= task < self.num_tasks:
+                raise ValueError(
+                    f"task index {task} is out of range for {type(self).__name__}: "
+                    f"use 0 <= task < {self.num_tasks}"
+                )
+        else:
+            task = int(self.np_random.integers(self.num_tasks))
+        self.task = task
+        obs, info = self._reset_task(task)
+        self._last_obs = obs
+        return obs, info
+
+    def step(self, action: str):
+        if self.task is None:
+            raise RuntimeError("call reset() before step()")
+        parsed = parse_react(action, strict_charset=self.strict_charset)
+        if parsed.error is not None:
+            info = self._info()
+            info["action"] = None
+            info["parse_error"] = True
+            self._last_obs = parsed.error
+            return parsed.error, 0.0, False, False, info
+        obs, reward, terminated, truncated, info = self._execute(parsed.action)
+        info["action"] = parsed.action
+        info["parse_error"] = False
+        self._last_obs = obs
+        return obs, reward, terminated, truncated, info
+
+    def step_command(self, command: str):
+        """Step with a bare command (typed by a human, or a scripted policy)."""
+        return self.step(format_react("", command))
+
+    def render(self):
+        if self.render_mode == "ansi":
+            return self._last_obs
+        return None
