@@ -1,0 +1,33 @@
+"""`agentprm <command>`: each command is a recipe's Args dataclass, parsed by tyro."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    import tyro
+
+    from agentprm.recipes import envs_info, expert, play
+
+    commands = {
+        "envs": (envs_info.Args, envs_info.main, "list environments, round caps and pinned splits"),
+        "play": (play.Args, play.main, "play an episode by typing commands"),
+        "expert": (expert.Args, expert.main, "write expert trajectories and print the success rate"),
+    }
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
+        print("usage: agentprm <command> [--help]\n\ncommands:")
+        for name, (_, _, doc) in commands.items():
+            print(f"  {name:10s} {doc}")
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nunknown command {argv[0]!r}")
+            raise SystemExit(2)
+        return
+    args_cls, run, doc = commands[argv[0]]
+    args = tyro.cli(args_cls, args=argv[1:], prog=f"agentprm {argv[0]}", description=doc)
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

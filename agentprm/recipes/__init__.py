@@ -1,0 +1,1 @@
+"""One top-to-bottom script per stage: an Args dataclass (the --help text) and main(args)."""

@@ -1,0 +1,50 @@
+"""`agentprm envs`: the registered environments, their round caps and pinned splits."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rich.console import Console
+from rich.table import Table
+
+import agentprm.envs as E
+from agentprm.envs import babyai, splits
+
+
+@dataclasses.dataclass
+class Args:
+    show_tasks: bool = False
+    """also print every task index of every split"""
+
+
+def _ranges(xs: list[int]) -> str:
+    """[0,1,2,5] -> '0-2, 5'."""
+    out, start = [], None
+    for i, x in enumerate(xs):
+        if start is None:
+            start = x
+        if i + 1 == len(xs) or xs[i + 1] != x + 1:
+            out.append(str(start) if start == x else f"{start}-{x}")
+            start = None
+    return ", ".join(out)
+
+
+def main(args: Args) -> None:
+    console = Console()
+    table = Table(title="agentprm environments")
+    for col in ("name", "gymnasium id", "round cap", "train", "test", "tasks"):
+        table.add_column(col)
+    for name, env_id in E.ENV_IDS.items():
+        sp = splits.SPLITS[name]
+        what = (
+            "index i -> level (i % 40) + 1, seed i // 40"
+            if name == "babyai"
+            else f"{splits.TEXTCRAFT_NUM_GOALS} goals of depth >= 1 sorted by (depth, name)"
+        )
+        table.add_row(name, env_id, str(E.MAX_ROUNDS[name]), str(len(sp["train"])), str(len(sp["test"])), what)
+    console.print(table)
+    console.print("BabyAI levels: " + ", ".join(f"{i + 1} {n}" for i, n in enumerate(babyai.LEVELS)))
+    for name, sp in splits.SPLITS.items():
+        for split_name, tasks in sp.items():
+            shown = _ranges(tasks) if args.show_tasks or len(_ranges(tasks)) < 200 else _ranges(tasks)[:200] + " ..."
+            console.print(f"{name} {split_name} ({len(tasks)}): {shown}")

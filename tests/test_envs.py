@@ -1,0 +1,103 @@
+"""Conformance over every registered text environment: Gymnasium API, determinism, replay, fuzzing."""
+
+from __future__ import annotations
+
+import random
+import string
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import agentprm.envs as E
+from agentprm.envs.react import NO_ACTION, ONLY_ONE_ACTION
+
+NAMES = sorted(E.ENV_IDS)
+TASKS = {"babyai": [0, 1, 11, 23, 41, 77], "textcraft": [0, 5, 100, 300, 543]}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registered_with_round_cap(name):
+    spec = gym.spec(E.ENV_IDS[name])
+    assert spec.max_episode_steps == E.MAX_ROUNDS[name] == 20
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gymnasium_checker(name):
+    env = gym.make(E.ENV_IDS[name]).unwrapped
+    check_env(env, skip_render_check=True)
+
+
+def _random_episode(name: str, task: int, seed: int) -> list[tuple[str, float, bool, bool]]:
+    env = E.make(name)
+    obs, info = env.reset(seed=seed, options={"task": task})
+    rng = random.Random(seed)
+    out = [(obs, 0.0, False, False)]
+    for _ in range(25):
+        cands = info.get("available_actions") or ["inventory", "get 1 oak log", "craft 4 oak planks using 1 oak log"]
+        obs, r, term, trunc, info = env.step(f"Thought: try.\nAction: {rng.choice(cands)}")
+        out.append((obs, r, term, trunc))
+        assert isinstance(obs, str) and env.observation_space.contains(obs)
+        assert set(info) >= {"success", "score", "task", "action"}
+        if term or trunc:
+            break
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_episode(name):
+    for task in TASKS[name][:3]:
+        assert _random_episode(name, task, seed=3) == _random_episode(name, task, seed=3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_round_cap_truncates(name):
+    env = E.make(name)
+    env.reset(options={"task": TASKS[name][0]})
+    for i in range(20):
+        _, _, term, trunc, _ = env.step("Thought: wait.\nAction: check available actions")
+        assert not term
+        assert trunc == (i == 19)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_task_out_of_range_is_a_clear_error(name):
+    env = E.make(name)
+    with pytest.raises(ValueError, match="out of range"):
+        env.reset(options={"task": -1})
+
+
+def _junk(rng: random.Random) -> str:
+    kind = rng.randrange(8)
+    if kind == 0:
+        return ""
+    if kind == 1:
+        return "Thought: I have no idea."
+    if kind == 2:
+        return "Action: turn left\nAction: turn right"
+    if kind == 3:
+        return "Action: " + "".join(rng.choice("ßü漢字🙂\u200b\x00\t›") for _ in range(rng.randrange(40)))
+    if kind == 4:
+        return "x" * 10_000 + "\nAction: " + "y" * 10_000
+    if kind == 5:
+        return "Action:"
+    if kind == 6:
+        return "Thought:\n\nAction:\n" + "".join(rng.choice(string.printable) for _ in range(rng.randrange(200)))
+    return "".join(rng.choice(string.printable) for _ in range(rng.randrange(300)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fuzz_never_raises(name):
+    env = E.make(name, max_episode_steps=10_000)
+    rng = random.Random(0)
+    env.reset(options={"task": TASKS[name][1]})
+    for i in range(2000):
+        response = _junk(rng)
+        obs, r, term, trunc, info = env.step(response)
+        assert isinstance(obs, str)
+        if response.count("Action:") > 1:
+            assert obs == ONLY_ONE_ACTION and r == 0
+        if "Action:" not in response:
+            assert obs == NO_ACTION
+        if term or trunc or i % 200 == 0:
+            env.reset(options={"task": TASKS[name][i % len(TASKS[name])]})
