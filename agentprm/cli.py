@@ -8,9 +8,10 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     import tyro
 
-    from agentprm.recipes import envs_info, expert, play
+    from agentprm.recipes import demo, envs_info, expert, play
 
     commands = {
+        "demo": (demo.Args, demo.main, "the main job, end to end on the embedded default (see README)"),
         "envs": (envs_info.Args, envs_info.main, "list environments, round caps and pinned splits"),
         "play": (play.Args, play.main, "play an episode by typing commands"),
         "expert": (expert.Args, expert.main, "write expert trajectories and print the success rate"),

@@ -26,8 +26,15 @@ class AgentGaveUp(RuntimeError):
     """Raised by a scripted agent that has no move left (recorded, the episode ends as a failure)."""
 
 
-def run_episode(env_name: str, task: int, agent: ScriptedAgent, *, sample: int = 0, env=None,
-                max_rounds: int | None = None) -> Trajectory:
+def run_episode(
+    env_name: str,
+    task: int,
+    agent: ScriptedAgent,
+    *,
+    sample: int = 0,
+    env=None,
+    max_rounds: int | None = None,
+) -> Trajectory:
     """Play task `task` of `env_name` with `agent` until it ends or the round cap; return the record.
 
     An agent exception whose class name ends in "GaveUp" ends the episode as a failure, with the
@@ -54,9 +61,17 @@ def run_episode(env_name: str, task: int, agent: ScriptedAgent, *, sample: int =
         if key in info:
             meta[key] = info[key]
     return Trajectory(
-        env=E.short_name(env_name), task=task, sample=sample, initial_observation=first, steps=steps,
-        reward=float(info.get("score", reward)), success=bool(info.get("success", False)),
-        terminated=bool(terminated), truncated=bool(truncated), policy=agent.name, meta=meta,
+        env=E.short_name(env_name),
+        task=task,
+        sample=sample,
+        initial_observation=first,
+        steps=steps,
+        reward=float(info.get("score", reward)),
+        success=bool(info.get("success", False)),
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+        policy=agent.name,
+        meta=meta,
     )
 
 

@@ -34,7 +34,11 @@ def _random_episode(name: str, task: int, seed: int) -> list[tuple[str, float, b
     rng = random.Random(seed)
     out = [(obs, 0.0, False, False)]
     for _ in range(25):
-        cands = info.get("available_actions") or ["inventory", "get 1 oak log", "craft 4 oak planks using 1 oak log"]
+        cands = info.get("available_actions") or [
+            "inventory",
+            "get 1 oak log",
+            "craft 4 oak planks using 1 oak log",
+        ]
         obs, r, term, trunc, info = env.step(f"Thought: try.\nAction: {rng.choice(cands)}")
         out.append((obs, r, term, trunc))
         assert isinstance(obs, str) and env.observation_space.contains(obs)
@@ -82,7 +86,9 @@ def _junk(rng: random.Random) -> str:
     if kind == 5:
         return "Action:"
     if kind == 6:
-        return "Thought:\n\nAction:\n" + "".join(rng.choice(string.printable) for _ in range(rng.randrange(200)))
+        return "Thought:\n\nAction:\n" + "".join(
+            rng.choice(string.printable) for _ in range(rng.randrange(200))
+        )
     return "".join(rng.choice(string.printable) for _ in range(rng.randrange(300)))
 
 

@@ -129,7 +129,11 @@ def _scan(env) -> tuple[list[_Obj], list[_Obj], list[tuple[int, int]]]:
             kind = IDX_TO_OBJECT[int(image[i, j, 0])]
             color = IDX_TO_COLOR[int(image[i, j, 1])]
             if kind in _LISTED or kind == "wall":
-                name = f"{color} {IDX_TO_STATE[int(image[i, j, 2])]} door" if kind == "door" else f"{color} {kind}"
+                name = (
+                    f"{color} {IDX_TO_STATE[int(image[i, j, 2])]} door"
+                    if kind == "door"
+                    else f"{color} {kind}"
+                )
                 objs.append(_Obj(name, kind, (ax, ay), front, right, front + abs(right)))
             if kind in ("box", "wall") and right == 0:
                 barriers.append(_Obj(kind, kind, (ax, ay), front, 0, front))
@@ -226,7 +230,9 @@ def describe(env) -> View:
             cmd = f"pickup {o.name} {number[id(o)]}"
             path = _bfs(env, o.pos, objs, window, arrive=False)
             if path is None:
-                errors[cmd] = f"You cannot pickup {o.name} {number[id(o)]}, as there is no path leading to it."
+                errors[cmd] = (
+                    f"You cannot pickup {o.name} {number[id(o)]}, as there is no path leading to it."
+                )
             else:
                 macros[cmd] = path + [PICKUP]
         errors["drop"] = "You cannot drop the object, as you are not carrying anything."
@@ -244,7 +250,9 @@ def describe(env) -> View:
         if " open " in f" {o.name} ":
             path = _bfs(env, o.pos, objs, window, arrive=True)
             if path is None:
-                errors[f"go through {name}"] = f"You cannot go through {name}, as there is no path leading to it."
+                errors[f"go through {name}"] = (
+                    f"You cannot go through {name}, as there is no path leading to it."
+                )
             else:
                 macros[f"go through {name}"] = path
             continue
@@ -376,7 +384,9 @@ class BabyAITextEnv(TextEnv):
         if action == "":
             return self._reply(NO_CHANGE)
         if "check" in action:  # upstream: any command mentioning "check" lists the actions
-            return self._reply("You can take the following actions: " + ", ".join(self.view.available_actions))
+            return self._reply(
+                "You can take the following actions: " + ", ".join(self.view.available_actions)
+            )
         if action not in self.view.macros:
             return self._reply(self.view.errors.get(action, NOT_RECOGNIZED))
         macro = self.view.macros[action]

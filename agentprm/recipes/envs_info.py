@@ -41,10 +41,16 @@ def main(args: Args) -> None:
             if name == "babyai"
             else f"{splits.TEXTCRAFT_NUM_GOALS} goals of depth >= 1 sorted by (depth, name)"
         )
-        table.add_row(name, env_id, str(E.MAX_ROUNDS[name]), str(len(sp["train"])), str(len(sp["test"])), what)
+        table.add_row(
+            name, env_id, str(E.MAX_ROUNDS[name]), str(len(sp["train"])), str(len(sp["test"])), what
+        )
     console.print(table)
     console.print("BabyAI levels: " + ", ".join(f"{i + 1} {n}" for i, n in enumerate(babyai.LEVELS)))
     for name, sp in splits.SPLITS.items():
         for split_name, tasks in sp.items():
-            shown = _ranges(tasks) if args.show_tasks or len(_ranges(tasks)) < 200 else _ranges(tasks)[:200] + " ..."
+            shown = (
+                _ranges(tasks)
+                if args.show_tasks or len(_ranges(tasks)) < 200
+                else _ranges(tasks)[:200] + " ..."
+            )
             console.print(f"{name} {split_name} ({len(tasks)}): {shown}")

@@ -56,7 +56,9 @@ def main(args: Args) -> dict:
 
     # 2. Report over the requested tasks (including those found in the file).
     wanted = set(tasks)
-    trajs = [t for t in read_trajectories(args.out) if t.env == env_name and t.task in wanted and t.sample == 0]
+    trajs = [
+        t for t in read_trajectories(args.out) if t.env == env_name and t.task in wanted and t.sample == 0
+    ]
     by_group: dict[str, list] = collections.defaultdict(list)
     for t in trajs:
         by_group[str(t.meta.get("level", "all"))].append(t)
@@ -64,9 +66,14 @@ def main(args: Args) -> dict:
     for col in ("group", "tasks", "success", "mean reward", "mean rounds", "gave up"):
         table.add_column(col)
     for group, ts in sorted(by_group.items()):
-        table.add_row(group, str(len(ts)), f"{sum(t.success for t in ts) / len(ts):.2f}",
-                      f"{sum(t.reward for t in ts) / len(ts):.3f}", f"{sum(t.num_steps for t in ts) / len(ts):.1f}",
-                      str(sum("gave_up" in t.meta for t in ts)))
+        table.add_row(
+            group,
+            str(len(ts)),
+            f"{sum(t.success for t in ts) / len(ts):.2f}",
+            f"{sum(t.reward for t in ts) / len(ts):.3f}",
+            f"{sum(t.num_steps for t in ts) / len(ts):.1f}",
+            str(sum("gave_up" in t.meta for t in ts)),
+        )
     if len(by_group) > 1:
         console.print(table)
     n = max(len(trajs), 1)

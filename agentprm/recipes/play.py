@@ -35,8 +35,10 @@ def main(args: Args) -> float:
         reward += r
         print(f"\n[round {rounds}] {obs}")
         if terminated or truncated:
-            print(f"\nEpisode over: success={info['success']} score={info['score']} "
-                  f"({'terminated' if terminated else 'round cap reached'})")
+            print(
+                f"\nEpisode over: success={info['success']} score={info['score']} "
+                f"({'terminated' if terminated else 'round cap reached'})"
+            )
             break
         print("> ", end="", flush=True)
     return reward
