@@ -32,6 +32,32 @@ class ExpertGaveUp(RuntimeError):
     """The bot has no plan that the text env's commands can follow from this state."""
 
 
+class _Stack(list):
+    """The bot's subgoal stack with a push budget per replan() call.
+
+    BabyAIBot.replan() loops until a subgoal yields an action; on some layouts (UnlockToUnlock)
+    subgoals keep pushing each other forever. Running out of budget raises instead of hanging.
+    """
+
+    budget: int | None = None  # None: no limit (copy.deepcopy rebuilds the list through append)
+
+    def append(self, item) -> None:
+        if self.budget is None:
+            return super().append(item)
+        self.budget -= 1
+        if self.budget < 0:
+            raise ExpertGaveUp("the bot keeps re-planning without acting (a known BabyAIBot loop)")
+        super().append(item)
+
+
+def _replan(bot: BabyAIBot):
+    bot.stack.budget = 200
+    try:
+        return bot.replan()
+    finally:
+        bot.stack.budget = None
+
+
 def _world_key(env, with_dir: bool = True) -> tuple:
     """Hashable world state: agent pose, what it carries, and every non-wall cell's content.
 
@@ -73,6 +99,7 @@ class BabyAIExpert:
         text_env: BabyAITextEnv = env.unwrapped
         self.shadow = copy.deepcopy(text_env.grid_env)
         self.bot = BabyAIBot(self.shadow)
+        self.bot.stack = _Stack(self.bot.stack)
         self.round = 0
 
     def _bot_path(self) -> tuple[dict, dict]:
@@ -84,7 +111,7 @@ class BabyAIExpert:
         exact, loose = {_world_key(world): 0}, {_world_key(world, False): 0}
         for step in range(1, self.horizon + 1):
             try:
-                action = bot.replan()
+                action = _replan(bot)
             except Exception:  # the bot asserts on levels it cannot handle; the path ends there
                 break
             if action == world.actions.done:
@@ -126,7 +153,7 @@ class BabyAIExpert:
         """Move the bot k steps along its own plan, then put it in the real world after `command`."""
         for _ in range(k):
             try:
-                action = self.bot.replan()
+                action = _replan(self.bot)
             except Exception:
                 break
             if action == self.shadow.actions.done:
