@@ -58,10 +58,23 @@ def _replan(bot: BabyAIBot):
         bot.stack.budget = None
 
 
-def _world_key(env, with_dir: bool = True) -> tuple:
-    """Hashable world state: agent pose, what it carries, and every non-wall cell's content.
+def _instr_progress(instr) -> tuple:
+    """Progress of minigrid's instruction tree (sequence/and instructions remember what is done)."""
+    if not hasattr(instr, "instr_a"):
+        return ()
+    return (
+        getattr(instr, "a_done", None),
+        getattr(instr, "b_done", None),
+        _instr_progress(instr.instr_a),
+        _instr_progress(instr.instr_b),
+    )
 
-    (Cheaper than grid.encode(): walls never change, and most cells are empty.)
+
+def _world_key(env) -> tuple:
+    """Hashable world state: agent pose, what it carries, every non-wall cell, mission progress.
+
+    (Cheaper than grid.encode(): walls never change, and most cells are empty.) Two paths that end
+    in the same key are interchangeable for the rest of the episode.
     """
     carrying = None if env.carrying is None else (env.carrying.type, env.carrying.color)
     cells = tuple(
@@ -70,7 +83,7 @@ def _world_key(env, with_dir: bool = True) -> tuple:
         if c is not None and c.type != "wall"
     )
     pos = tuple(int(v) for v in env.agent_pos)
-    return (pos, int(env.agent_dir) if with_dir else -1, carrying, cells)
+    return (pos, int(env.agent_dir), carrying, cells, _instr_progress(env.instrs))
 
 
 class BabyAIExpert:
@@ -102,13 +115,10 @@ class BabyAIExpert:
         self.bot.stack = _Stack(self.bot.stack)
         self.round = 0
 
-    def _bot_path(self) -> tuple[dict, dict]:
-        """Roll a copy of (shadow, bot) forward: world key -> furthest step index on the bot's path.
-
-        Two indexes: exact (pose included) and loose (the agent's direction ignored).
-        """
+    def _bot_path(self) -> dict:
+        """Roll a copy of (shadow, bot) forward: world key -> furthest step index on the bot's path."""
         world, bot = copy.deepcopy((self.shadow, self.bot))
-        exact, loose = {_world_key(world): 0}, {_world_key(world, False): 0}
+        index = {_world_key(world): 0}
         for step in range(1, self.horizon + 1):
             try:
                 action = _replan(bot)
@@ -117,29 +127,26 @@ class BabyAIExpert:
             if action == world.actions.done:
                 break
             _, _, terminated, truncated, _ = world.step(action)
-            exact[_world_key(world)] = step
-            loose[_world_key(world, False)] = step
+            index[_world_key(world)] = step
             if terminated or truncated:
                 break
-        return exact, loose
+        return index
 
     def choose(self, env) -> str:
         """The command that follows the bot furthest (see module docstring)."""
         text_env: BabyAITextEnv = env.unwrapped
-        exact, loose = self._bot_path()
-        best, best_rank = None, (0, 0, 0)
+        index = self._bot_path()
+        best, best_rank = None, (0, 0)
         for command, macro in text_env.view.macros.items():
             if not macro:
                 continue
             world = copy.deepcopy(text_env.grid_env)
             reward, terminated, _ = run_macro(world, macro)
             if terminated and reward > 0:
-                k, same_pose = self.horizon + 1, 1  # winning now beats any partial progress
-            elif _world_key(world) in exact:
-                k, same_pose = exact[_world_key(world)], 1
+                k = self.horizon + 1  # winning now beats any partial progress
             else:
-                k, same_pose = loose.get(_world_key(world, False), 0), 0
-            rank = (k, same_pose, -len(macro))
+                k = index.get(_world_key(world), 0)
+            rank = (k, -len(macro))
             if k > 0 and rank > best_rank:
                 best, best_rank = command, rank
         if best is None:
@@ -159,7 +166,7 @@ class BabyAIExpert:
             if action == self.shadow.actions.done:
                 break
             self.shadow.step(action)
-        # Re-anchor on the real outcome of the command (it may face another way than the bot did).
+        # Re-anchor on the real outcome of the command (same world key; step counts may differ).
         world = copy.deepcopy(text_env.grid_env)
         run_macro(world, text_env.view.macros[command])
         self.shadow = world

@@ -1,0 +1,1 @@
+"""Policy backends: local transformers models and OpenAI-compatible servers."""

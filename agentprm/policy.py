@@ -1,0 +1,49 @@
+"""The Policy protocol: sample k responses for each of many rendered states.
+
+A state is a list of chat messages ({"role": "system"|"user"|"assistant", "content": str}) produced
+by the ONE renderer (agentprm.prompts). Backends: local transformers models (agentprm.policies.hf),
+OpenAI-compatible chat-completions servers (agentprm.policies.openai_server), and the scripted
+experts (agentprm.experts), which act on environments directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One sampled response with its token accounting (prompt tokens are counted once per state)."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str = "stop"  # "stop" (end of turn) or "length" (hit max_new_tokens)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Paper defaults: collection at temperature 1.0, evaluation sampling 0.7, greedy = 0.0."""
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+    seed: int | None = None
+
+
+class Policy(Protocol):
+    """Anything that turns rendered states into responses.
+
+    generate(states, params) -> one list of params.n Generations per state, in order.
+    Example:
+        outs = policy.generate([messages_a, messages_b], SamplingParams(n=4, temperature=1.0))
+        assert len(outs) == 2 and len(outs[0]) == 4
+    """
+
+    name: str
+
+    def generate(self, states: list[Messages], params: SamplingParams) -> list[list[Generation]]: ...
