@@ -77,7 +77,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path.rstrip("/") == "/v1/models":
-            self._send(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "stub"}]})
+            self._send(
+                200, {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "stub"}]}
+            )
         elif self.path == "/stub/requests":
             with self.server.lock:
                 self._send(200, {"requests": list(self.server.received)})
@@ -101,7 +103,9 @@ class Handler(BaseHTTPRequestHandler):
             max_tokens = int(body.get("max_tokens", 16))
             assert isinstance(messages, list) and n >= 1 and max_tokens >= 0
         except (ValueError, KeyError, TypeError, AssertionError):
-            return self._error(400, "body needs messages (a list), n >= 1, max_tokens >= 0", "BadRequestError")
+            return self._error(
+                400, "body needs messages (a list), n >= 1, max_tokens >= 0", "BadRequestError"
+            )
         with self.server.lock:
             self.server.received.append(body)
         if body.get("model") != MODEL:
