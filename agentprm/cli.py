@@ -8,13 +8,23 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     import tyro
 
-    from agentprm.recipes import demo, envs_info, expert, play
+    from agentprm.recipes import collect, demo, envs_info, expert, play, sft
 
     commands = {
         "demo": (demo.Args, demo.main, "the main job, end to end on the embedded default (see README)"),
         "envs": (envs_info.Args, envs_info.main, "list environments, round caps and pinned splits"),
         "play": (play.Args, play.main, "play an episode by typing commands"),
         "expert": (expert.Args, expert.main, "write expert trajectories and print the success rate"),
+        "sft": (
+            sft.Args,
+            sft.main,
+            "fine-tune the policy on trajectories (SFT on expert data, RFT on own successes)",
+        ),
+        "collect": (
+            collect.Args,
+            collect.main,
+            "sample n trajectories per task with a policy (batched, resumable)",
+        ),
     }
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:

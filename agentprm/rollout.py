@@ -1,16 +1,23 @@
 """Playing episodes and recording them as Trajectory records.
 
 `run_episode` drives one env with a scripted agent (anything with reset(env) and act(env) -> response,
-e.g. the experts). Batched collection with language-model policies builds on it in a later issue.
+e.g. the experts). `collect` plays many episodes with a language-model Policy, all envs stepped
+together with one batched generate call per round.
 `replay` re-plays recorded responses from reset; deterministic envs reproduce every observation,
 which is how search branches a partial trajectory.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import agentprm.envs as E
+from agentprm.policy import Policy, SamplingParams
+from agentprm.prompts import fit_messages
 from agentprm.types import Step, Trajectory
 
 
@@ -89,3 +96,126 @@ def replay(env_name: str, task: int, responses: list[str], env=None) -> tuple[ob
         obs, *_ = env.step(response)
         out.append(obs)
     return env, out
+
+
+@dataclass
+class Ledger:
+    """Compute spent by a collection: the paper's cost accounting (policy tokens, env steps)."""
+
+    episodes: int = 0
+    env_steps: int = 0
+    prompt_tokens: int = 0
+    policy_tokens: int = 0
+    generate_calls: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: Ledger) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass
+class _Episode:
+    task: int
+    sample: int
+    env: object
+    initial_observation: str
+    steps: list = field(default_factory=list)
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    info: dict = field(default_factory=dict)
+    terminated: bool = False
+    truncated: bool = False
+
+
+def collect(
+    env_name: str,
+    jobs: list[tuple[int, int]],
+    policy: Policy,
+    params: SamplingParams,
+    *,
+    on_done: Callable[[Trajectory], None],
+    max_rounds: int | None = None,
+    max_active: int = 64,
+    meta: dict | None = None,
+) -> Ledger:
+    """Play every (task, sample) job with `policy`, all active envs stepped together.
+
+    Each round renders every active episode's state with the ONE renderer (left-truncated to the
+    policy's max_prompt_tokens if it has one), makes ONE policy.generate call for all of them
+    (n=1 each: samples are separate jobs), steps each env, and hands finished episodes to
+    `on_done` immediately (stream them to the store). Up to `max_active` episodes run at once; a
+    finished one is replaced by the next job (continuous batching).
+    """
+    kwargs = {} if max_rounds is None else {"max_episode_steps": max_rounds}
+    short = E.short_name(env_name)
+    queue = list(jobs)
+    active: list[_Episode] = []
+    ledger = Ledger()
+    start = time.time()
+    count = getattr(policy, "count_tokens", None)
+    budget = getattr(policy, "max_prompt_tokens", None)
+    one = dataclasses.replace(params, n=1)
+    while queue or active:
+        while queue and len(active) < max_active:
+            task, sample = queue.pop(0)
+            env = E.make(short, **kwargs)
+            obs, info = env.reset(options={"task": task})
+            active.append(_Episode(task, sample, env, obs, info=info))
+        states = [
+            fit_messages(
+                short,
+                ep.initial_observation,
+                [s.response for s in ep.steps],
+                [s.observation for s in ep.steps],
+                count,
+                budget,
+            )
+            for ep in active
+        ]
+        gens = policy.generate(states, one)
+        ledger.generate_calls += 1
+        still = []
+        for ep, (gen,) in zip(active, gens, strict=True):
+            obs, r, ep.terminated, ep.truncated, ep.info = ep.env.step(gen.text)
+            ep.steps.append(
+                Step(
+                    response=gen.text,
+                    action=ep.info.get("action"),
+                    observation=obs,
+                    reward=float(r),
+                    response_tokens=gen.completion_tokens,
+                )
+            )
+            ep.prompt_tokens += gen.prompt_tokens
+            ep.response_tokens += gen.completion_tokens
+            ledger.env_steps += 1
+            ledger.prompt_tokens += gen.prompt_tokens
+            ledger.policy_tokens += gen.completion_tokens
+            if ep.terminated or ep.truncated:
+                ledger.episodes += 1
+                on_done(_to_trajectory(short, ep, policy.name, meta))
+            else:
+                still.append(ep)
+        active = still
+    ledger.seconds = time.time() - start
+    return ledger
+
+
+def _to_trajectory(env_name: str, ep: _Episode, policy_name: str, meta: dict | None) -> Trajectory:
+    extra = {k: ep.info[k] for k in ("level", "seed", "goal") if k in ep.info}
+    return Trajectory(
+        env=env_name,
+        task=ep.task,
+        sample=ep.sample,
+        initial_observation=ep.initial_observation,
+        steps=ep.steps,
+        reward=float(ep.info.get("score", 0.0)),
+        success=bool(ep.info.get("success", False)),
+        terminated=bool(ep.terminated),
+        truncated=bool(ep.truncated),
+        policy=policy_name,
+        prompt_tokens=ep.prompt_tokens,
+        response_tokens=ep.response_tokens,
+        meta={**extra, **(meta or {})},
+    )

@@ -1,0 +1,1 @@
+"""Models: the locally trained tokenizer, tiny presets, and loading of any HF causal LM folder."""

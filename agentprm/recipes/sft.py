@@ -1,0 +1,240 @@
+"""`agentprm sft`: supervised fine-tuning of the policy on trajectories (loss on response tokens only).
+
+SFT (paper): the policy is initialised on expert trajectories (300, lr 1e-5 for pretrained models).
+RFT (the paper's baseline): the same recipe on the policy's OWN successful trajectories, starting
+from the SFT model:  agentprm sft --model runs/sft/model --data runs/collect/trajectories.jsonl
+                                  --only-success --run-dir runs/rft
+With --model tiny|test a tokenizer is trained on the data and the model is created from scratch;
+then the defaults are tuned for that preset (lr 1e-3, all trajectories).
+
+Resumable: a checkpoint (model, optimizer, scheduler, step) is written atomically every
+--save-every steps; re-running the same command continues from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+import agentprm.envs as E
+from agentprm import rundir
+from agentprm.models.loading import load_policy_model
+from agentprm.models.presets import PRESETS, build_model
+from agentprm.models.tokenizer import train_tokenizer
+from agentprm.prompts import instruction, training_segments
+from agentprm.types import read_trajectories
+
+
+@dataclasses.dataclass
+class Args:
+    data: Path = Path("data/babyai_expert.jsonl")
+    """trajectories to imitate (JSONL store)"""
+    env: str = "babyai"
+    """environment of the trajectories (selects the instruction prompt)"""
+    model: str = "tiny"
+    """a preset (tiny, test) created from scratch, an HF folder, or smollm2"""
+    run_dir: Path = Path("runs/sft")
+    """output: args.json, metrics.jsonl, checkpoint.pt, model/ (HF folder)"""
+    only_success: bool = True
+    """train only on successful trajectories (SFT on expert data; RFT on own rollouts)"""
+    num_trajectories: int | None = None
+    """use at most this many trajectories (paper: 300 for pretrained models); None = all"""
+    epochs: int = 3
+    """passes over the data"""
+    lr: float | None = None
+    """peak learning rate; default 1e-3 for presets, 1e-5 (paper) for pretrained models"""
+    batch_size: int = 16
+    """sequences per optimizer step"""
+    max_prompt_tokens: int = 1024
+    """the renderer's budget: older turns are dropped from the left beyond it (same at rollout)"""
+    vocab_size: int = 2048
+    """tokenizer size for presets"""
+    warmup: float = 0.05
+    """share of steps with linear warm-up, then cosine decay to 10%"""
+    max_minutes: float | None = None
+    """stop (and save) after this much wall-clock time"""
+    save_every: int = 50
+    """checkpoint every this many steps"""
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice)"""
+    seed: int = 0
+    """seeds data order, model init and dropout"""
+
+
+def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Length-bucketed batches in a seeded random order (less padding than random batches)."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
+    width = max(len(ids) for ids, _ in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)  # (B, T), right-padded
+    attention = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    for b, (ids, mask) in enumerate(examples):
+        input_ids[b, : len(ids)] = torch.tensor(ids)
+        attention[b, : len(ids)] = 1
+        labels[b, : len(ids)] = torch.tensor([i if m else -100 for i, m in zip(ids, mask, strict=True)])
+    return input_ids, attention, labels
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def main(args: Args) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = rundir.prepare(args.run_dir, args)
+    env = E.short_name(args.env)
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+
+    # 1. Data: the trajectories to imitate.
+    trajs = [t for t in read_trajectories(args.data) if t.env == env and (t.success or not args.only_success)]
+    trajs = trajs[: args.num_trajectories]
+    if not trajs:
+        raise SystemExit(
+            f"no usable trajectories for {env} in {args.data} (only_success={args.only_success})"
+        )
+
+    # 2. Model and tokenizer: a preset from scratch (tokenizer trained on this data) or a loaded LM.
+    preset = args.model in PRESETS
+    if preset:
+        texts = [instruction(env)]
+        for t in trajs:
+            texts += [t.initial_observation] + [x for s in t.steps for x in (s.response, s.observation)]
+        tokenizer = train_tokenizer(texts, vocab_size=args.vocab_size)
+        model = build_model(args.model, tokenizer, seed=args.seed)
+    else:
+        model, tokenizer = load_policy_model(args.model)
+    device = next(model.parameters()).device
+    lr = args.lr if args.lr is not None else (1e-3 if preset else 1e-5)
+
+    # 3. Encode: each step is trained on exactly the prompt the policy will see (one renderer).
+    examples = [seg for t in trajs for seg in training_segments(env, t, tokenizer, args.max_prompt_tokens)]
+    lengths = [len(ids) for ids, _ in examples]
+    steps_per_epoch = math.ceil(len(examples) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    print(
+        f"sft: {len(trajs)} trajectories -> {len(examples)} sequences (mean {sum(lengths) / len(lengths):.0f} "
+        f"tokens), {total} steps, lr {lr}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
+    )
+
+    # 4. Optimizer, schedule, and resume from the last checkpoint if there is one.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
+    warm = max(1, int(args.warmup * total))
+
+    def schedule(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total - warm)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    step = 0
+    ckpt_path = run / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        step = ckpt["step"]
+        if preset:
+            tokenizer = ckpt["tokenizer"]
+        print(f"resumed from {ckpt_path} at step {step}/{total}")
+
+    def checkpoint() -> None:
+        _save_atomic(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "tokenizer": tokenizer,
+            },
+            ckpt_path,
+        )
+
+    # 5. Train: token-mean cross-entropy on response tokens.
+    model.train()
+    loss = None
+    start, tokens_seen, deadline = time.time(), 0, None
+    if args.max_minutes:
+        deadline = start + 60 * args.max_minutes
+    columns = [
+        TextColumn("sft"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, transient=True) as bar:
+        job = bar.add_task("sft", total=total, completed=step, loss=float("nan"))
+        while step < total:
+            epoch, offset = divmod(step, steps_per_epoch)
+            batches = _batches(lengths, args.batch_size, random.Random(args.seed * 1000 + epoch))
+            for batch in batches[offset:]:
+                input_ids, attention, labels = (
+                    x.to(device) for x in _collate([examples[i] for i in batch], tokenizer.pad_token_id)
+                )
+                loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                tokens_seen += int(attention.sum())
+                bar.update(job, completed=step, loss=loss.item())
+                if step % 10 == 0 or step == total:
+                    rundir.log_metrics(
+                        run,
+                        {
+                            "step": step,
+                            "epoch": epoch,
+                            "train/loss": loss.item(),
+                            "train/lr": scheduler.get_last_lr()[0],
+                            "train/tokens_per_second": tokens_seen / (time.time() - start),
+                        },
+                    )
+                if step % args.save_every == 0:
+                    checkpoint()
+                if step >= total or (deadline and time.time() > deadline):
+                    break
+            if deadline and time.time() > deadline:
+                print(f"time limit reached at step {step}/{total}")
+                break
+    checkpoint()
+
+    # 6. Save the policy as an ordinary HF folder (atomically: written aside, then renamed).
+    out = run / "model"
+    tmp = run / "model.tmp"
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    summary = {
+        "steps": step,
+        "total_steps": total,
+        "final_loss": None if loss is None else loss.item(),
+        "minutes": round((time.time() - start) / 60, 2),
+        "model": str(out),
+    }
+    rundir.log_metrics(run, {"stage": "done", **summary})
+    print(f"sft done: {summary}")
+    return summary
