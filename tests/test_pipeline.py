@@ -1,0 +1,197 @@
+"""Renderer, tokenizer, presets, HF policy, batched resumable collection and SFT (test preset)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from agentprm.experts import make_expert
+from agentprm.models.presets import build_model
+from agentprm.models.tokenizer import train_tokenizer
+from agentprm.policies.hf import HFPolicy
+from agentprm.policy import SamplingParams
+from agentprm.prompts import (
+    OK_REPLY,
+    fit_drop,
+    fit_messages,
+    instruction,
+    render_messages,
+    to_text,
+    training_segments,
+)
+from agentprm.recipes import collect as collect_recipe
+from agentprm.recipes import sft as sft_recipe
+from agentprm.rollout import collect, run_episode
+from agentprm.types import read_trajectories, write_trajectories
+
+from .test_openai_server import start_stub, stop
+
+
+@pytest.fixture(scope="module")
+def expert_data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "expert.jsonl"
+    trajs = [run_episode("babyai", t, make_expert("babyai")) for t in range(400, 440)]
+    write_trajectories(path, trajs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer(expert_data):
+    texts = [instruction("babyai")]
+    for t in read_trajectories(expert_data):
+        texts += [t.initial_observation] + [x for s in t.steps for x in (s.response, s.observation)]
+    return train_tokenizer(texts, vocab_size=1024)
+
+
+def test_render_golden():
+    messages = render_messages("babyai", "o0", ["a0", "a1"], ["o1", "o2"])
+    assert messages == [
+        {"role": "user", "content": instruction("babyai")},
+        {"role": "assistant", "content": OK_REPLY},
+        {"role": "user", "content": "o0"},
+        {"role": "assistant", "content": "a0"},
+        {"role": "user", "content": "o1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "o2"},
+    ]
+
+
+def test_left_truncation_keeps_instruction_goal_and_current_observation():
+    count = lambda messages: sum(len(m["content"]) for m in messages)  # noqa: E731  (chars as tokens)
+    responses, observations = ["a" * 10] * 5, [f"o{i}" * 5 for i in range(1, 6)]
+    base = count(render_messages("babyai", "GOAL", [], []))
+    messages = fit_messages("babyai", "GOAL", responses, observations, count, budget=base + 25)
+    assert messages[0]["content"] == instruction("babyai") and messages[2]["content"] == "GOAL"
+    assert messages[-1]["content"] == observations[-1]
+    assert count(messages) <= base + 25
+    assert fit_drop("babyai", "GOAL", responses, observations, count, budget=base + 25) == 4
+    assert fit_drop("babyai", "GOAL", responses, observations, count, budget=None) == 0
+    # even an impossible budget keeps the last turn
+    assert fit_messages("babyai", "GOAL", responses, observations, count, budget=1)[-1]["content"] == "o5" * 5
+
+
+def test_chat_template_golden(tokenizer):
+    text = to_text(tokenizer, [{"role": "user", "content": "hi"}])
+    assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_tokenizer_deterministic_and_prefix_property(expert_data, tokenizer):
+    texts = [instruction("babyai")]
+    for t in read_trajectories(expert_data):
+        texts += [t.initial_observation] + [x for s in t.steps for x in (s.response, s.observation)]
+    again = train_tokenizer(texts, vocab_size=1024)
+    assert again.get_vocab() == tokenizer.get_vocab()
+    traj = max(read_trajectories(expert_data), key=lambda t: t.num_steps)
+    r, o = [s.response for s in traj.steps], [s.observation for s in traj.steps]
+    a = tokenizer(to_text(tokenizer, render_messages("babyai", traj.initial_observation, r[:2], o[:2])))[
+        "input_ids"
+    ]
+    b = tokenizer(to_text(tokenizer, render_messages("babyai", traj.initial_observation, r[:3], o[:3])))[
+        "input_ids"
+    ]
+    assert b[: len(a)] == a
+
+
+@pytest.mark.parametrize("budget", [None, 600])
+def test_training_segments_mask_exactly_the_responses(expert_data, tokenizer, budget):
+    traj = max(read_trajectories(expert_data), key=lambda t: t.num_steps)
+    segments = training_segments("babyai", traj, tokenizer, budget)
+    trained = []
+    for ids, mask in segments:
+        assert len(ids) == len(mask)
+        trained.append(tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m]))
+    want = "".join(s.response + "<|im_end|>" for s in traj.steps)
+    assert "".join(trained) == want
+    if budget is None:
+        assert len(segments) == 1
+    else:  # every segment is exactly what the policy sees at its last step, plus that response
+        for ids, mask in segments:
+            end = len(mask) - mask[::-1].index(1)  # just after the last trained token
+            start = end - mask[:end][::-1].index(0)  # first token of the last response
+            assert start <= budget
+        assert len(segments) > 1
+
+
+def test_preset_deterministic_and_hf_round_trip(tokenizer, tmp_path):
+    a, b = build_model("test", tokenizer, seed=3), build_model("test", tokenizer, seed=3)
+    assert all(
+        torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
+    a.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    from agentprm.models.loading import load_policy_model
+
+    model, tok = load_policy_model(tmp_path, device="cpu")
+    ids = torch.tensor([tokenizer("Action: turn left")["input_ids"]])
+    assert torch.allclose(model(ids).logits, a(ids).logits, atol=1e-6)
+    assert tok.get_vocab() == tokenizer.get_vocab()
+
+
+def test_hf_policy_generates_n_per_state(tokenizer):
+    policy = HFPolicy(build_model("test", tokenizer), tokenizer, batch_size=2)
+    states = [render_messages("babyai", f"Your goal: go to the red ball {i}", [], []) for i in range(3)]
+    outs = policy.generate(states, SamplingParams(n=2, temperature=1.0, max_new_tokens=8, seed=0))
+    assert [len(o) for o in outs] == [2, 2, 2]
+    assert all(1 <= g.completion_tokens <= 8 and g.prompt_tokens > 0 for o in outs for g in o)
+    greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=8)
+    assert policy.generate(states, greedy) == policy.generate(states, greedy)
+
+
+def test_collect_batches_rounds_and_resumes(tokenizer, tmp_path):
+    policy = HFPolicy(build_model("test", tokenizer), tokenizer, batch_size=16, max_prompt_tokens=300)
+    calls = []
+    generate = policy.generate
+    policy.generate = lambda states, params: calls.append(len(states)) or generate(states, params)
+    done = []
+    ledger = collect("babyai", [(t, s) for t in range(3) for s in range(2)], policy,
+                     SamplingParams(temperature=1.0, max_new_tokens=6, seed=0), on_done=done.append,
+                     max_rounds=3, max_active=8)  # fmt: skip
+    assert len(done) == 6 and calls == [6, 6, 6]  # one generate call per round for all episodes
+    assert ledger.env_steps == 18 == sum(t.num_steps for t in done)
+    assert ledger.policy_tokens == sum(t.response_tokens for t in done)
+
+
+def _tiny_sft(expert_data, run_dir, **kw):
+    args = sft_recipe.Args(data=expert_data, model="test", run_dir=run_dir, epochs=1, batch_size=4,
+                           max_prompt_tokens=512, vocab_size=1024, save_every=2, **kw)  # fmt: skip
+    return sft_recipe.main(args)
+
+
+def test_sft_trains_saves_and_resumes(expert_data, tmp_path):
+    first = _tiny_sft(expert_data, tmp_path / "sft")
+    assert (tmp_path / "sft" / "model" / "config.json").exists()
+    lines = [json.loads(x) for x in (tmp_path / "sft" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["step"] == 10 and "train/loss" in lines[0]
+    again = _tiny_sft(expert_data, tmp_path / "sft")  # resumes at the end: no new steps
+    assert again["steps"] == first["steps"] == first["total_steps"]
+
+
+def test_collect_recipe_is_resumable(expert_data, tmp_path):
+    _tiny_sft(expert_data, tmp_path / "sft")
+    args = collect_recipe.Args(policy=str(tmp_path / "sft" / "model"), tasks="0:3", n=2, run_dir=tmp_path / "c",
+                               max_new_tokens=8, max_rounds=2, max_prompt_tokens=512)  # fmt: skip
+    collect_recipe.main(args)
+    out = tmp_path / "c" / "trajectories.jsonl"
+    lines = out.read_text().splitlines()
+    # simulate a kill mid-run: the last trajectory is lost and the line before it torn in half
+    out.write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])
+    with pytest.warns(UserWarning):
+        summary = collect_recipe.main(args)
+    keys = [t.key for t in read_trajectories(out)]
+    assert len(keys) == len(set(keys)) == 6 and summary["trajectories"] == 6
+
+
+def test_collect_against_an_openai_compatible_server(tmp_path):
+    proc, base_url = start_stub()
+    try:
+        args = collect_recipe.Args(policy=f"openai:stub-model@{base_url}", tasks="0:2", n=2, run_dir=tmp_path / "c",
+                                   max_rounds=3)  # fmt: skip
+        summary = collect_recipe.main(args)
+    finally:
+        stop(proc)
+    trajs = read_trajectories(tmp_path / "c" / "trajectories.jsonl")
+    assert summary["trajectories"] == 4 and all(t.num_steps == 3 for t in trajs)
+    assert trajs[0].steps[0].action == "turn left" and trajs[0].response_tokens > 0
