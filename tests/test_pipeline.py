@@ -108,7 +108,7 @@ def test_training_segments_mask_exactly_the_responses(expert_data, tokenizer, bu
     if budget is None:
         assert len(segments) == 1
     else:  # every segment is exactly what the policy sees at its last step, plus that response
-        for ids, mask in segments:
+        for _ids, mask in segments:
             end = len(mask) - mask[::-1].index(1)  # just after the last trained token
             start = end - mask[:end][::-1].index(0)  # first token of the last response
             assert start <= budget
