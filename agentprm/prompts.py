@@ -12,6 +12,7 @@ lose exactly the steps being scored.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from agentprm.envs import babyai, textcraft
 from agentprm.policy import Messages
@@ -98,8 +99,25 @@ def fit_messages(
     return render_messages(env, initial_observation, responses, observations, drop=drop)
 
 
-def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[tuple[list[int], list[int]]]:
-    """A trajectory as token sequences for SFT: (input_ids, loss_mask), loss on response tokens only.
+@dataclass(frozen=True)
+class Segment:
+    """One token sequence covering steps `steps` of a trajectory.
+
+    ids: token ids; mask: 1 on the response tokens of `steps` and the end-of-turn token after each
+    (SFT's loss mask); step_ends[i]: index of the end-of-turn token closing a_{steps[i]}, where the
+    PRM reads M(s_t, a_t) — it sees exactly (s_t, a_t); state_end: index of the end-of-turn token
+    closing o_0 when the segment starts at step 0 (the PRM's Q_{-1} readout), else -1.
+    """
+
+    ids: list[int]
+    mask: list[int]
+    steps: list[int]
+    step_ends: list[int]
+    state_end: int
+
+
+def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[Segment]:
+    """A trajectory as token sequences for SFT and PRM training (see Segment).
 
     Step t is trained on exactly the prompt the policy sees at step t (fit_messages with `budget`).
     Steps rendered with the same number of dropped turns share one sequence (each later step's
@@ -137,11 +155,18 @@ def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[tup
         for k, (a, b) in enumerate(offsets):
             if any(a >= s and b <= e and b > a for s, e in spans):
                 mask[k] = 1
-                # the end-of-turn token right after a response is trained too: it stops generation
-                j = k + 1
-                if j < len(ids) and ids[j] == eos and (j + 1 >= len(ids) or mask[j] == 0):
-                    mask[j] = 1
-        segments.append((ids, mask))
+        # The end-of-turn token right after each response: trained (it stops generation) and the
+        # PRM's readout position for that step.
+        step_ends = []
+        for _, e in spans:
+            k = next(k for k, (a, _) in enumerate(offsets) if a >= e and ids[k] == eos)
+            mask[k] = 1
+            step_ends.append(k)
+        state_end = -1
+        if t == 0:
+            o0_end = len(to_text(tokenizer, msgs[:3], add_generation_prompt=False).rstrip("\n"))
+            state_end = next(k for k, (a, b) in enumerate(offsets) if b >= o0_end and ids[k] == eos)
+        segments.append(Segment(ids, mask, list(range(t, last + 1)), step_ends, state_end))
         t = last + 1
     return segments
 

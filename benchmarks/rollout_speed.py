@@ -36,7 +36,9 @@ def _fresh_tiny(env: str):
 def run(policy, env, jobs, params, max_active, max_rounds):
     done = []
     start = time.perf_counter()
-    ledger = collect(env, jobs, policy, params, on_done=done.append, max_active=max_active, max_rounds=max_rounds)
+    ledger = collect(
+        env, jobs, policy, params, on_done=done.append, max_active=max_active, max_rounds=max_rounds
+    )
     return time.perf_counter() - start, ledger
 
 

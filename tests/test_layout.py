@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1] / "agentprm"
 # Lower number = lower layer. A module may import only from its own layer or below.
 LAYERS = {
     "types": 0, "envs": 1, "experts": 2, "agentgym": 2, "prompts": 2, "models": 3, "policy": 3,
-    "policies": 3, "rollout": 4, "labels": 5, "losses": 5, "search": 6, "rundir": 0, "report": 7,
+    "policies": 3, "rollout": 4, "labels": 5, "losses": 5, "prm_batch": 5, "mc": 5, "diagnostics": 6,
+    "search": 6, "rundir": 0, "report": 7,
     "recipes": 8, "cli": 9,
 }  # fmt: skip
 

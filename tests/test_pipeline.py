@@ -100,15 +100,20 @@ def test_training_segments_mask_exactly_the_responses(expert_data, tokenizer, bu
     traj = max(read_trajectories(expert_data), key=lambda t: t.num_steps)
     segments = training_segments("babyai", traj, tokenizer, budget)
     trained = []
-    for ids, mask in segments:
+    for seg in segments:
+        ids, mask = seg.ids, seg.mask
         assert len(ids) == len(mask)
+        assert all(ids[k] == tokenizer.eos_token_id and mask[k] == 1 for k in seg.step_ends)
+        assert seg.state_end == -1 or tokenizer.decode(ids[: seg.state_end + 1]).endswith(
+            traj.initial_observation + "<|im_end|>"
+        )
         trained.append(tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m]))
     want = "".join(s.response + "<|im_end|>" for s in traj.steps)
     assert "".join(trained) == want
     if budget is None:
         assert len(segments) == 1
     else:  # every segment is exactly what the policy sees at its last step, plus that response
-        for _ids, mask in segments:
+        for mask in (seg.mask for seg in segments):
             end = len(mask) - mask[::-1].index(1)  # just after the last trained token
             start = end - mask[:end][::-1].index(0)  # first token of the last response
             assert start <= budget

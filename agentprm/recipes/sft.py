@@ -124,7 +124,11 @@ def main(args: Args) -> dict:
     lr = args.lr if args.lr is not None else (1e-3 if preset else 1e-5)
 
     # 3. Encode: each step is trained on exactly the prompt the policy will see (one renderer).
-    examples = [seg for t in trajs for seg in training_segments(env, t, tokenizer, args.max_prompt_tokens)]
+    examples = [
+        (seg.ids, seg.mask)
+        for t in trajs
+        for seg in training_segments(env, t, tokenizer, args.max_prompt_tokens)
+    ]
     lengths = [len(ids) for ids, _ in examples]
     steps_per_epoch = math.ceil(len(examples) / args.batch_size)
     total = steps_per_epoch * args.epochs

@@ -1,0 +1,94 @@
+"""Step labels Qhat_t for a trajectory of T+1 steps (t = 0..T): pure functions, no model inside.
+
+Notation: Q_t = M(s_t, a_t), the model's promise for step t; r = r(u, tau) the outcome, given after
+the last step (r_t = 0 before). Every function returns (targets, mask), both shape (T+1,): the loss
+uses targets where mask is 1.
+
+  orm:    only the final step is labelled, with r (an outcome reward model).
+  pvm:    every step is labelled with r (a "process value model": Monte Carlo return, gamma = 1).
+  mc:     Math-Shepherd: Qhat_t from N_mc rollouts of the policy started after step t
+          (hard: 1 if any succeeds; soft: their mean outcome). The rollouts live in agentprm.mc;
+          here only the estimate from their outcomes.
+  td_gae: AgentPRM's own labels: TD(lambda) targets by GAE, from the CURRENT model's Q (no
+          gradient), recomputed every batch (Algorithm 1):
+              delta_t = r_t + gamma * Q_{t+1} - Q_t          (Q_{T+1} = 0: the episode is over)
+              Ahat_t  = sum_k (gamma * lam)^k delta_{t+k}
+              Qhat_t  = Ahat_t + Q_t                         (so Qhat_T = r exactly)
+          lam = 1 gives the Monte Carlo return (PVM's labels when gamma = 1); lam = 0 gives
+          TD(0), Qhat_t = gamma * Q_{t+1}. gamma is not given in the paper: default 1.0.
+          method.md writes delta_t = r_t + gamma Q_t - Q_{t-1}, indexing each TD error by the
+          later step; read literally it adds r twice at the end. We index by the earlier step (as
+          GAE does), which needs no Q_{-1} for the targets and makes Qhat_T = r without a special
+          case. Q_{-1} (the value of s_0 before acting, read at the end of o_0) is only used to
+          report the first step's progress A_0 = Q_0 - Q_{-1} (see agentprm.models.value).
+A truncated episode (round cap hit) ends with r = 0: the task was not completed, which is exactly
+the outcome the environment reports, so it is treated as terminal too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def _vec(x, name: str) -> torch.Tensor:
+    t = torch.as_tensor(x, dtype=torch.float32)
+    if t.dim() != 1 or t.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {tuple(t.shape)}")
+    return t
+
+
+def orm(outcome: float, num_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """>>> orm(0.5, 3)  # (tensor([0.0, 0.0, 0.5]), tensor([0., 0., 1.]))"""
+    targets = torch.zeros(num_steps)
+    mask = torch.zeros(num_steps)
+    targets[-1], mask[-1] = float(outcome), 1.0
+    return targets, mask
+
+
+def pvm(outcome: float, num_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """>>> pvm(0.5, 2)  # (tensor([0.5, 0.5]), tensor([1., 1.]))"""
+    return torch.full((num_steps,), float(outcome)), torch.ones(num_steps)
+
+
+def mc(outcomes_per_step: Sequence[Sequence[float]], hard: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Math-Shepherd estimate from the rollout outcomes after each step.
+
+    outcomes_per_step[t] holds the N_mc outcomes (rewards in [0, 1]) of rollouts continued after
+    step t. hard: 1.0 if any rollout succeeded (outcome >= 1.0 for success-style tasks; for BabyAI's
+    graded reward, > 0) else 0.0; soft: the mean outcome, kept as a float.
+    >>> mc([[0.0, 1.0], [0.0, 0.0]], hard=True)[0].tolist()
+    [1.0, 0.0]
+    >>> mc([[0.0, 0.8], [0.2, 0.2]], hard=False)[0].tolist()  # doctest: +ELLIPSIS
+    [0.4..., 0.2...]
+    """
+    if not outcomes_per_step or any(len(o) == 0 for o in outcomes_per_step):
+        raise ValueError("mc needs at least one rollout outcome for every step")
+    if hard:
+        targets = [1.0 if any(float(x) > 0 for x in o) else 0.0 for o in outcomes_per_step]
+    else:
+        targets = [sum(float(x) for x in o) / len(o) for o in outcomes_per_step]
+    return torch.tensor(targets, dtype=torch.float32), torch.ones(len(targets))
+
+
+def td_gae(q: Sequence[float] | torch.Tensor, outcome: float, gamma: float = 1.0, lam: float = 0.95
+           ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """TD(lambda) targets by GAE from the model's own Q_0..Q_T (see the module docstring).
+
+    Example (worked by hand in tests/test_labels.py): Q = [0.2, 0.6], r = 1, gamma = 1, lam = 0.5:
+        delta = [0.6 - 0.2, 1 - 0.6] = [0.4, 0.4];  Ahat = [0.4 + 0.5 * 0.4, 0.4] = [0.6, 0.4]
+        Qhat  = [0.2 + 0.6, 0.6 + 0.4] = [0.8, 1.0]
+    """
+    q = _vec(q, "q").detach()
+    n = q.numel()
+    next_q = torch.cat([q[1:], torch.zeros(1)])  # Q_{t+1}, 0 after the last step
+    rewards = torch.zeros(n)
+    rewards[-1] = float(outcome)
+    delta = rewards + gamma * next_q - q  # (T+1,)
+    adv = torch.zeros(n)
+    running = 0.0
+    for t in range(n - 1, -1, -1):  # Ahat_t = delta_t + gamma * lam * Ahat_{t+1}
+        running = delta[t] + gamma * lam * running
+        adv[t] = running
+    return adv + q, torch.ones(n)

@@ -1,0 +1,68 @@
+"""The PRM M_phi(s_t, a_t): a causal transformer with a scalar head, one value per step.
+
+It is an ordinary token-classification model with one label (transformers'
+*ForTokenClassification: backbone + Linear(hidden, 1) on every position), so the saved folder loads
+with AutoModelForTokenClassification alone and can be served by anyone. The value of step t is the
+head's output at the end-of-turn token closing a_t (see prompts.Segment): with causal attention it
+sees exactly (s_t, a_t), so ONE forward pass over a rendered trajectory gives every M_t.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    Qwen2Config,
+    Qwen2ForTokenClassification,
+)
+
+from agentprm.models.presets import PRESETS
+from agentprm.policies.hf import default_dtype
+
+
+def build_value_model(preset: str, tokenizer, seed: int = 0) -> Qwen2ForTokenClassification:
+    """A fresh value model of a preset size (fp32, seeded)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)} or give an HF folder")
+    config = Qwen2Config(vocab_size=len(tokenizer), tie_word_embeddings=True, num_labels=1,
+                         pad_token_id=tokenizer.pad_token_id, **PRESETS[preset])  # fmt: skip
+    torch.manual_seed(seed)
+    return Qwen2ForTokenClassification(config).float()
+
+
+def load_value_model(
+    path: str | os.PathLike, device: str | None = None, dtype: torch.dtype | None = None, seed: int = 0
+):
+    """(model, tokenizer) from an HF folder: a saved PRM, or a policy/backbone (a new head is added).
+
+    Initialising the PRM from the SFT policy (or a pretrained LM) is the paper's setting.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"{path} is not an HF model folder (no config.json)")
+    torch.manual_seed(seed)  # the new head's initialisation, when there is one
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=1, dtype=dtype or default_dtype(device)
+    )
+    tok = AutoTokenizer.from_pretrained(path)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    return model.to(device), tok
+
+
+def token_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, L) token ids -> (B, L) head outputs (fp32) at every position."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, L, 1)
+    return logits[..., 0].float()
+
+
+def gather(values: torch.Tensor, positions: list[list[int]]) -> list[torch.Tensor]:
+    """Per sequence b, the values at positions[b] -> list of (len(positions[b]),) tensors."""
+    return [
+        values[b, torch.as_tensor(p, dtype=torch.long, device=values.device)] for b, p in enumerate(positions)
+    ]

@@ -1,0 +1,86 @@
+"""Batching trajectories for the PRM: render, one forward pass per sequence, per-step values back.
+
+A trajectory becomes one or more prompts.Segment sequences (one when it fits the token budget).
+`step_values` runs the value model once over all segments of a batch and returns, for each
+trajectory, M_0..M_T in step order (and Q_{-1}, the value read at the end of o_0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from agentprm.models.value import gather, token_values
+from agentprm.prompts import Segment, training_segments
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A trajectory ready for the PRM: its segments and its outcome."""
+
+    index: int  # position in the caller's trajectory list
+    segments: list[Segment]
+    num_steps: int
+    outcome: float
+    success: bool
+
+
+def encode(env: str, trajs, tokenizer, budget: int | None) -> list[Encoded]:
+    """Render and tokenize every trajectory (those with no steps are skipped: nothing to score)."""
+    out = []
+    for i, t in enumerate(trajs):
+        if t.num_steps == 0:
+            continue
+        out.append(
+            Encoded(i, training_segments(env, t, tokenizer, budget), t.num_steps, float(t.reward), t.success)
+        )
+    return out
+
+
+def collate(segments: list[Segment], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (B, L) input_ids and attention_mask."""
+    width = max(len(s.ids) for s in segments)
+    ids = torch.full((len(segments), width), pad_id, dtype=torch.long)
+    att = torch.zeros((len(segments), width), dtype=torch.long)
+    for b, s in enumerate(segments):
+        ids[b, : len(s.ids)] = torch.tensor(s.ids)
+        att[b, : len(s.ids)] = 1
+    return ids.to(device), att.to(device)
+
+
+def step_values(model, batch: list[Encoded], pad_id: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """([M_0..M_T] per trajectory, [Q_{-1}] per trajectory), with gradient.
+
+    One forward pass over all segments of the batch (each trajectory is usually one segment).
+    """
+    segments = [s for e in batch for s in e.segments]
+    device = next(model.parameters()).device
+    ids, att = collate(segments, pad_id, device)
+    values = token_values(model, ids, att)  # (B_seg, L)
+    per_segment = gather(values, [s.step_ends for s in segments])
+    q_prev = gather(values, [[max(s.state_end, 0)] for s in segments])
+    out_values, out_prev, k = [], [], 0
+    for e in batch:
+        full = torch.zeros(e.num_steps, device=device)
+        prev = None
+        for s in e.segments:
+            full = full.index_put((torch.as_tensor(s.steps, device=device),), per_segment[k])
+            if s.state_end >= 0:
+                prev = q_prev[k]
+            k += 1
+        out_values.append(full)
+        out_prev.append(prev if prev is not None else full[:1].detach())
+    return out_values, out_prev
+
+
+def pad(rows: list[torch.Tensor], width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of (T_i,) -> (B, S) zero-padded values and a (B, S) 0/1 mask of real steps."""
+    width = width or max(r.numel() for r in rows)
+    device = rows[0].device
+    out = torch.zeros((len(rows), width), device=device)
+    mask = torch.zeros((len(rows), width), device=device)
+    for b, r in enumerate(rows):
+        out[b, : r.numel()] = r
+        mask[b, : r.numel()] = 1
+    return out, mask

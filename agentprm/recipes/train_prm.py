@@ -1,0 +1,282 @@
+"""`agentprm train-prm`: train M_phi with L = L_Q + beta * L_A on td / mc / pvm / orm labels.
+
+Algorithm 1 (AgentPRM), read top to bottom:
+  for every batch of trajectories:
+    1. one forward pass per rendered trajectory -> M_0..M_T (value read at the end of each a_t)
+    2. labels: td -> TD(lambda)+GAE targets from the CURRENT values (no gradient), recomputed every
+       batch; mc -> precomputed Math-Shepherd estimates (`agentprm mc-label`); pvm / orm -> outcome
+    3. loss L_Q + beta * L_A (beta = 1 paper, 0 = ablation), one optimizer step
+Paper defaults for pretrained backbones: <= 5 epochs, lr 1e-6. For the tiny preset (initialised from
+the SFT policy, as the paper initialises from its backbone) the tuned default is lr 1e-4.
+
+Runs unchanged on one CPU process or under `accelerate launch` (data parallel across processes,
+GPUs or nodes; FSDP/DeepSpeed through accelerate's config): every process takes its share of each
+global batch and the loss is normalised by the GLOBAL number of labelled steps, so 2 processes with
+the same global batch follow the 1-process run. Checkpoints (atomic) every --save-every steps;
+re-running resumes. Held-out diagnostics are written by agentprm.diagnostics at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+import agentprm.envs as E
+from agentprm import labels as L
+from agentprm import rundir
+from agentprm.losses import loss_a, loss_q
+from agentprm.models.presets import PRESETS
+from agentprm.models.tokenizer import train_tokenizer
+from agentprm.models.value import build_value_model, load_value_model
+from agentprm.prm_batch import encode, pad, step_values
+from agentprm.prompts import instruction
+from agentprm.types import read_trajectories
+
+
+@dataclasses.dataclass
+class Args:
+    data: Path = Path("runs/collect/trajectories.jsonl")
+    """policy rollouts (paper: N_TD = 16 per training task at temperature 1.0)"""
+    env: str = "babyai"
+    """environment of the trajectories"""
+    labels: str = "td"
+    """td (AgentPRM), mc (Math-Shepherd, needs --mc-labels), pvm, orm"""
+    mc_labels: Path | None = None
+    """JSONL from `agentprm mc-label` (one line per seed trajectory with per-step estimates)"""
+    mc_hard: bool = True
+    """MC estimate: hard (any rollout succeeds) or soft (mean outcome)"""
+    model: str = "runs/sft/model"
+    """initialisation: an HF folder (the SFT policy or a pretrained LM; a value head is added) or a preset"""
+    run_dir: Path = Path("runs/prm")
+    """output: args.json, metrics.jsonl, checkpoint.pt, split.json, model/ (HF token-classification folder)"""
+    beta: float = 1.0
+    """weight of L_A (progress); 0 is the paper's ablation"""
+    gamma: float = 1.0
+    """discount (not given in the paper; 1.0: the outcome is undiscounted)"""
+    lam: float = 0.95
+    """GAE lambda (paper: 0.95)"""
+    epochs: int = 3
+    """passes over the training trajectories (paper: <= 5)"""
+    lr: float | None = None
+    """default 1e-4 for presets / tiny SFT models, 1e-6 (paper) for larger pretrained backbones"""
+    batch_size: int = 16
+    """trajectories per optimizer step (global, across processes)"""
+    max_prompt_tokens: int = 1024
+    """the renderer's budget (same as the policy's)"""
+    heldout: float = 0.1
+    """share of TASKS held out for diagnostics"""
+    save_every: int = 50
+    """checkpoint every this many steps"""
+    max_minutes: float | None = None
+    """stop (and save) after this much wall-clock time"""
+    threads: int | None = None
+    """torch CPU threads per process"""
+    seed: int = 0
+    """seeds the split, data order and head initialisation"""
+
+
+def split_tasks(tasks: list[int], heldout: float, seed: int) -> tuple[set[int], set[int]]:
+    """Held-out split by task (never by trajectory: siblings of one task stay together)."""
+    tasks = sorted(set(tasks))
+    rng = random.Random(seed)
+    rng.shuffle(tasks)
+    k = int(round(heldout * len(tasks)))
+    return set(tasks[k:]), set(tasks[:k])
+
+
+def load_mc(path: Path, hard: bool) -> dict[tuple[int, int], torch.Tensor]:
+    """(task, sample) -> per-step MC targets from `agentprm mc-label` output."""
+    out = {}
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                out[(rec["task"], rec["sample"])] = L.mc(rec["outcomes"], hard=hard)[0]
+            except (ValueError, KeyError) as exc:
+                raise ValueError(
+                    f"{path}:{lineno}: not an mc-label record ({exc}); fix or delete that line"
+                ) from None
+    return out
+
+
+def targets_for(
+    args: Args, enc, values: list[torch.Tensor], trajs, mc_table
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(Qhat, mask) per trajectory of the batch, shaped like its values."""
+    out = []
+    for e, v in zip(enc, values, strict=True):
+        if args.labels == "td":
+            t, m = L.td_gae(v.detach().cpu(), e.outcome, gamma=args.gamma, lam=args.lam)
+        elif args.labels == "pvm":
+            t, m = L.pvm(e.outcome, e.num_steps)
+        elif args.labels == "orm":
+            t, m = L.orm(e.outcome, e.num_steps)
+        elif args.labels == "mc":
+            traj = trajs[e.index]
+            t = mc_table[(traj.task, traj.sample)]
+            m = torch.ones_like(t)
+        else:
+            raise ValueError(f"unknown labels {args.labels!r}: choose td, mc, pvm or orm")
+        out.append((t.to(v.device), m.to(v.device)))
+    return out
+
+
+def main(args: Args) -> dict:
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    main_proc = accelerator.is_main_process
+    run = rundir.prepare(args.run_dir, args) if main_proc else Path(args.run_dir)
+    env = E.short_name(args.env)
+    random.seed(args.seed)
+
+    # 1. Data: rollouts, split by task into train / held-out.
+    trajs = [t for t in read_trajectories(args.data) if t.env == env and t.num_steps > 0]
+    mc_table = load_mc(args.mc_labels, args.mc_hard) if args.labels == "mc" else None
+    if args.labels == "mc":
+        if mc_table is None:
+            raise SystemExit("--labels mc needs --mc-labels FILE (from `agentprm mc-label`)")
+        trajs = [
+            t for t in trajs if (t.task, t.sample) in mc_table
+        ]  # MC labels exist for seed trajectories only
+    train_tasks, held_tasks = split_tasks([t.task for t in trajs], args.heldout, args.seed)
+    if main_proc:
+        (run / "split.json").write_text(
+            json.dumps({"train": sorted(train_tasks), "heldout": sorted(held_tasks)})
+        )
+    train = [t for t in trajs if t.task in train_tasks]
+    if not train:
+        raise SystemExit(f"no training trajectories for {env} in {args.data}")
+
+    # 2. Model: value head on the SFT policy / a pretrained backbone, or a preset from scratch.
+    preset = args.model in PRESETS
+    if preset:
+        texts = [instruction(env)] + [x for t in trajs for s in t.steps for x in (s.response, s.observation)]
+        tokenizer = train_tokenizer(texts + [t.initial_observation for t in trajs])
+        model = build_value_model(args.model, tokenizer, seed=args.seed)
+    else:
+        model, tokenizer = load_value_model(args.model, device="cpu", seed=args.seed)
+    lr = (
+        args.lr
+        if args.lr is not None
+        else (1e-4 if preset or sum(p.numel() for p in model.parameters()) < 5e7 else 1e-6)
+    )
+    encoded = encode(env, train, tokenizer, args.max_prompt_tokens)
+    steps_per_epoch = math.ceil(len(encoded) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if main_proc:
+        print(
+            f"train-prm ({args.labels}, beta={args.beta}): {len(encoded)} train trajectories of "
+            f"{len(train_tasks)} tasks, {len(held_tasks)} held-out tasks, {total} steps, lr {lr}, "
+            f"{accelerator.num_processes} process(es)"
+        )
+
+    # 3. Resume.
+    step = 0
+    ckpt_path = Path(args.run_dir) / "checkpoint.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")
+        accelerator.unwrap_model(model).load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step = ckpt["step"]
+        if main_proc:
+            print(f"resumed from {ckpt_path} at step {step}/{total}")
+
+    def checkpoint() -> None:
+        accelerator.wait_for_everyone()
+        if main_proc:
+            tmp = ckpt_path.with_suffix(".tmp")
+            torch.save(
+                {
+                    "model": accelerator.unwrap_model(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step,
+                },
+                tmp,
+            )
+            os.replace(tmp, ckpt_path)
+
+    # 4. Train (Algorithm 1).
+    model.train()
+    rank, world = accelerator.process_index, accelerator.num_processes
+    start = time.time()
+    deadline = start + 60 * args.max_minutes if args.max_minutes else None
+    columns = [TextColumn("train-prm"), BarColumn(), TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
+               TimeRemainingColumn()]  # fmt: skip
+    with Progress(*columns, transient=True, disable=not main_proc) as bar:
+        job = bar.add_task("prm", total=total, completed=step, loss=float("nan"))
+        while step < total:
+            epoch, offset = divmod(step, steps_per_epoch)
+            order = list(range(len(encoded)))
+            random.Random(args.seed * 1000 + epoch).shuffle(order)
+            for b in range(offset, steps_per_epoch):
+                global_batch = [encoded[i] for i in order[b * args.batch_size : (b + 1) * args.batch_size]]
+                local = global_batch[rank::world]
+                values, _ = step_values(model, local, tokenizer.pad_token_id) if local else ([], [])
+                tgt = targets_for(args, local, values, train, mc_table)
+                # Normalise by GLOBAL counts so every process's gradient is its share of the global mean
+                # (DDP averages gradients over processes, hence the factor `world`).
+                if local:
+                    v, _ = pad(values)
+                    t, _ = pad([x for x, _ in tgt])
+                    m, _ = pad([x for _, x in tgt])
+                    pair = m[:, 1:] * m[:, :-1]
+                    counts = torch.tensor([m.sum(), pair.sum()], device=accelerator.device)
+                else:
+                    counts = torch.zeros(2, device=accelerator.device)
+                counts = accelerator.reduce(counts, reduction="sum").clamp(min=1)
+                if local:
+                    lq = loss_q(v, t, m) * m.sum() / counts[0] * world
+                    la = loss_a(v, t, m) * pair.sum() / counts[1] * world
+                else:  # keep every process in the collective even with an empty share
+                    lq = la = sum(p.sum() * 0.0 for p in model.parameters())
+                loss = lq + args.beta * la
+                optimizer.zero_grad(set_to_none=True)
+                accelerator.backward(loss)
+                accelerator.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                step += 1
+                logs = accelerator.reduce(torch.stack([lq.detach(), la.detach()]), reduction="mean")
+                if main_proc:
+                    bar.update(job, completed=step, loss=float(logs[0] + args.beta * logs[1]))
+                    rundir.log_metrics(run, {"step": step, "epoch": epoch, "train/loss": float(logs[0] + args.beta * logs[1]),
+                                             "train/loss_q": float(logs[0]), "train/loss_a": float(logs[1])})  # fmt: skip
+                if step % args.save_every == 0:
+                    checkpoint()
+                if deadline and time.time() > deadline:
+                    break
+            if deadline and time.time() > deadline:
+                if main_proc:
+                    print(f"time limit reached at step {step}/{total}")
+                break
+    checkpoint()
+
+    # 5. Save the PRM as an HF token-classification folder (atomic rename).
+    summary = {"steps": step, "total_steps": total, "minutes": round((time.time() - start) / 60, 2)}
+    accelerator.wait_for_everyone()
+    if main_proc:
+        out, tmp = run / "model", run / "model.tmp"
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        summary["model"] = str(out)
+        rundir.log_metrics(run, {"stage": "done", **summary})
+        print(f"train-prm done: {summary}")
+    return summary
