@@ -8,7 +8,7 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     import tyro
 
-    from agentprm.recipes import collect, demo, envs_info, expert, play, sft, train_prm
+    from agentprm.recipes import collect, demo, envs_info, expert, play, sft
 
     commands = {
         "demo": (demo.Args, demo.main, "the main job, end to end on the embedded default (see README)"),
