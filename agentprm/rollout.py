@@ -107,6 +107,7 @@ class Ledger:
     prompt_tokens: int = 0
     policy_tokens: int = 0
     generate_calls: int = 0
+    replay_steps: int = 0  # env steps spent re-playing prefixes (MC rollouts start mid-episode)
     seconds: float = 0.0
 
     def add(self, other: Ledger) -> None:
@@ -126,11 +127,12 @@ class _Episode:
     info: dict = field(default_factory=dict)
     terminated: bool = False
     truncated: bool = False
+    prefix_steps: int = 0
 
 
 def collect(
     env_name: str,
-    jobs: list[tuple[int, int]],
+    jobs: list[tuple],
     policy: Policy,
     params: SamplingParams,
     *,
@@ -139,7 +141,12 @@ def collect(
     max_active: int = 64,
     meta: dict | None = None,
 ) -> Ledger:
-    """Play every (task, sample) job with `policy`, all active envs stepped together.
+    """Play every (task, sample) or (task, sample, prefix) job with `policy`, all envs stepped together.
+
+    A prefix (a list of earlier responses) is replayed from reset first — deterministic envs land in
+    the same state — and the policy continues from there (Monte Carlo rollouts from s_{t+1}); the
+    replayed steps are part of the returned trajectory (meta["prefix_steps"]) and counted in
+    ledger.replay_steps and ledger.env_steps, not in policy tokens.
 
     Each round renders every active episode's state with the ONE renderer (left-truncated to the
     policy's max_prompt_tokens if it has one), makes ONE policy.generate call for all of them
@@ -158,10 +165,25 @@ def collect(
     one = dataclasses.replace(params, n=1)
     while queue or active:
         while queue and len(active) < max_active:
-            task, sample = queue.pop(0)
+            task, sample, *rest = queue.pop(0)
             env = E.make(short, **kwargs)
             obs, info = env.reset(options={"task": task})
-            active.append(_Episode(task, sample, env, obs, info=info))
+            ep = _Episode(task, sample, env, obs, info=info)
+            for response in rest[0] if rest else []:
+                o, r, ep.terminated, ep.truncated, ep.info = env.step(response)
+                ep.steps.append(
+                    Step(response=response, action=ep.info.get("action"), observation=o, reward=float(r))
+                )
+                ep.prefix_steps += 1
+                ledger.replay_steps += 1
+                ledger.env_steps += 1
+            if ep.terminated or ep.truncated:  # the prefix already ended the episode: nothing to sample
+                ledger.episodes += 1
+                on_done(_to_trajectory(short, ep, policy.name, meta))
+                continue
+            active.append(ep)
+        if not active:
+            continue
         states = [
             fit_messages(
                 short,
@@ -204,6 +226,8 @@ def collect(
 
 def _to_trajectory(env_name: str, ep: _Episode, policy_name: str, meta: dict | None) -> Trajectory:
     extra = {k: ep.info[k] for k in ("level", "seed", "goal") if k in ep.info}
+    if ep.prefix_steps:
+        extra["prefix_steps"] = ep.prefix_steps
     return Trajectory(
         env=env_name,
         task=ep.task,

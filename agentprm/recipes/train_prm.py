@@ -34,6 +34,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 import agentprm.envs as E
 from agentprm import labels as L
 from agentprm import rundir
+from agentprm.diagnostics import final_step_accuracy, score_trajectories, sibling_accuracy, value_histogram
 from agentprm.losses import loss_a, loss_q
 from agentprm.models.presets import PRESETS
 from agentprm.models.tokenizer import train_tokenizer
@@ -130,6 +131,37 @@ def targets_for(
         else:
             raise ValueError(f"unknown labels {args.labels!r}: choose td, mc, pvm or orm")
         out.append((t.to(v.device), m.to(v.device)))
+    return out
+
+
+def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, run: Path) -> dict:
+    """Diagnostics on held-out tasks, written to diagnostics.json and value_distribution.png."""
+    values = score_trajectories(model, tokenizer, env, held, args.max_prompt_tokens)
+    enc = encode(env, held, tokenizer, args.max_prompt_tokens)
+    tgt = targets_for(args, enc, [values[e.index] for e in enc], held, mc_table)
+    v, _ = pad([values[e.index] for e in enc])
+    t, _ = pad([x for x, _ in tgt])
+    m, _ = pad([x for _, x in tgt])
+    sib, n_pairs = sibling_accuracy(held, values)
+    out = {
+        "trajectories": len(held),
+        "heldout/loss_q": float(loss_q(v, t, m)),
+        "heldout/loss_a": float(loss_a(v, t, m)),
+        "heldout/sibling_accuracy": sib,
+        "heldout/sibling_pairs": n_pairs,
+        "heldout/final_step_accuracy": final_step_accuracy(held, values),
+    }
+    (run / "diagnostics.json").write_text(json.dumps(out, indent=2) + "\n")
+    value_histogram(
+        held,
+        values,
+        run / "value_distribution.png",
+        f"{env} held-out, {args.labels} labels, beta={args.beta}",
+    )
+    print(
+        "held-out: "
+        + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in out.items())
+    )
     return out
 
 
@@ -277,6 +309,10 @@ def main(args: Args) -> dict:
             shutil.rmtree(out)
         os.replace(tmp, out)
         summary["model"] = str(out)
+        # 6. Held-out diagnostics: loss terms, sibling-pair and final-step ranking, Figure 7.
+        held = [t for t in trajs if t.task in held_tasks]
+        if held:
+            summary["heldout"] = heldout_diagnostics(args, unwrapped, tokenizer, env, held, mc_table, run)
         rundir.log_metrics(run, {"stage": "done", **summary})
         print(f"train-prm done: {summary}")
     return summary

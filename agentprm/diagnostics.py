@@ -1,0 +1,134 @@
+"""Held-out diagnostics of a PRM: does M rank steps the way outcomes do?
+
+- sibling_accuracy: pairs of steps with the SAME state s_t (identical history) and different actions
+  whose trajectories ended with different outcomes; the share where M ranks the better branch
+  higher (ties count 1/2). 0.5 is chance. This is what step-level search relies on.
+- spearman: rank correlation of M_t with Monte Carlo estimates of Q on the same states.
+- value_histogram: the paper's Figure 7, predicted values of steps of successful vs failed
+  trajectories, saved as a PNG.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agentprm.prm_batch import encode, step_values
+
+
+@torch.no_grad()
+def score_trajectories(model, tokenizer, env: str, trajs, budget: int | None, batch_size: int = 16
+                       ) -> list[torch.Tensor]:  # fmt: skip
+    """M_0..M_T for every trajectory (no gradient); empty trajectories get an empty tensor."""
+    was_training = model.training
+    model.eval()
+    enc = encode(env, trajs, tokenizer, budget)
+    out: list[torch.Tensor] = [torch.zeros(0) for _ in trajs]
+    for start in range(0, len(enc), batch_size):
+        batch = enc[start : start + batch_size]
+        values, _ = step_values(model, batch, tokenizer.pad_token_id)
+        for e, v in zip(batch, values, strict=True):
+            out[e.index] = v.float().cpu()
+    model.train(was_training)
+    return out
+
+
+def sibling_pairs(trajs) -> list[tuple[int, int, int]]:
+    """(i, j, t): trajectories i and j share steps < t exactly, differ at t, and differ in outcome."""
+    pairs = []
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, t in enumerate(trajs):
+        groups[(t.env, t.task)].append(i)
+    for members in groups.values():
+        for i, j in itertools.combinations(members, 2):
+            a, b = trajs[i], trajs[j]
+            if a.reward == b.reward:
+                continue
+            t = 0
+            while t < min(a.num_steps, b.num_steps) and a.steps[t].response == b.steps[t].response:
+                t += 1
+            if t < min(a.num_steps, b.num_steps):
+                pairs.append((i, j, t))
+    return pairs
+
+
+def sibling_accuracy(trajs, values: list[torch.Tensor]) -> tuple[float, int]:
+    """(share of sibling pairs ranked like their outcomes, number of pairs); nan when there are none."""
+    pairs = sibling_pairs(trajs)
+    if not pairs:
+        return float("nan"), 0
+    score = 0.0
+    for i, j, t in pairs:
+        dv = float(values[i][t] - values[j][t])
+        dr = trajs[i].reward - trajs[j].reward
+        score += 0.5 if dv == 0 else float((dv > 0) == (dr > 0))
+    return score / len(pairs), len(pairs)
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    for v in np.unique(x):  # average ranks of ties
+        idx = x == v
+        ranks[idx] = ranks[idx].mean()
+    return ranks
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation. >>> spearman([1, 2, 3], [10, 20, 30])  # 1.0"""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+
+
+def final_step_accuracy(trajs, values: list[torch.Tensor]) -> float:
+    """Pairwise: for trajectories of the same task with different outcomes, is M_T higher for the
+    better one? (What Best-of-N ranking by the final step relies on.)"""
+    score, n = 0.0, 0
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, t in enumerate(trajs):
+        if t.num_steps:
+            groups[(t.env, t.task)].append(i)
+    for members in groups.values():
+        for i, j in itertools.combinations(members, 2):
+            dr = trajs[i].reward - trajs[j].reward
+            if dr == 0:
+                continue
+            dv = float(values[i][-1] - values[j][-1])
+            score += 0.5 if dv == 0 else float((dv > 0) == (dr > 0))
+            n += 1
+    return score / n if n else float("nan")
+
+
+def value_histogram(trajs, values: list[torch.Tensor], path: Path, title: str) -> None:
+    """Figure 7: distribution of M over the steps of successful vs failed trajectories."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    good = torch.cat(
+        [v for t, v in zip(trajs, values, strict=True) if t.success and v.numel()] or [torch.zeros(0)]
+    )
+    bad = torch.cat(
+        [v for t, v in zip(trajs, values, strict=True) if not t.success and v.numel()] or [torch.zeros(0)]
+    )
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    bins = np.linspace(min(-0.2, float(torch.cat([good, bad]).min()) if good.numel() + bad.numel() else 0),
+                       max(1.2, float(torch.cat([good, bad]).max()) if good.numel() + bad.numel() else 1), 40)  # fmt: skip
+    ax.hist(good.numpy(), bins=bins, alpha=0.6, density=True, label=f"successful ({good.numel()} steps)")
+    ax.hist(bad.numpy(), bins=bins, alpha=0.6, density=True, label=f"failed ({bad.numel()} steps)")
+    ax.set_xlabel("predicted value M(s_t, a_t)")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,133 @@
+"""`agentprm mc-label`: Math-Shepherd Monte Carlo labels, the paper's expensive baseline.
+
+From ONE seed trajectory per task (N_traj = 1: sample 0 of each task in --data), for every step t
+before the last, run N_mc = 16 rollouts of the policy from s_{t+1} (reached by replaying a_0..a_t:
+the envs are deterministic) and record their outcomes; the last step's label is the seed's own
+outcome. agentprm.labels.mc turns the outcomes into hard (any success) or soft (mean) estimates at
+training time. Every policy token and env step it costs is in the ledger (the paper's Table 3
+"Tokens" column compares it with TD, which needs no extra rollouts).
+
+Output: runs/<name>/mc_labels.jsonl, one line per seed trajectory:
+  {"task", "sample", "outcomes": [[r_1..r_Nmc] for each step], "policy_tokens", "env_steps"}
+Resumable: seeds already in the file are skipped.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import torch
+from rich.progress import Progress
+
+import agentprm.envs as E
+from agentprm import rundir
+from agentprm.policy import SamplingParams
+from agentprm.recipes.collect import make_policy
+from agentprm.rollout import Ledger, collect
+from agentprm.types import read_trajectories
+
+
+@dataclasses.dataclass
+class Args:
+    data: Path = Path("runs/collect/trajectories.jsonl")
+    """rollouts; sample 0 of each task is the seed trajectory"""
+    policy: str = "runs/sft/model"
+    """the policy that continues from every step (same as collection)"""
+    env: str = "babyai"
+    """environment"""
+    n_mc: int = 16
+    """rollouts per step (paper: 16)"""
+    temperature: float = 1.0
+    """rollout temperature"""
+    max_new_tokens: int = 96
+    """per response"""
+    max_prompt_tokens: int = 1024
+    """the renderer's budget"""
+    tasks: str | None = None
+    """restrict to these tasks (split name, range or list); default: every task in --data"""
+    run_dir: Path = Path("runs/mc")
+    """output folder"""
+    batch_size: int = 64
+    """prompts per generate call"""
+    max_active: int = 64
+    """episodes played at once"""
+    threads: int | None = None
+    """torch CPU threads"""
+    seed: int = 0
+    """sampling seed"""
+
+
+def main(args: Args) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = rundir.prepare(args.run_dir, args)
+    env = E.short_name(args.env)
+    out = run / "mc_labels.jsonl"
+
+    # 1. Seeds: sample 0 of every task, minus those already labelled.
+    from agentprm.envs.splits import parse_tasks
+
+    wanted = set(parse_tasks(env, args.tasks)) if args.tasks else None
+    seeds = [t for t in read_trajectories(args.data) if t.env == env and t.sample == 0 and t.num_steps > 0
+             and (wanted is None or t.task in wanted)]  # fmt: skip
+    done = set()
+    if out.exists():
+        done = {(r["task"], r["sample"]) for r in map(json.loads, out.read_text().splitlines()) if r}
+    seeds = [t for t in seeds if (t.task, t.sample) not in done]
+    print(f"mc-label {env}: {len(seeds)} seed trajectories to label ({len(done)} done), N_mc = {args.n_mc}")
+
+    # 2. One job per (seed, step t < T, rollout k): continue from s_{t+1} after replaying a_0..a_t.
+    jobs, owner = [], {}
+    for i, traj in enumerate(seeds):
+        responses = [s.response for s in traj.steps]
+        for t in range(traj.num_steps - 1):
+            for k in range(args.n_mc):
+                sample = (i * 10_000 + t) * args.n_mc + k  # unique per job, only used to route results
+                jobs.append((traj.task, sample, responses[: t + 1]))
+                owner[(traj.task, sample)] = (i, t)
+    outcomes = collections.defaultdict(lambda: collections.defaultdict(list))
+    cost = collections.defaultdict(lambda: [0, 0])  # seed -> [policy tokens, env steps]
+    remaining = collections.Counter(i for i, _ in owner.values())
+    policy = make_policy(args.policy, args.batch_size, args.max_prompt_tokens)
+    params = SamplingParams(
+        n=1, temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
+    )
+
+    def flush(i: int) -> None:
+        traj = seeds[i]
+        per_step = [outcomes[i][t] for t in range(traj.num_steps - 1)] + [[float(traj.reward)]]
+        rec = {"task": traj.task, "sample": traj.sample, "outcomes": per_step,
+               "policy_tokens": cost[i][0], "env_steps": cost[i][1]}  # fmt: skip
+        with open(out, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    ledger = Ledger()
+    with Progress(transient=True) as bar:
+        job = bar.add_task(f"mc rollouts {env}", total=len(jobs))
+
+        def on_done(traj):
+            i, t = owner[(traj.task, traj.sample)]
+            outcomes[i][t].append(float(traj.reward))
+            cost[i][0] += traj.response_tokens
+            cost[i][1] += traj.num_steps
+            remaining[i] -= 1
+            if remaining[i] == 0:
+                flush(i)
+            bar.advance(job)
+
+        ledger = collect(env, jobs, policy, params, on_done=on_done, max_active=args.max_active)
+    for i, traj in enumerate(seeds):  # one-step seeds need no rollouts: label = their outcome
+        if traj.num_steps == 1:
+            flush(i)
+    summary = {"seeds": len(seeds), "rollouts": len(jobs), "ledger": dataclasses.asdict(ledger)}
+    rundir.log_metrics(run, summary)
+    print(
+        f"mc-label done: {len(jobs)} rollouts, {ledger.policy_tokens} policy tokens, {ledger.env_steps} env steps"
+    )
+    return summary
