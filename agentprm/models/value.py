@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoModelForTokenClassification,
-    AutoTokenizer,
     Qwen2Config,
     Qwen2ForTokenClassification,
 )
 
+from agentprm.models.loading import load_tokenizer
 from agentprm.models.presets import PRESETS
 from agentprm.policies.hf import default_dtype
 
@@ -49,7 +49,7 @@ def load_value_model(
     model = AutoModelForTokenClassification.from_pretrained(
         path, num_labels=1, dtype=dtype or default_dtype(device)
     )
-    tok = AutoTokenizer.from_pretrained(path)
+    tok = load_tokenizer(path)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     return model.to(device), tok

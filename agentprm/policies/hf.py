@@ -7,10 +7,39 @@ of the assistant turn (the tokenizer's eos, "<|im_end|>" for ChatML models).
 
 from __future__ import annotations
 
+import re
+
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from agentprm.policy import Generation, Messages, SamplingParams
 from agentprm.prompts import to_text, token_counter
+
+# A ReAct turn is over once its action line is complete: "Action:" + the command + newline.
+_ACTION_DONE = re.compile(r"Action:[ \t]*\n?[ \t]*\S[^\n]*\n")
+
+
+def cut_after_action(text: str) -> tuple[str, bool]:
+    """Drop anything a model writes after its completed action line -> (text, was_cut).
+
+    >>> cut_after_action("Thought:\nok\n\nAction:\nturn left\nmore junk")
+    ('Thought:\nok\n\nAction:\nturn left', True)
+    """
+    m = _ACTION_DONE.search(text)
+    if m is None:
+        return text, False
+    return text[: m.end() - 1], True
+
+
+class _ActionLineDone(StoppingCriteria):
+    """Stops each sequence once its new text holds a completed action line (per-sequence flags)."""
+
+    def __init__(self, tokenizer, prompt_width: int):
+        self.tokenizer, self.prompt_width = tokenizer, prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width :], skip_special_tokens=True)
+        return torch.tensor([_ACTION_DONE.search(t) is not None for t in texts], device=input_ids.device)
 
 
 def default_device() -> str:
@@ -43,6 +72,7 @@ class HFPolicy:
         batch_size: int = 32,
         max_prompt_tokens: int | None = None,
         name: str | None = None,
+        stop_after_action: bool = True,
     ):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -53,6 +83,8 @@ class HFPolicy:
         self.max_prompt_tokens = max_prompt_tokens
         self.name = name or f"hf:{getattr(model.config, '_name_or_path', '') or type(model).__name__}"
         self.count_tokens = token_counter(tokenizer)
+        # Small models may run on past their action instead of ending the turn: stop there too.
+        self.stop_after_action = stop_after_action
         self.device = next(model.parameters()).device
 
     @torch.no_grad()
@@ -79,6 +111,11 @@ class HFPolicy:
                 num_return_sequences=params.n,
                 eos_token_id=eos,
                 pad_token_id=self.tokenizer.pad_token_id,
+                stopping_criteria=StoppingCriteriaList(
+                    [_ActionLineDone(self.tokenizer, enc["input_ids"].shape[1])]
+                    if self.stop_after_action
+                    else []
+                ),
             )  # (B * n, prompt_len + new)
             new = generated[:, enc["input_ids"].shape[1] :]
             for b in range(len(chunk)):
@@ -90,6 +127,10 @@ class HFPolicy:
                     else:
                         reason = "length"
                     text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                    if self.stop_after_action:
+                        text, cut = cut_after_action(text)
+                        if cut and reason == "length":
+                            reason = "stop"
                     gens.append(
                         Generation(
                             text=text,
