@@ -18,6 +18,8 @@ from agentprm.envs import babyai, textcraft
 from agentprm.policy import Messages
 
 OK_REPLY = "OK. I'll follow your instructions and try my best to solve the task."
+# Role names appear only through chat templates: add them to a tokenizer's training text.
+ROLE_WORDS = ["user\n", "assistant\n", "system\n"]
 SYSTEM_PROMPTS = {"babyai": babyai.SYSTEM_PROMPT, "textcraft": textcraft.SYSTEM_PROMPT}
 
 

@@ -41,6 +41,7 @@ def run_episode(
     sample: int = 0,
     env=None,
     max_rounds: int | None = None,
+    seed: int | None = None,
 ) -> Trajectory:
     """Play task `task` of `env_name` with `agent` until it ends or the round cap; return the record.
 
@@ -49,7 +50,7 @@ def run_episode(
     """
     kwargs = {} if max_rounds is None else {"max_episode_steps": max_rounds}
     env = env if env is not None else E.make(env_name, **kwargs)
-    obs, info = env.reset(options={"task": task})
+    obs, info = env.reset(seed=seed, options={"task": task})
     agent.reset(env)
     first, steps, meta = obs, [], {}
     reward, terminated, truncated = 0.0, False, False
@@ -67,6 +68,8 @@ def run_episode(
     for key in ("level", "seed", "goal"):
         if key in info:
             meta[key] = info[key]
+    if seed is not None:
+        meta["reset_seed"] = seed
     return Trajectory(
         env=E.short_name(env_name),
         task=task,

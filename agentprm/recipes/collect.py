@@ -38,7 +38,7 @@ class Args:
     """nucleus sampling"""
     max_new_tokens: int = 96
     """per response"""
-    max_prompt_tokens: int = 1024
+    max_prompt_tokens: int = 512
     """the renderer's budget (left truncation); use the value the policy was trained with"""
     run_dir: Path = Path("runs/collect")
     """output: trajectories.jsonl, args.json, metrics.jsonl"""

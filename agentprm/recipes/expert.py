@@ -33,6 +33,9 @@ class Args:
     """round cap; default: the one registered with the env (20)"""
     limit: int | None = None
     """stop after this many tasks (handy for a quick look)"""
+    samples: int = 1
+    """episodes per task; sample k resets with seed k (TextCraft: another shuffle of the recipe
+    lines and distractors; BabyAI layouts depend on the task only, so keep 1)"""
 
 
 def main(args: Args) -> dict:
@@ -40,8 +43,10 @@ def main(args: Args) -> dict:
     env_name = E.short_name(args.env)
     tasks = parse_tasks(env_name, args.tasks)[: args.limit]
     done = completed_keys(args.out)
-    todo = [t for t in tasks if (env_name, t, 0) not in done]
-    console.print(f"{env_name}: {len(tasks)} tasks, {len(tasks) - len(todo)} already in {args.out}")
+    todo = [(t, k) for t in tasks for k in range(args.samples) if (env_name, t, k) not in done]
+    console.print(
+        f"{env_name}: {len(tasks)} tasks x {args.samples}, {len(tasks) * args.samples - len(todo)} already in {args.out}"
+    )
 
     # 1. Play every remaining task with the expert, appending each trajectory as it finishes.
     expert = make_expert(env_name)
@@ -50,14 +55,15 @@ def main(args: Args) -> dict:
     start = time.time()
     with TrajectoryWriter(args.out) as writer, Progress(console=console, transient=True) as bar:
         job = bar.add_task(f"expert {env_name}", total=len(todo))
-        for task in todo:
-            writer.write(run_episode(env_name, task, expert, env=env))
+        for task, k in todo:
+            seed = None if args.samples == 1 else k
+            writer.write(run_episode(env_name, task, expert, env=env, sample=k, seed=seed))
             bar.advance(job)
 
     # 2. Report over the requested tasks (including those found in the file).
     wanted = set(tasks)
     trajs = [
-        t for t in read_trajectories(args.out) if t.env == env_name and t.task in wanted and t.sample == 0
+        t for t in read_trajectories(args.out) if t.env == env_name and t.task in wanted and t.sample < args.samples
     ]
     by_group: dict[str, list] = collections.defaultdict(list)
     for t in trajs:

@@ -45,7 +45,7 @@ class Args:
     """rollout temperature"""
     max_new_tokens: int = 96
     """per response"""
-    max_prompt_tokens: int = 1024
+    max_prompt_tokens: int = 512
     """the renderer's budget"""
     tasks: str | None = None
     """restrict to these tasks (split name, range or list); default: every task in --data"""

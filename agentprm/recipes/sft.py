@@ -28,7 +28,7 @@ from agentprm import rundir
 from agentprm.models.loading import load_policy_model
 from agentprm.models.presets import PRESETS, build_model
 from agentprm.models.tokenizer import train_tokenizer
-from agentprm.prompts import instruction, training_segments
+from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, training_segments
 from agentprm.types import read_trajectories
 
 
@@ -46,13 +46,13 @@ class Args:
     """train only on successful trajectories (SFT on expert data; RFT on own rollouts)"""
     num_trajectories: int | None = None
     """use at most this many trajectories (paper: 300 for pretrained models); None = all"""
-    epochs: int = 3
+    epochs: int = 1
     """passes over the data"""
     lr: float | None = None
     """peak learning rate; default 1e-3 for presets, 1e-5 (paper) for pretrained models"""
-    batch_size: int = 16
+    batch_size: int = 8
     """sequences per optimizer step"""
-    max_prompt_tokens: int = 1024
+    max_prompt_tokens: int = 512
     """the renderer's budget: older turns are dropped from the left beyond it (same at rollout)"""
     vocab_size: int = 2048
     """tokenizer size for presets"""
@@ -116,7 +116,9 @@ def main(args: Args) -> dict:
         texts = [instruction(env)]
         for t in trajs:
             texts += [t.initial_observation] + [x for s in t.steps for x in (s.response, s.observation)]
-        tokenizer = train_tokenizer(texts, vocab_size=args.vocab_size)
+        tokenizer = train_tokenizer(
+            texts + ROLE_WORDS, vocab_size=args.vocab_size, whole=[instruction(env), OK_REPLY]
+        )
         model = build_model(args.model, tokenizer, seed=args.seed)
     else:
         model, tokenizer = load_policy_model(args.model)

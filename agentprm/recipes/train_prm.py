@@ -40,7 +40,7 @@ from agentprm.models.presets import PRESETS
 from agentprm.models.tokenizer import train_tokenizer
 from agentprm.models.value import build_value_model, load_value_model
 from agentprm.prm_batch import encode, pad, step_values
-from agentprm.prompts import instruction
+from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction
 from agentprm.types import read_trajectories
 
 
@@ -72,7 +72,7 @@ class Args:
     """default 1e-4 for presets / tiny SFT models, 1e-6 (paper) for larger pretrained backbones"""
     batch_size: int = 16
     """trajectories per optimizer step (global, across processes)"""
-    max_prompt_tokens: int = 1024
+    max_prompt_tokens: int = 512
     """the renderer's budget (same as the policy's)"""
     heldout: float = 0.1
     """share of TASKS held out for diagnostics"""
@@ -196,7 +196,9 @@ def main(args: Args) -> dict:
     preset = args.model in PRESETS
     if preset:
         texts = [instruction(env)] + [x for t in trajs for s in t.steps for x in (s.response, s.observation)]
-        tokenizer = train_tokenizer(texts + [t.initial_observation for t in trajs])
+        tokenizer = train_tokenizer(
+            texts + [t.initial_observation for t in trajs] + ROLE_WORDS, whole=[instruction(env), OK_REPLY]
+        )
         model = build_value_model(args.model, tokenizer, seed=args.seed)
     else:
         model, tokenizer = load_value_model(args.model, device="cpu", seed=args.seed)
