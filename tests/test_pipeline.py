@@ -132,7 +132,9 @@ def test_preset_deterministic_and_hf_round_trip(tokenizer, tmp_path):
     model, tok = load_policy_model(tmp_path, device="cpu")
     text = "Thought:\nMy goal is to go to the red ball.\n\nAction:\ngo to red ball 1"
     assert tok(text)["input_ids"] == tokenizer(text)["input_ids"]  # not re-split by Qwen2Tokenizer
-    assert to_text(tok, [{"role": "user", "content": "x"}]) == to_text(tokenizer, [{"role": "user", "content": "x"}])
+    assert to_text(tok, [{"role": "user", "content": "x"}]) == to_text(
+        tokenizer, [{"role": "user", "content": "x"}]
+    )
     ids = torch.tensor([tokenizer("Action: turn left")["input_ids"]])
     assert torch.allclose(model(ids).logits, a(ids).logits, atol=1e-6)
     assert tok.get_vocab() == tokenizer.get_vocab()
@@ -203,3 +205,31 @@ def test_collect_against_an_openai_compatible_server(tmp_path):
     trajs = read_trajectories(tmp_path / "c" / "trajectories.jsonl")
     assert summary["trajectories"] == 4 and all(t.num_steps == 3 for t in trajs)
     assert trajs[0].steps[0].action == "turn left" and trajs[0].response_tokens > 0
+
+
+def test_killed_collect_resumes_without_loss_or_duplicates(expert_data, tmp_path):
+    """A real SIGKILL mid-run: re-running keeps every finished trajectory and adds each job once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _tiny_sft(expert_data, tmp_path / "sft")
+    cmd = [sys.executable, "-m", "agentprm.cli", "collect", "--policy", str(tmp_path / "sft" / "model"),
+           "--tasks", "0:6", "--n", "4", "--run-dir", str(tmp_path / "c"), "--max-new-tokens", "8",
+           "--max-rounds", "3", "--max-active", "2", "--batch-size", "2", "--threads", "1"]  # fmt: skip
+    out = tmp_path / "c" / "trajectories.jsonl"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(out.read_bytes().splitlines()) < 3):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {t.key: t for t in read_trajectories(out, strict=False)}
+    assert 3 <= len(before) < 24, len(before)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = read_trajectories(out)
+    keys = [t.key for t in after]
+    assert len(keys) == len(set(keys)) == 24
+    assert all(before[k] == t for t in after if (k := t.key) in before)  # finished ones kept as they were
