@@ -8,22 +8,20 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     import tyro
 
-    from agentprm.recipes import collect, demo, envs_info, expert, play, sft
+    from agentprm.recipes import collect, demo, envs_info, expert, mc_label, play, sft, train_prm
 
     commands = {
         "demo": (demo.Args, demo.main, "the main job, end to end on the embedded default (see README)"),
         "envs": (envs_info.Args, envs_info.main, "list environments, round caps and pinned splits"),
         "play": (play.Args, play.main, "play an episode by typing commands"),
         "expert": (expert.Args, expert.main, "write expert trajectories and print the success rate"),
-        "sft": (
-            sft.Args,
-            sft.main,
-            "fine-tune the policy on trajectories (SFT on expert data, RFT on own successes)",
-        ),
-        "collect": (
-            collect.Args,
-            collect.main,
-            "sample n trajectories per task with a policy (batched, resumable)",
+        "sft": (sft.Args, sft.main, "fine-tune the policy (SFT on expert data, RFT on own successes)"),
+        "collect": (collect.Args, collect.main, "sample n trajectories per task (batched, resumable)"),
+        "mc-label": (mc_label.Args, mc_label.main, "Math-Shepherd MC labels from policy rollouts"),
+        "train-prm": (
+            train_prm.Args,
+            train_prm.main,
+            "train the PRM: L_Q + beta L_A on td/mc/pvm/orm labels",
         ),
     }
     argv = sys.argv[1:] if argv is None else argv

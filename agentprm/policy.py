@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-Messages = list[dict[str, str]]
+from agentprm.types import Messages  # noqa: F401  (re-exported for backends)
 
 
 @dataclass(frozen=True)

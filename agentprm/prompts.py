@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agentprm.envs import babyai, textcraft
-from agentprm.policy import Messages
+from agentprm.types import Messages
 
 OK_REPLY = "OK. I'll follow your instructions and try my best to solve the task."
 # Role names appear only through chat templates: add them to a tokenizer's training text.

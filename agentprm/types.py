@@ -94,6 +94,10 @@ def _check_keys(d: Any, allowed: frozenset[str], what: str, prefix: str) -> None
         raise ValueError(f"unknown field(s) {[prefix + k for k in unknown]} in {what}")
 
 
+# A rendered state: chat messages {"role": "system"|"user"|"assistant", "content": str}.
+Messages = list[dict[str, str]]
+
+
 @dataclass(frozen=True)
 class Step:
     """One turn: the model's response, the command parsed from it, and the env's reply.

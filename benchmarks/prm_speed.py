@@ -49,7 +49,9 @@ def main() -> None:
     if args.model:
         model, tok = load_value_model(args.model, device="cpu")
     else:
-        texts = [instruction("babyai")] + [x for t in trajs for s in t.steps for x in (s.response, s.observation)]
+        texts = [instruction("babyai")] + [
+            x for t in trajs for s in t.steps for x in (s.response, s.observation)
+        ]
         tok = train_tokenizer(texts + ROLE_WORDS, whole=[instruction("babyai"), OK_REPLY])
         model = build_value_model("tiny", tok)
     model.eval()
@@ -63,7 +65,9 @@ def main() -> None:
         for t in trajs:  # one forward pass per step: the prefix (s_t, a_t) re-encoded every time
             r, o = [s.response for s in t.steps], [s.observation for s in t.steps]
             for k in range(t.num_steps):
-                msgs = render_messages("babyai", t.initial_observation, r[:k], o[:k]) + [{"role": "assistant", "content": r[k]}]
+                msgs = render_messages("babyai", t.initial_observation, r[:k], o[:k]) + [
+                    {"role": "assistant", "content": r[k]}
+                ]
                 ids = torch.tensor([tok(to_text(tok, msgs, add_generation_prompt=False))["input_ids"]])
                 token_values(model, ids, torch.ones_like(ids))
         per_step = time.perf_counter() - start

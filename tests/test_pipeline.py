@@ -95,7 +95,7 @@ def test_tokenizer_deterministic_and_prefix_property(expert_data, tokenizer):
     assert b[: len(a)] == a
 
 
-@pytest.mark.parametrize("budget", [None, 600])
+@pytest.mark.parametrize("budget", [None, 900])
 def test_training_segments_mask_exactly_the_responses(expert_data, tokenizer, budget):
     traj = max(read_trajectories(expert_data), key=lambda t: t.num_steps)
     segments = training_segments("babyai", traj, tokenizer, budget)

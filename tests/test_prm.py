@@ -13,7 +13,7 @@ from agentprm.losses import prm_loss
 from agentprm.models.tokenizer import train_tokenizer
 from agentprm.models.value import build_value_model, token_values
 from agentprm.prm_batch import collate, encode, pad, step_values
-from agentprm.prompts import instruction, render_messages, to_text
+from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, render_messages, to_text
 from agentprm.recipes import train_prm
 from agentprm.rollout import run_episode
 from agentprm.types import Trajectory, write_trajectories
@@ -31,7 +31,8 @@ def trajs():
 @pytest.fixture(scope="module")
 def tok(trajs):
     texts = [instruction("babyai")] + [x for t in trajs for s in t.steps for x in (s.response, s.observation)]
-    return train_tokenizer(texts + [t.initial_observation for t in trajs], vocab_size=800)
+    return train_tokenizer(texts + [t.initial_observation for t in trajs] + ROLE_WORDS, vocab_size=800,
+                           whole=[instruction("babyai"), OK_REPLY])  # fmt: skip
 
 
 def test_one_pass_equals_per_step_passes(trajs, tok):
@@ -56,7 +57,7 @@ def test_one_pass_equals_per_step_passes(trajs, tok):
 def test_tiny_model_overfits_one_batch(trajs, tok):
     torch.manual_seed(0)
     model = build_value_model("test", tok, seed=0)
-    batch = encode("babyai", trajs[:6], tok, budget=None)  # distinct states (the copies repeat step 0)
+    batch = encode("babyai", trajs[:4], tok, budget=None)  # distinct states (the copies repeat step 0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first = None
     for _ in range(200):

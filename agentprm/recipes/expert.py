@@ -63,7 +63,9 @@ def main(args: Args) -> dict:
     # 2. Report over the requested tasks (including those found in the file).
     wanted = set(tasks)
     trajs = [
-        t for t in read_trajectories(args.out) if t.env == env_name and t.task in wanted and t.sample < args.samples
+        t
+        for t in read_trajectories(args.out)
+        if t.env == env_name and t.task in wanted and t.sample < args.samples
     ]
     by_group: dict[str, list] = collections.defaultdict(list)
     for t in trajs:
