@@ -32,14 +32,25 @@ def cut_after_action(text: str) -> tuple[str, bool]:
 
 
 class _ActionLineDone(StoppingCriteria):
-    """Stops each sequence once its new text holds a completed action line (per-sequence flags)."""
+    """Stops each sequence once its new text holds a completed action line (per-sequence flags).
 
-    def __init__(self, tokenizer, prompt_width: int):
-        self.tokenizer, self.prompt_width = tokenizer, prompt_width
+    Cheap per step: only sequences whose newest token contains a newline are decoded and checked.
+    """
+
+    def __init__(self, tokenizer, prompt_width: int, newline_ids: torch.Tensor):
+        self.tokenizer, self.prompt_width, self.newline_ids = tokenizer, prompt_width, newline_ids
+        self.done: torch.Tensor | None = None
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width :], skip_special_tokens=True)
-        return torch.tensor([_ACTION_DONE.search(t) is not None for t in texts], device=input_ids.device)
+        if self.done is None:
+            self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        last = input_ids[:, -1]
+        check = torch.isin(last, self.newline_ids.to(last.device)) & ~self.done
+        for b in check.nonzero().flatten().tolist():
+            text = self.tokenizer.decode(input_ids[b, self.prompt_width :], skip_special_tokens=True)
+            if _ACTION_DONE.search(text) is not None:
+                self.done[b] = True
+        return self.done.clone()
 
 
 def default_device() -> str:
@@ -85,11 +96,18 @@ class HFPolicy:
         self.count_tokens = token_counter(tokenizer)
         # Small models may run on past their action instead of ending the turn: stop there too.
         self.stop_after_action = stop_after_action
+        vocab = tokenizer.get_vocab()
+        self._newline_ids = torch.tensor(
+            [i for i in vocab.values() if "\n" in tokenizer.decode([i])] or [tokenizer.eos_token_id]
+        )
         self.device = next(model.parameters()).device
 
     @torch.no_grad()
     def generate(self, states: list[Messages], params: SamplingParams) -> list[list[Generation]]:
         texts = [to_text(self.tokenizer, m) for m in states]
+        # Batch similar lengths together (less left padding), then restore the caller's order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        texts = [texts[i] for i in order]
         out: list[list[Generation]] = []
         eos = self.tokenizer.eos_token_id
         for start in range(0, len(texts), self.batch_size):
@@ -112,7 +130,7 @@ class HFPolicy:
                 eos_token_id=eos,
                 pad_token_id=self.tokenizer.pad_token_id,
                 stopping_criteria=StoppingCriteriaList(
-                    [_ActionLineDone(self.tokenizer, enc["input_ids"].shape[1])]
+                    [_ActionLineDone(self.tokenizer, enc["input_ids"].shape[1], self._newline_ids)]
                     if self.stop_after_action
                     else []
                 ),
@@ -140,4 +158,7 @@ class HFPolicy:
                         )
                     )
                 out.append(gens)
-        return out
+        restored: list[list[Generation]] = [[] for _ in out]
+        for pos, i in enumerate(order):
+            restored[i] = out[pos]
+        return restored
