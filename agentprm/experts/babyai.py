@@ -140,7 +140,7 @@ class BabyAIExpert:
         """The command that follows the bot furthest (see module docstring)."""
         text_env: BabyAITextEnv = env.unwrapped
         index = self._bot_path()
-        best, best_rank = None, (0, 0)
+        best, best_rank, best_world = None, (0, 0), None
         for command, macro in text_env.view.macros.items():
             if not macro:
                 continue
@@ -152,16 +152,17 @@ class BabyAIExpert:
                 k = index.get(_world_key(world), 0)
             rank = (k, -len(macro))
             if k > 0 and rank > best_rank:
-                best, best_rank = command, rank
+                best, best_rank, best_world = command, rank, world
         if best is None:
             raise ExpertGaveUp(
                 f"task {text_env.task} ({text_env.level_name}): no command follows the bot's plan"
             )
-        self._advance_shadow(min(best_rank[0], self.horizon), text_env, best)
+        self._advance_shadow(min(best_rank[0], self.horizon), best_world)
         return best
 
-    def _advance_shadow(self, k: int, text_env: BabyAITextEnv, command: str) -> None:
-        """Move the bot k steps along its own plan, then put it in the real world after `command`."""
+    def _advance_shadow(self, k: int, world) -> None:
+        """Move the bot k steps along its own plan, then put it in `world`: the real world after the
+        chosen command, as simulated by `choose` (same world key; step counts may differ)."""
         for _ in range(k):
             try:
                 action = _replan(self.bot)
@@ -170,9 +171,6 @@ class BabyAIExpert:
             if action == self.shadow.actions.done:
                 break
             self.shadow.step(action)
-        # Re-anchor on the real outcome of the command (same world key; step counts may differ).
-        world = copy.deepcopy(text_env.grid_env)
-        run_macro(world, text_env.view.macros[command])
         self.shadow = world
         self.bot.mission = world
 
