@@ -19,10 +19,10 @@ import torch
 
 from agentprm.experts import make_expert
 from agentprm.losses import prm_loss
-from agentprm.models.tokenizer import train_tokenizer
+from agentprm.models.tokenizer import env_tokenizer
 from agentprm.models.value import build_value_model, load_value_model, token_values
 from agentprm.prm_batch import encode, pad, step_values
-from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, render_messages, to_text
+from agentprm.prompts import render_messages, to_text
 from agentprm.rollout import replay, run_episode
 from agentprm.types import Step, Trajectory
 
@@ -49,10 +49,7 @@ def main() -> None:
     if args.model:
         model, tok = load_value_model(args.model, device="cpu")
     else:
-        texts = [instruction("babyai")] + [
-            x for t in trajs for s in t.steps for x in (s.response, s.observation)
-        ]
-        tok = train_tokenizer(texts + ROLE_WORDS, whole=[instruction("babyai"), OK_REPLY])
+        tok = env_tokenizer("babyai", trajs)
         model = build_value_model("tiny", tok)
     model.eval()
     enc = encode("babyai", trajs, tok, args.budget)

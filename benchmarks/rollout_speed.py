@@ -19,17 +19,15 @@ from agentprm.envs.splits import parse_tasks
 from agentprm.experts import make_expert
 from agentprm.models.loading import load_policy_model
 from agentprm.models.presets import build_model
-from agentprm.models.tokenizer import train_tokenizer
+from agentprm.models.tokenizer import env_tokenizer
 from agentprm.policies.hf import HFPolicy
 from agentprm.policy import SamplingParams
-from agentprm.prompts import instruction
 from agentprm.rollout import collect, run_episode
 
 
 def _fresh_tiny(env: str):
     trajs = [run_episode(env, t, make_expert(env)) for t in range(400, 440)]
-    texts = [instruction(env)] + [x for t in trajs for s in t.steps for x in (s.response, s.observation)]
-    tok = train_tokenizer(texts + [t.initial_observation for t in trajs])
+    tok = env_tokenizer(env, trajs)
     return build_model("tiny", tok), tok
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction
+
 PAD, BOS, EOT = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -57,3 +59,16 @@ def train_tokenizer(
     if whole:
         tok.add_tokens(list(whole))
     return tok
+
+
+def env_tokenizer(env: str, trajs, vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """The embedded model's tokenizer for `env`, trained on trajectories' text (the one recipe for
+    every preset created from scratch: SFT, PRM training, benchmarks).
+
+    Texts: the env's instruction prompt, then per trajectory o_0 and every (a_t, o_{t+1}), then the
+    chat roles; the instruction prompt and the fixed first reply become one token each.
+    """
+    texts = [instruction(env)]
+    for t in trajs:
+        texts += [t.initial_observation] + [x for s in t.steps for x in (s.response, s.observation)]
+    return train_tokenizer(texts + ROLE_WORDS, vocab_size=vocab_size, whole=[instruction(env), OK_REPLY])

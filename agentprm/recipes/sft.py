@@ -27,8 +27,8 @@ import agentprm.envs as E
 from agentprm import rundir
 from agentprm.models.loading import load_policy_model
 from agentprm.models.presets import PRESETS, build_model
-from agentprm.models.tokenizer import train_tokenizer
-from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, training_segments
+from agentprm.models.tokenizer import env_tokenizer
+from agentprm.prompts import training_segments
 from agentprm.types import read_trajectories
 
 
@@ -113,12 +113,7 @@ def main(args: Args) -> dict:
     # 2. Model and tokenizer: a preset from scratch (tokenizer trained on this data) or a loaded LM.
     preset = args.model in PRESETS
     if preset:
-        texts = [instruction(env)]
-        for t in trajs:
-            texts += [t.initial_observation] + [x for s in t.steps for x in (s.response, s.observation)]
-        tokenizer = train_tokenizer(
-            texts + ROLE_WORDS, vocab_size=args.vocab_size, whole=[instruction(env), OK_REPLY]
-        )
+        tokenizer = env_tokenizer(env, trajs, vocab_size=args.vocab_size)
         model = build_model(args.model, tokenizer, seed=args.seed)
     else:
         model, tokenizer = load_policy_model(args.model)

@@ -37,10 +37,9 @@ from agentprm import rundir
 from agentprm.diagnostics import final_step_accuracy, score_trajectories, sibling_accuracy, value_histogram
 from agentprm.losses import loss_a, loss_q
 from agentprm.models.presets import PRESETS
-from agentprm.models.tokenizer import train_tokenizer
+from agentprm.models.tokenizer import env_tokenizer
 from agentprm.models.value import build_value_model, load_value_model
 from agentprm.prm_batch import encode, pad, step_values
-from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction
 from agentprm.types import read_trajectories
 
 
@@ -195,10 +194,7 @@ def main(args: Args) -> dict:
     # 2. Model: value head on the SFT policy / a pretrained backbone, or a preset from scratch.
     preset = args.model in PRESETS
     if preset:
-        texts = [instruction(env)] + [x for t in trajs for s in t.steps for x in (s.response, s.observation)]
-        tokenizer = train_tokenizer(
-            texts + [t.initial_observation for t in trajs] + ROLE_WORDS, whole=[instruction(env), OK_REPLY]
-        )
+        tokenizer = env_tokenizer(env, trajs)
         model = build_value_model(args.model, tokenizer, seed=args.seed)
     else:
         model, tokenizer = load_value_model(args.model, device="cpu", seed=args.seed)
