@@ -20,17 +20,22 @@ import torch
 from agentprm.prm_batch import encode, step_values
 
 
-@torch.no_grad()
 def score_trajectories(model, tokenizer, env: str, trajs, budget: int | None, batch_size: int = 16
                        ) -> list[torch.Tensor]:  # fmt: skip
     """M_0..M_T for every trajectory (no gradient); empty trajectories get an empty tensor."""
+    enc = encode(env, trajs, tokenizer, budget)
+    return score_encoded(model, enc, len(trajs), tokenizer.pad_token_id, batch_size)
+
+
+@torch.no_grad()
+def score_encoded(model, enc, num_trajs: int, pad_id: int, batch_size: int = 16) -> list[torch.Tensor]:
+    """score_trajectories for already encoded trajectories (prm_batch.encode of num_trajs records)."""
     was_training = model.training
     model.eval()
-    enc = encode(env, trajs, tokenizer, budget)
-    out: list[torch.Tensor] = [torch.zeros(0) for _ in trajs]
+    out: list[torch.Tensor] = [torch.zeros(0) for _ in range(num_trajs)]
     for start in range(0, len(enc), batch_size):
         batch = enc[start : start + batch_size]
-        values, _ = step_values(model, batch, tokenizer.pad_token_id)
+        values, _ = step_values(model, batch, pad_id)
         for e, v in zip(batch, values, strict=True):
             out[e.index] = v.float().cpu()
     model.train(was_training)

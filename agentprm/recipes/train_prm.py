@@ -34,7 +34,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 import agentprm.envs as E
 from agentprm import labels as L
 from agentprm import rundir
-from agentprm.diagnostics import final_step_accuracy, score_trajectories, sibling_accuracy, value_histogram
+from agentprm.diagnostics import final_step_accuracy, score_encoded, sibling_accuracy, value_histogram
 from agentprm.losses import loss_a, loss_q
 from agentprm.models.presets import PRESETS
 from agentprm.models.tokenizer import env_tokenizer
@@ -135,8 +135,8 @@ def targets_for(
 
 def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, run: Path) -> dict:
     """Diagnostics on held-out tasks, written to diagnostics.json and value_distribution.png."""
-    values = score_trajectories(model, tokenizer, env, held, args.max_prompt_tokens)
-    enc = encode(env, held, tokenizer, args.max_prompt_tokens)
+    enc = encode(env, held, tokenizer, args.max_prompt_tokens)  # rendered once: scoring and targets
+    values = score_encoded(model, enc, len(held), tokenizer.pad_token_id)
     tgt = targets_for(args, enc, [values[e.index] for e in enc], held, mc_table)
     v, _ = pad([values[e.index] for e in enc])
     t, _ = pad([x for x, _ in tgt])
