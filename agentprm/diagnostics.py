@@ -42,22 +42,33 @@ def score_encoded(model, enc, num_trajs: int, pad_id: int, batch_size: int = 16)
     return out
 
 
+def _outcome_pairs(trajs):
+    """(i, j) for trajectories of the same task, both with steps, whose outcomes differ."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, t in enumerate(trajs):
+        if t.num_steps:
+            groups[(t.env, t.task)].append(i)
+    for members in groups.values():
+        for i, j in itertools.combinations(members, 2):
+            if trajs[i].reward != trajs[j].reward:
+                yield i, j
+
+
+def _agreement(dv: float, dr: float) -> float:
+    """1 if the values order a pair as its outcomes do, 0 if reversed, 1/2 for a tie in value."""
+    return 0.5 if dv == 0 else float((dv > 0) == (dr > 0))
+
+
 def sibling_pairs(trajs) -> list[tuple[int, int, int]]:
     """(i, j, t): trajectories i and j share steps < t exactly, differ at t, and differ in outcome."""
     pairs = []
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, t in enumerate(trajs):
-        groups[(t.env, t.task)].append(i)
-    for members in groups.values():
-        for i, j in itertools.combinations(members, 2):
-            a, b = trajs[i], trajs[j]
-            if a.reward == b.reward:
-                continue
-            t = 0
-            while t < min(a.num_steps, b.num_steps) and a.steps[t].response == b.steps[t].response:
-                t += 1
-            if t < min(a.num_steps, b.num_steps):
-                pairs.append((i, j, t))
+    for i, j in _outcome_pairs(trajs):
+        a, b = trajs[i], trajs[j]
+        t = 0
+        while t < min(a.num_steps, b.num_steps) and a.steps[t].response == b.steps[t].response:
+            t += 1
+        if t < min(a.num_steps, b.num_steps):
+            pairs.append((i, j, t))
     return pairs
 
 
@@ -66,11 +77,9 @@ def sibling_accuracy(trajs, values: list[torch.Tensor]) -> tuple[float, int]:
     pairs = sibling_pairs(trajs)
     if not pairs:
         return float("nan"), 0
-    score = 0.0
-    for i, j, t in pairs:
-        dv = float(values[i][t] - values[j][t])
-        dr = trajs[i].reward - trajs[j].reward
-        score += 0.5 if dv == 0 else float((dv > 0) == (dr > 0))
+    score = sum(
+        _agreement(float(values[i][t] - values[j][t]), trajs[i].reward - trajs[j].reward) for i, j, t in pairs
+    )
     return score / len(pairs), len(pairs)
 
 
@@ -95,20 +104,9 @@ def spearman(a, b) -> float:
 def final_step_accuracy(trajs, values: list[torch.Tensor]) -> float:
     """Pairwise: for trajectories of the same task with different outcomes, is M_T higher for the
     better one? (What Best-of-N ranking by the final step relies on.)"""
-    score, n = 0.0, 0
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, t in enumerate(trajs):
-        if t.num_steps:
-            groups[(t.env, t.task)].append(i)
-    for members in groups.values():
-        for i, j in itertools.combinations(members, 2):
-            dr = trajs[i].reward - trajs[j].reward
-            if dr == 0:
-                continue
-            dv = float(values[i][-1] - values[j][-1])
-            score += 0.5 if dv == 0 else float((dv > 0) == (dr > 0))
-            n += 1
-    return score / n if n else float("nan")
+    scores = [_agreement(float(values[i][-1] - values[j][-1]), trajs[i].reward - trajs[j].reward)
+              for i, j in _outcome_pairs(trajs)]  # fmt: skip
+    return sum(scores) / len(scores) if scores else float("nan")
 
 
 def value_histogram(trajs, values: list[torch.Tensor], path: Path, title: str) -> None:
