@@ -25,9 +25,10 @@ from rich.progress import Progress
 
 import agentprm.envs as E
 from agentprm import rundir
+from agentprm.envs.splits import parse_tasks
 from agentprm.policy import SamplingParams
 from agentprm.recipes.collect import make_policy
-from agentprm.rollout import Ledger, collect
+from agentprm.rollout import collect
 from agentprm.types import read_trajectories
 
 
@@ -69,8 +70,6 @@ def main(args: Args) -> dict:
     out = run / "mc_labels.jsonl"
 
     # 1. Seeds: sample 0 of every task, minus those already labelled.
-    from agentprm.envs.splits import parse_tasks
-
     wanted = set(parse_tasks(env, args.tasks)) if args.tasks else None
     seeds = [t for t in read_trajectories(args.data) if t.env == env and t.sample == 0 and t.num_steps > 0
              and (wanted is None or t.task in wanted)]  # fmt: skip
@@ -107,7 +106,6 @@ def main(args: Args) -> dict:
             f.flush()
             os.fsync(f.fileno())
 
-    ledger = Ledger()
     with Progress(transient=True) as bar:
         job = bar.add_task(f"mc rollouts {env}", total=len(jobs))
 

@@ -6,6 +6,7 @@ import dataclasses
 import sys
 
 import agentprm.envs as E
+from agentprm.envs.react import format_react
 
 
 @dataclasses.dataclass
@@ -29,7 +30,7 @@ def main(args: Args) -> float:
         line = line.rstrip("\n")
         if line.strip() == "quit":
             break
-        response = line.replace("\\n", "\n") if "Action:" in line else f"Thought:\n\n\nAction:\n{line}"
+        response = line.replace("\\n", "\n") if "Action:" in line else format_react("", line)
         obs, r, terminated, truncated, info = env.step(response)
         rounds += 1
         reward += r
