@@ -9,6 +9,7 @@ which is how search branches a partial trajectory.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 from collections.abc import Callable
@@ -159,8 +160,9 @@ def collect(
     """
     kwargs = {} if max_rounds is None else {"max_episode_steps": max_rounds}
     short = E.short_name(env_name)
-    queue = list(jobs)
+    queue = collections.deque(jobs)
     active: list[_Episode] = []
+    free: list = []  # envs of finished episodes: reset() restarts them, so they are reused
     ledger = Ledger()
     start = time.time()
     count = getattr(policy, "count_tokens", None)
@@ -168,8 +170,8 @@ def collect(
     one = dataclasses.replace(params, n=1)
     while queue or active:
         while queue and len(active) < max_active:
-            task, sample, *rest = queue.pop(0)
-            env = E.make(short, **kwargs)
+            task, sample, *rest = queue.popleft()
+            env = free.pop() if free else E.make(short, **kwargs)
             obs, info = env.reset(options={"task": task})
             ep = _Episode(task, sample, env, obs, info=info)
             for response in rest[0] if rest else []:
@@ -183,6 +185,7 @@ def collect(
             if ep.terminated or ep.truncated:  # the prefix already ended the episode: nothing to sample
                 ledger.episodes += 1
                 on_done(_to_trajectory(short, ep, policy.name, meta))
+                free.append(env)
                 continue
             active.append(ep)
         if not active:
@@ -220,6 +223,7 @@ def collect(
             if ep.terminated or ep.truncated:
                 ledger.episodes += 1
                 on_done(_to_trajectory(short, ep, policy.name, meta))
+                free.append(ep.env)
             else:
                 still.append(ep)
         active = still
