@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -36,3 +37,25 @@ def log_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:
     record = {"time": round(time.time(), 3), **_jsonable(metrics)}
     with open(Path(run_dir) / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def save_checkpoint(obj, path: str | os.PathLike) -> None:
+    """torch.save written aside, then renamed: a kill never leaves a half-written checkpoint."""
+    import torch  # only the training recipes need it; keep `agentprm envs` & co. light
+
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_model(model, tokenizer, out: str | os.PathLike) -> Path:
+    """save_pretrained of model and tokenizer into `out`, written aside (out.tmp) and renamed."""
+    out = Path(out)
+    tmp = out.with_suffix(".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out

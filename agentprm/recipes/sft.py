@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -88,12 +87,6 @@ def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
     return input_ids, attention, labels
 
 
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def main(args: Args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -158,7 +151,7 @@ def main(args: Args) -> dict:
         print(f"resumed from {ckpt_path} at step {step}/{total}")
 
     def checkpoint() -> None:
-        _save_atomic(
+        rundir.save_checkpoint(
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -220,15 +213,7 @@ def main(args: Args) -> dict:
     checkpoint()
 
     # 6. Save the policy as an ordinary HF folder (atomically: written aside, then renamed).
-    out = run / "model"
-    tmp = run / "model.tmp"
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    out = rundir.save_model(model, tokenizer, run / "model")
     summary = {
         "steps": step,
         "total_steps": total,

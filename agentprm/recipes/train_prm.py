@@ -21,9 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import random
-import shutil
 import time
 from pathlib import Path
 
@@ -229,16 +227,14 @@ def main(args: Args) -> dict:
     def checkpoint() -> None:
         accelerator.wait_for_everyone()
         if main_proc:
-            tmp = ckpt_path.with_suffix(".tmp")
-            torch.save(
+            rundir.save_checkpoint(
                 {
                     "model": accelerator.unwrap_model(model).state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "step": step,
                 },
-                tmp,
+                ckpt_path,
             )
-            os.replace(tmp, ckpt_path)
 
     # 4. Train (Algorithm 1).
     model.train()
@@ -299,13 +295,8 @@ def main(args: Args) -> dict:
     summary = {"steps": step, "total_steps": total, "minutes": round((time.time() - start) / 60, 2)}
     accelerator.wait_for_everyone()
     if main_proc:
-        out, tmp = run / "model", run / "model.tmp"
         unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        out = rundir.save_model(unwrapped, tokenizer, run / "model")
         summary["model"] = str(out)
         # 6. Held-out diagnostics: loss terms, sibling-pair and final-step ranking, Figure 7.
         held = [t for t in trajs if t.task in held_tasks]
