@@ -5,6 +5,9 @@ BabyAI: task i -> level (i % 40) + 1 with seed i // 40.
           90 tasks covering all 40 levels, the size of AgentGym's BabyAI eval set.
   train = 400..4399 (seeds 10..109 of every level): disjoint from test, and from the first 400
           indices used by the expert acceptance check.
+  test_short / train_short = the same splits restricted to the 13 short-horizon levels (GoTo*,
+          OpenRedDoor, OpenDoorLoc, PickupLoc, PickupDistDebug, ActionObjDoor; the expert needs <= 2.1
+          rounds on average): 33 test tasks. `agentprm demo` uses them to fit 20 CPU minutes.
 TextCraft: task i -> goals[i], the 544 goals of depth >= 1 sorted by (depth, name).
   test  = 97 goals spread evenly over the depth-sorted list: round(k * 544 / 97), k = 0..96.
   train = the other 447 goals.
@@ -13,10 +16,19 @@ TextCraft: task i -> goals[i], the 544 goals of depth >= 1 sorted by (depth, nam
 from __future__ import annotations
 
 TEXTCRAFT_NUM_GOALS = 544
+# 0-based positions in envs.babyai.LEVELS (a task's level is LEVELS[i % 40]).
+BABYAI_SHORT_LEVELS = (0, 1, 2, 3, 4, 8, 9, 10, 12, 13, 18, 19, 29)
 
 
 def _babyai() -> dict[str, list[int]]:
-    return {"test": list(range(90)), "train": list(range(400, 4400))}
+    test, train = list(range(90)), list(range(400, 4400))
+    short = set(BABYAI_SHORT_LEVELS)
+    return {
+        "test": test,
+        "train": train,
+        "test_short": [i for i in test if i % 40 in short],
+        "train_short": [i for i in train if i % 40 in short],
+    }
 
 
 def _textcraft() -> dict[str, list[int]]:
