@@ -8,7 +8,18 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     import tyro
 
-    from agentprm.recipes import collect, demo, envs_info, expert, mc_label, play, sft, train_prm
+    from agentprm.recipes import (
+        collect,
+        demo,
+        envs_info,
+        evaluate,
+        expert,
+        mc_label,
+        play,
+        report,
+        sft,
+        train_prm,
+    )
 
     commands = {
         "demo": (demo.Args, demo.main, "the main job, end to end on the embedded default (see README)"),
@@ -23,6 +34,12 @@ def main(argv: list[str] | None = None) -> None:
             train_prm.main,
             "train the PRM: L_Q + beta L_A on td/mc/pvm/orm labels",
         ),
+        "evaluate": (
+            evaluate.Args,
+            evaluate.main,
+            "greedy, Best-of-N, beam search and oracle on a test split",
+        ),
+        "report": (report.Args, report.main, "report.md and figures from run folders"),
     }
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:

@@ -39,6 +39,14 @@ def log_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file aside and rename it: readers never see a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def save_checkpoint(obj, path: str | os.PathLike) -> None:
     """torch.save written aside, then renamed: a kill never leaves a half-written checkpoint."""
     import torch  # only the training recipes need it; keep `agentprm envs` & co. light

@@ -1,41 +1,126 @@
-"""`agentprm demo`: the toolkit's main job, end to end on the embedded default, on CPU.
+"""`agentprm demo`: the paper's whole loop on the embedded default model, on CPU, in about 20 minutes.
 
-Today (foundation stage) it runs what exists end to end: the expert on the pinned test split of
-BabyAI and TextCraft, written to runs/<name>/ as trajectories with success rates. The paper's loop
-(SFT policy -> rollouts -> TD/GAE labels -> PRM training -> Best-of-N / beam search -> report) is
-added stage by stage; this docstring and the README say what the demo covers.
+  1. expert trajectories on BabyAI training tasks            -> runs/demo/expert.jsonl
+  2. SFT of the tiny policy (tokenizer trained on them)       -> runs/demo/sft/model
+  3. rollouts of the SFT policy, --samples per training task  -> runs/demo/rollouts/trajectories.jsonl
+  4. reward models on those rollouts, all from the SFT policy: ORM, PVM, AgentPRM (TD(lambda)+GAE,
+     L_Q + L_A) and the paper's ablation without L_A (beta = 0) -> runs/demo/prm-<name>/model
+  5. evaluation on the test tasks: greedy, Best-of-N from one pool, oracle pass@N, beam search
+                                                              -> runs/demo/evaluate/results.json
+  6. report: tables and figures                               -> runs/demo/report.md, *.png
+
+Scale (so that it fits 20 minutes on 2 CPU cores): BabyAI's 13 short-horizon levels
+(splits test_short / train_short), a 10-round cap, a pool of 8 samples per test task and beam
+search @2x2. Every knob is an argument; the full-size evaluation is `agentprm evaluate` (README).
+Each finished stage leaves runs/demo/.done/<stage>; re-running skips it (and the stages themselves
+resume mid-way), so an interrupted demo continues where it stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import time
 from pathlib import Path
 
 from agentprm import rundir
-from agentprm.recipes import expert
+from agentprm.envs.splits import parse_tasks
+from agentprm.recipes import collect, evaluate, expert, report, sft, train_prm
+
+REWARD_MODELS = {  # name -> (labels, beta)
+    "orm": ("orm", 1.0),
+    "pvm": ("pvm", 1.0),
+    "agentprm": ("td", 1.0),
+    "agentprm-no-LA": ("td", 0.0),
+}
 
 
 @dataclasses.dataclass
 class Args:
     run_dir: Path = Path("runs/demo")
-    """where everything goes (re-running skips finished work)"""
-    envs: tuple[str, ...] = ("babyai", "textcraft")
-    """environments to run"""
-    tasks: str = "test"
-    """task split or range for every environment"""
+    """where everything goes (re-running skips finished stages)"""
+    env: str = "babyai"
+    """environment (the demo's defaults are tuned for BabyAI)"""
+    train_tasks: str = "train_short"
+    """tasks for expert data and PRM rollouts"""
+    test_tasks: str = "test_short"
+    """tasks to evaluate on"""
+    expert_tasks: int = 800
+    """expert trajectories for SFT (the first ones of --train-tasks)"""
+    sft_minutes: float = 3.5
+    """SFT wall-clock budget"""
+    rollout_tasks: int = 32
+    """training tasks the PRM rollouts are drawn on (the last ones of --train-tasks, unseen in SFT)"""
+    samples: int = 8
+    """rollouts per training task (the paper: 16)"""
+    prm_minutes: float = 1.0
+    """wall-clock budget of each reward model's training"""
+    reward_models: tuple[str, ...] = tuple(REWARD_MODELS)
+    """which of orm, pvm, agentprm, agentprm-no-LA to train and compare"""
+    pool: int = 8
+    """Best-of-N pool per test task"""
+    beams: tuple[str, ...] = ("2x2",)
+    """beam search configurations"""
+    max_rounds: int = 10
+    """round cap for rollouts and evaluation"""
+    threads: int = 2
+    """torch CPU threads"""
 
 
-def main(args: Args) -> list[dict]:
+def _stage(run: Path, name: str, fn):
+    marker = run / ".done" / name
+    if marker.exists():
+        print(f"[demo] {name}: done before, skipped")
+        return json.loads(marker.read_text())
+    start = time.time()
+    print(f"[demo] {name} ...")
+    out = fn() or {}
+    marker.parent.mkdir(exist_ok=True)
+    summary = {"seconds": round(time.time() - start, 1)}
+    rundir.atomic_write_text(marker, json.dumps(summary))
+    rundir.log_metrics(run, {"stage": name, **summary})
+    print(f"[demo] {name}: {summary['seconds']:.0f}s")
+    return out
+
+
+def main(args: Args) -> dict:
     run = rundir.prepare(args.run_dir, args)
-    summaries = []
-    # 1. Expert trajectories on each env's test split (resumable: finished tasks are skipped).
-    for env in args.envs:
-        summary = expert.main(expert.Args(env=env, tasks=args.tasks, out=run / f"expert_{env}.jsonl"))
-        rundir.log_metrics(run, {"stage": "expert", **summary})
-        summaries.append(summary)
-    print(f"\ndemo (foundation stage: expert data only) finished -> {run}")
-    for s in summaries:
-        print(
-            f"  {s['env']:10s} expert success rate {s['success_rate']:.3f}  mean reward {s['mean_reward']:.3f}"
-        )
-    return summaries
+    start = time.time()
+    train = parse_tasks(args.env, args.train_tasks)
+    sft_tasks = train[: args.expert_tasks]
+    prm_tasks = train[-args.rollout_tasks :]
+    rm_dirs = {name: run / f"prm-{name}" for name in args.reward_models}
+    for name in args.reward_models:
+        if name not in REWARD_MODELS:
+            raise SystemExit(f"unknown reward model {name!r}: choose from {sorted(REWARD_MODELS)}")
+
+    # 1. Expert data for SFT.
+    _stage(run, "expert", lambda: expert.main(expert.Args(
+        env=args.env, tasks=",".join(map(str, sft_tasks)), out=run / "expert.jsonl")))  # fmt: skip
+    # 2. SFT of the tiny policy from scratch.
+    _stage(run, "sft", lambda: sft.main(sft.Args(
+        data=run / "expert.jsonl", env=args.env, model="tiny", run_dir=run / "sft", epochs=4,
+        max_minutes=args.sft_minutes, threads=args.threads)))  # fmt: skip
+    policy = str(run / "sft" / "model")
+    # 3. Rollouts for PRM training (temperature 1.0, the paper's collection setting).
+    _stage(run, "rollouts", lambda: collect.main(collect.Args(
+        policy=policy, env=args.env, tasks=",".join(map(str, prm_tasks)), n=args.samples,
+        temperature=1.0, run_dir=run / "rollouts", max_rounds=args.max_rounds, threads=args.threads)))  # fmt: skip
+    # 4. Reward models, each initialised from the SFT policy.
+    for name, path in rm_dirs.items():
+        labels, beta = REWARD_MODELS[name]
+        _stage(run, f"prm-{name}", lambda labels=labels, beta=beta, path=path: train_prm.main(train_prm.Args(
+            data=run / "rollouts" / "trajectories.jsonl", env=args.env, labels=labels, beta=beta,
+            model=policy, run_dir=path, epochs=2, batch_size=16, heldout=0.25,
+            max_minutes=args.prm_minutes, threads=args.threads)))  # fmt: skip
+    # 5. Evaluation on the test tasks.
+    results = _stage(run, "evaluate", lambda: evaluate.main(evaluate.Args(
+        policy=policy, reward_models=tuple(f"{n}={p}" for n, p in rm_dirs.items()), env=args.env,
+        tasks=args.test_tasks, pool=args.pool, beams=args.beams, max_rounds=args.max_rounds,
+        run_dir=run / "evaluate", threads=args.threads)))  # fmt: skip
+    # 6. Report (always rewritten: cheap).
+    report.main(report.Args(runs=(run / "evaluate", *rm_dirs.values(), run / "rollouts"), out=run))
+    minutes = (time.time() - start) / 60
+    print(f"\n[demo] finished in {minutes:.1f} min this run -> {run / 'report.md'}")
+    rundir.log_metrics(run, {"stage": "demo", "minutes": minutes})
+    return results

@@ -1,0 +1,224 @@
+"""`agentprm evaluate`: the paper's evaluation of a policy with reward models on a pinned test split.
+
+For every reward model (PRM, ORM, PVM, ablations: anything `agentprm train-prm` wrote) it reports
+success rate AND mean reward, each with a 95% confidence interval over tasks, for
+  - greedy decoding (the SFT baseline) and sampling at the evaluation temperature (Best-of-1),
+  - Best-of-N for N = 1, 2, 4, ..., --pool, all drawn from ONE pool of --pool samples per task
+    (exact expectation over subsets, agentprm.evaluation.best_of_n) with last/min/mean step scores,
+  - the oracle (a perfect verifier) on the same pool: pass@N, the ceiling,
+  - step-level beam search @N x M for each --beams entry,
+with a compute ledger per stage. Everything lands in runs/<name>/: greedy.jsonl, pool.jsonl,
+scores_<rm>.json, beam_<rm>_<N>x<M>.jsonl, results.json (read by `agentprm report`), metrics.jsonl.
+Re-running skips finished work (trajectory files are resumed task by task).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import agentprm.envs as E
+from agentprm import rundir
+from agentprm.envs.splits import parse_tasks
+from agentprm.evaluation import aggregate, best_of_n, mean_ci, oracle_at_n, wilson
+from agentprm.models.value import load_value_model
+from agentprm.policy import SamplingParams
+from agentprm.recipes.collect import make_policy
+from agentprm.rollout import collect
+from agentprm.scorers import PRMScorer
+from agentprm.search import SearchConfig, SearchLedger, beam_search, greedy
+from agentprm.types import TrajectoryWriter, completed_keys, read_trajectories
+
+
+@dataclasses.dataclass
+class Args:
+    policy: str = "runs/sft/model"
+    """the policy: an HF folder, smollm2, or openai:<model>@<base_url>"""
+    reward_models: tuple[str, ...] = ()
+    """NAME=PATH items; PATH is a train-prm run dir (its model/ and args are used) or an HF folder"""
+    env: str = "babyai"
+    """environment"""
+    tasks: str = "test"
+    """pinned split or range"""
+    pool: int = 64
+    """samples per task for Best-of-N (curves for N = 1, 2, 4, ... up to it)"""
+    temperature: float = 0.7
+    """evaluation sampling temperature (paper: 0.7)"""
+    beams: tuple[str, ...] = ("2x2", "4x4", "8x8")
+    """beam search configurations NxM"""
+    max_prompt_tokens: int = 512
+    """the policy's renderer budget"""
+    max_new_tokens: int = 96
+    """per response"""
+    max_rounds: int | None = None
+    """round cap; default: the env's registered cap (20)"""
+    batch_size: int = 64
+    """prompts per generate call"""
+    chunk: int = 8
+    """beam search runs this many tasks at a time (each chunk is saved: resumable)"""
+    run_dir: Path = Path("runs/evaluate")
+    """output folder"""
+    threads: int | None = None
+    """torch CPU threads"""
+    seed: int = 0
+    """sampling seed"""
+
+
+def _resume(path: Path, env: str, tasks: list[int], n: int, play) -> list:
+    """Play the (task, sample) pairs missing from `path` with play(tasks_todo) and return them all."""
+    done = completed_keys(path)
+    todo = sorted({t for t in tasks for s in range(n) if (env, t, s) not in done})
+    if todo:
+        with TrajectoryWriter(path) as writer:
+            for traj in play(todo):
+                if (env, traj.task, traj.sample) not in done:
+                    writer.write(traj)
+    wanted = {(env, t, s) for t in tasks for s in range(n)}
+    return sorted((t for t in read_trajectories(path) if t.key in wanted), key=lambda t: t.key)
+
+
+def _rates(trajs) -> dict:
+    """Success rate (Wilson CI) and mean reward (normal CI) of one trajectory per task."""
+    s = wilson(sum(t.success for t in trajs), len(trajs))
+    r = mean_ci([t.reward for t in trajs])
+    return {"n": len(trajs), "success": s[0], "success_ci": s[1:], "reward": r[0], "reward_ci": r[1:]}
+
+
+def _curve(per_task: dict[int, list], ns: list[int], score) -> dict:
+    """{n: {success, success_ci, reward, reward_ci}}: score(trajs, key, n) averaged over tasks."""
+    out = {}
+    for n in ns:
+        succ = mean_ci([score(trajs, "success", n) for trajs in per_task.values()])
+        rew = mean_ci([score(trajs, "reward", n) for trajs in per_task.values()])
+        out[n] = {"success": succ[0], "success_ci": succ[1:], "reward": rew[0], "reward_ci": rew[1:]}
+    return out
+
+
+def load_reward_model(spec: str) -> tuple[str, Path, dict]:
+    """'name=path' -> (name, HF folder, its train-prm args (labels, beta, budget) when known)."""
+    name, sep, path = spec.partition("=")
+    if not sep:
+        raise SystemExit(f"give reward models as NAME=PATH (e.g. agentprm=runs/prm-td), not {spec!r}")
+    path = Path(path)
+    info = {}
+    if (path / "args.json").exists() and (path / "model").is_dir():
+        info = json.loads((path / "args.json").read_text())
+        path = path / "model"
+    return name, path, info
+
+
+def main(args: Args) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = rundir.prepare(args.run_dir, args)
+    env = E.short_name(args.env)
+    tasks = parse_tasks(env, args.tasks)
+    console = Console()
+    policy = make_policy(args.policy, args.batch_size, args.max_prompt_tokens)
+    config = SearchConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens,
+                          max_rounds=args.max_rounds, seed=args.seed)  # fmt: skip
+    results: dict = {"env": env, "tasks": len(tasks), "pool": args.pool, "policy": args.policy}
+    ledgers: dict[str, dict] = {}
+
+    # 1. Greedy (the SFT baseline).
+    ledger = SearchLedger()
+    greedy_trajs = _resume(run / "greedy.jsonl", env, tasks, 1,
+                           lambda todo: greedy(env, todo, policy, None, config, ledger))  # fmt: skip
+    results["greedy"], ledgers["greedy"] = _rates(greedy_trajs), dataclasses.asdict(ledger)
+    console.print(
+        f"greedy: success {results['greedy']['success']:.3f}, reward {results['greedy']['reward']:.3f}"
+    )
+
+    # 2. One pool of --pool samples per task at the evaluation temperature.
+    ledger = SearchLedger()
+
+    def play_pool(todo):
+        jobs = [(t, s) for t in todo for s in range(args.pool)]
+        out = []
+        params = SamplingParams(
+            temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
+        )
+        spent = collect(env, jobs, policy, params, on_done=out.append, max_rounds=args.max_rounds,
+                        max_active=args.batch_size, meta={"search": "pool"})  # fmt: skip
+        ledger.add(SearchLedger(**dataclasses.asdict(spent)))
+        return out
+
+    pool = _resume(run / "pool.jsonl", env, tasks, args.pool, play_pool)
+    ledgers["pool"] = dataclasses.asdict(ledger)
+    per_task: dict[int, list] = {}
+    for t in pool:
+        per_task.setdefault(t.task, []).append(t)
+    ns = [n for n in (2**k for k in range(12)) if n <= args.pool]
+    results["sample"] = _rates([ts[0] for ts in per_task.values()])
+
+    def outcome(t, key):
+        return float(t.success) if key == "success" else t.reward
+
+    results["oracle"] = _curve(per_task, ns, lambda ts, key, n: oracle_at_n([outcome(t, key) for t in ts], n))
+    console.print(
+        f"pool: {len(pool)} trajectories; oracle pass@{ns[-1]} {results['oracle'][ns[-1]]['success']:.3f}"
+    )
+
+    # 3. Per reward model: score the pool once, Best-of-N curves, then beam search.
+    results["reward_models"], results["bon"], results["beam"] = {}, {}, {}
+    for spec in args.reward_models:
+        name, path, info = load_reward_model(spec)
+        model, tok = load_value_model(path)
+        budget = info.get("max_prompt_tokens", args.max_prompt_tokens)
+        scorer = PRMScorer(model, tok, budget=budget, name=name)
+        results["reward_models"][name] = {"path": str(path), "labels": info.get("labels"),
+                                          "beta": info.get("beta")}  # fmt: skip
+        cache = run / f"scores_{name}.json"
+        cached = json.loads(cache.read_text()) if cache.exists() else {}
+        keys = [f"{t.task}:{t.sample}" for t in pool]
+        if not all(k in cached for k in keys):
+            values = scorer.score_trajectories(env, pool)
+            cached = dict(zip(keys, values, strict=True))
+            rundir.atomic_write_text(cache, json.dumps(cached))
+            ledgers[f"score_{name}"] = {"prm_tokens": scorer.tokens}
+        scores = {(t.task, t.sample): cached[f"{t.task}:{t.sample}"] for t in pool}
+        results["bon"][name] = {
+            how: _curve(per_task, ns, lambda ts, key, n, how=how, scores=scores: best_of_n(
+                [aggregate(scores[(t.task, t.sample)], how) for t in ts], [outcome(t, key) for t in ts], n))
+            for how in ("last", "min", "mean")
+        }  # fmt: skip
+        last = results["bon"][name]["last"][ns[-1]]
+        console.print(f"{name}: Best-of-{ns[-1]} success {last['success']:.3f}, reward {last['reward']:.3f}")
+        results["beam"][name] = {}
+        for beam in args.beams:
+            n, m = (int(x) for x in beam.lower().split("x"))
+            ledger = SearchLedger()
+            cfg = dataclasses.replace(config, n=n, m=m)
+
+            def play_beam(todo, cfg=cfg, ledger=ledger, scorer=scorer):
+                for start in range(0, len(todo), args.chunk):  # chunks are written as they finish
+                    yield from beam_search(env, todo[start : start + args.chunk], policy, scorer, cfg, ledger)
+
+            trajs = _resume(run / f"beam_{name}_{n}x{m}.jsonl", env, tasks, 1, play_beam)
+            results["beam"][name][beam] = {**_rates(trajs), "ledger": dataclasses.asdict(ledger)}
+            console.print(f"{name}: beam @{beam} success {results['beam'][name][beam]['success']:.3f}, "
+                          f"reward {results['beam'][name][beam]['reward']:.3f}")  # fmt: skip
+    results["ledgers"] = ledgers
+
+    # 4. Save and summarise.
+    rundir.atomic_write_text(run / "results.json", json.dumps(results, indent=1))
+    rundir.log_metrics(run, {"stage": "evaluate", "greedy": results["greedy"], "sample": results["sample"]})
+    table = Table(title=f"{env}: {len(tasks)} tasks (success / mean reward)")
+    table.add_column("method")
+    table.add_column("success")
+    table.add_column("reward")
+    for label, r in [("greedy", results["greedy"]), ("sample (Bo1)", results["sample"]),
+                     (f"oracle pass@{ns[-1]}", results["oracle"][ns[-1]])]:  # fmt: skip
+        table.add_row(label, f"{r['success']:.3f}", f"{r['reward']:.3f}")
+    for name in results["bon"]:
+        r = results["bon"][name]["last"][ns[-1]]
+        table.add_row(f"{name} BoN@{ns[-1]}", f"{r['success']:.3f}", f"{r['reward']:.3f}")
+        for beam, r in results["beam"][name].items():
+            table.add_row(f"{name} beam@{beam}", f"{r['success']:.3f}", f"{r['reward']:.3f}")
+    console.print(table)
+    return results

@@ -1,0 +1,222 @@
+"""Reports from run directories: markdown tables laid out like the paper's and PNG figures.
+
+Reads what the recipes leave behind and never recomputes a number:
+  evaluate runs  (results.json)        -> beam-search table (Table 1), Best-of-N table, Figure 3
+                                          (BoN vs N per reward model, oracle pass@N dashed),
+                                          Figure 4 (the ablation without L_A), efficiency ratios
+  train-prm runs (diagnostics.json)    -> held-out diagnostics per reward model
+  collect / mc-label runs (metrics)    -> Table 3: labelling cost (policy tokens, env steps)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agentprm.evaluation import efficiency_ratio
+
+
+def _last_metrics(path: Path) -> dict:
+    lines = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines() if x.strip()] \
+        if (path / "metrics.jsonl").exists() else []  # fmt: skip
+    return next((x for x in reversed(lines) if "ledger" in x), {})
+
+
+def load_runs(paths) -> dict:
+    """{'evaluate': [(path, results)], 'prm': [(path, args, diagnostics)], 'cost': [(path, kind, metrics)]}."""
+    out: dict = {"evaluate": [], "prm": [], "cost": []}
+    for p in map(Path, paths):
+        args = json.loads((p / "args.json").read_text()) if (p / "args.json").exists() else {}
+        if (p / "results.json").exists():
+            out["evaluate"].append((p, json.loads((p / "results.json").read_text())))
+        elif (p / "diagnostics.json").exists():
+            out["prm"].append((p, args, json.loads((p / "diagnostics.json").read_text())))
+        elif _last_metrics(p):
+            kind = "mc-label" if "mc_rollouts" in args or "rollouts" in _last_metrics(p) else "rollouts"
+            out["cost"].append((p, kind, _last_metrics(p)))
+        else:
+            raise ValueError(f"{p}: not a run directory agentprm report can read (no results.json, "
+                             "diagnostics.json or metrics with a ledger); give evaluate, train-prm, "
+                             "collect or mc-label run folders")  # fmt: skip
+    return out
+
+
+def _ci(r: dict, key: str) -> str:
+    lo, hi = r[f"{key}_ci"]
+    return f"{r[key]:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _ns(results: dict) -> list[int]:
+    return sorted(int(n) for n in results["oracle"])
+
+
+def _method_and_baselines(results: dict) -> tuple[str | None, list[str]]:
+    """AgentPRM = the reward model trained on td labels with beta > 0; the others are baselines."""
+    rms = results.get("reward_models", {})
+    method = next((n for n, i in rms.items() if i.get("labels") == "td" and (i.get("beta") or 0) > 0), None)
+    return method, [n for n in rms if n != method]
+
+
+def evaluate_section(path: Path, results: dict) -> list[str]:
+    ns = _ns(results)
+    top = str(ns[-1])
+    lines = [f"## {results['env']}: {results['tasks']} test tasks ({path})", "",
+             f"Policy `{results['policy']}`; Best-of-N pool of {results['pool']} samples per task. "
+             "Success rate and mean reward, each with a 95% confidence interval over tasks.", "",
+             "### Beam search and baselines (the paper's Table 1 layout)", "",
+             "| method | success rate | mean reward |", "|---|---|---|",
+             f"| greedy (SFT) | {_ci(results['greedy'], 'success')} | {_ci(results['greedy'], 'reward')} |",
+             f"| sampling, Best-of-1 | {_ci(results['sample'], 'success')} | {_ci(results['sample'], 'reward')} |"]  # fmt: skip
+    for name, beams in results["beam"].items():
+        for beam, r in beams.items():
+            lines.append(f"| {name} beam @{beam} | {_ci(r, 'success')} | {_ci(r, 'reward')} |")
+    for name in results["bon"]:
+        r = results["bon"][name]["last"][top]
+        lines.append(f"| {name} Best-of-{top} | {_ci(r, 'success')} | {_ci(r, 'reward')} |")
+    o = results["oracle"][top]
+    lines += [f"| oracle pass@{top} (ceiling) | {_ci(o, 'success')} | {_ci(o, 'reward')} |", ""]
+    for key, label in (("success", "success rate"), ("reward", "mean reward")):
+        lines += [f"### Best-of-N, {label} (final-step score; min / mean in results.json)", "",
+                  "| reward model | " + " | ".join(f"N={n}" for n in ns) + " |",
+                  "|---|" + "---|" * len(ns)]  # fmt: skip
+        for name, curves in results["bon"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{curves['last'][str(n)][key]:.3f}" for n in ns) + " |")
+        lines.append("| oracle | " + " | ".join(f"{results['oracle'][str(n)][key]:.3f}" for n in ns) + " |")
+        lines.append("")
+    method, baselines = _method_and_baselines(results)
+    if method:
+        lines += ["### Compute efficiency of Best-of-N (the paper's \"8x\")", "",
+                  "N at which the baseline reaches its best score (N <= pool) divided by the smallest N at "
+                  f"which {method} reaches that score; 'never' = it does not within the pool.", "",
+                  "| baseline | success rate | mean reward |", "|---|---|---|"]  # fmt: skip
+        for b in baselines:
+            cells = []
+            for key in ("success", "reward"):
+                curve = [results["bon"][x]["last"][str(n)][key] for x in (b, method) for n in ns]
+                ratio = efficiency_ratio(ns, curve[: len(ns)], curve[len(ns) :])
+                cells.append("never" if ratio is None else f"{ratio:.2f}x")
+            lines.append(f"| {b} | {cells[0]} | {cells[1]} |")
+        lines.append("")
+    lines += ["### Compute spent (ledgers)", "", "| stage | policy tokens | env steps | PRM tokens |",
+              "|---|---|---|---|"]  # fmt: skip
+    for stage, led in results.get("ledgers", {}).items():
+        lines.append(f"| {stage} | {led.get('policy_tokens', '')} | {led.get('env_steps', '')} | "
+                     f"{led.get('prm_tokens', '')} |")  # fmt: skip
+    for name, beams in results["beam"].items():
+        for beam, r in beams.items():
+            led = r["ledger"]
+            lines.append(
+                f"| beam {name} @{beam} | {led['policy_tokens']} | {led['env_steps']} | {led['prm_tokens']} |"
+            )
+    return lines + [""]
+
+
+def figure3(results: dict, out: Path) -> Path:
+    """Best-of-N score vs N per reward model (final-step score), oracle pass@N dashed, greedy dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ns = _ns(results)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "success", "success rate"), (axes[1], "reward", "mean reward")):
+        for name, curves in results["bon"].items():
+            ax.plot(ns, [curves["last"][str(n)][key] for n in ns], marker="o", label=name)
+        ax.plot(ns, [results["oracle"][str(n)][key] for n in ns], "k--", label="oracle pass@N")
+        ax.axhline(results["greedy"][key], color="grey", linestyle=":", label="greedy")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("N (samples per task)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{results['env']}: Best-of-N {label}")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def figure4(results: dict, out: Path) -> Path | None:
+    """The ablation: AgentPRM with and without L_A (Best-of-N curves and beam-search bars)."""
+    rms = results.get("reward_models", {})
+    td = [n for n, i in rms.items() if i.get("labels") == "td"]
+    if len(td) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ns = _ns(results)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for name in td:
+        beta = rms[name].get("beta")
+        axes[0].plot(ns, [results["bon"][name]["last"][str(n)]["reward"] for n in ns], marker="o",
+                     label=f"{name} (beta={beta})")  # fmt: skip
+    axes[0].set_xscale("log", base=2)
+    axes[0].set_xlabel("N")
+    axes[0].set_ylabel("mean reward")
+    axes[0].set_title("Best-of-N")
+    axes[0].legend(fontsize=8)
+    beams = sorted({b for n in td for b in results["beam"].get(n, {})})
+    width = 0.8 / len(td)
+    for k, name in enumerate(td):
+        axes[1].bar([i + k * width for i in range(len(beams))],
+                    [results["beam"][name][b]["reward"] for b in beams], width, label=name)  # fmt: skip
+    axes[1].set_xticks([i + width * (len(td) - 1) / 2 for i in range(len(beams))], [f"@{b}" for b in beams])
+    axes[1].set_ylabel("mean reward")
+    axes[1].set_title("beam search")
+    fig.suptitle(f"{results['env']}: ablation without L_A")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def prm_section(prms) -> list[str]:
+    lines = ["## Reward models: held-out diagnostics", "",
+             "Sibling accuracy: pairs of steps with the same state and different actions whose trajectories "
+             "ended differently, ranked like their outcomes (0.5 = chance).", "",
+             "| run | labels | beta | train trajectories | held-out L_Q | held-out L_A | sibling accuracy (pairs) | final-step accuracy |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for p, args, d in prms:
+        lines.append(f"| {p.name} | {args.get('labels')} | {args.get('beta')} | {d.get('trajectories')} | "
+                     f"{d.get('heldout/loss_q', float('nan')):.4f} | {d.get('heldout/loss_a', float('nan')):.4f} | "
+                     f"{d.get('heldout/sibling_accuracy', float('nan')):.3f} ({d.get('heldout/sibling_pairs')}) | "
+                     f"{d.get('heldout/final_step_accuracy', float('nan')):.3f} |")  # fmt: skip
+    return lines + [""]
+
+
+def cost_section(costs) -> list[str]:
+    """Table 3's Tokens column: what each labelling scheme costs beyond the model's own training."""
+    lines = ["## Labelling cost (the paper's Table 3, Tokens column)", "",
+             "TD(lambda)+GAE labels are computed from the PRM's own predictions inside training: they cost "
+             "only the rollouts. Monte Carlo labels cost the rollouts plus N_mc rollouts from every step.", "",
+             "| run | kind | episodes | policy tokens | prompt tokens | env steps | seconds |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for p, kind, m in costs:
+        led = m["ledger"]
+        lines.append(f"| {p.name} | {kind} | {led['episodes']} | {led['policy_tokens']} | {led['prompt_tokens']} | "
+                     f"{led['env_steps']} | {led['seconds']:.0f} |")  # fmt: skip
+    return lines + [""]
+
+
+def write(paths, out: Path) -> Path:
+    """report.md (+ figure3_<env>.png, figure4_<env>.png) in `out` from the given run folders."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(paths)
+    lines = ["# agentprm report", ""]
+    for path, results in runs["evaluate"]:
+        lines += evaluate_section(path, results)
+        f3 = figure3(results, out / f"figure3_{results['env']}.png")
+        lines += [f"![Figure 3]({f3.name})", ""]
+        f4 = figure4(results, out / f"figure4_{results['env']}.png")
+        if f4:
+            lines += [f"![Figure 4]({f4.name})", ""]
+    if runs["prm"]:
+        lines += prm_section(runs["prm"])
+    if runs["cost"]:
+        lines += cost_section(runs["cost"])
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
