@@ -177,7 +177,7 @@ def prm_section(prms) -> list[str]:
     lines = ["## Reward models: held-out diagnostics", "",
              "Sibling accuracy: pairs of steps with the same state and different actions whose trajectories "
              "ended differently, ranked like their outcomes (0.5 = chance).", "",
-             "| run | labels | beta | train trajectories | held-out L_Q | held-out L_A | sibling accuracy (pairs) | final-step accuracy |",
+             "| run | labels | beta | held-out trajectories | held-out L_Q | held-out L_A | sibling accuracy (pairs) | final-step accuracy |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for p, args, d in prms:
         lines.append(f"| {p.name} | {args.get('labels')} | {args.get('beta')} | {d.get('trajectories')} | "

@@ -82,6 +82,16 @@ def _resume(path: Path, env: str, tasks: list[int], n: int, play) -> list:
     return sorted((t for t in read_trajectories(path) if t.key in wanted), key=lambda t: t.key)
 
 
+def _spent(run: Path, stage: str, ledger: SearchLedger) -> dict:
+    """Add a stage's ledger to run/ledgers.json (resumed runs add up) and return the stage's total."""
+    path = run / "ledgers.json"
+    all_ = json.loads(path.read_text()) if path.exists() else {}
+    old = all_.get(stage, {})
+    all_[stage] = {k: old.get(k, 0) + v for k, v in dataclasses.asdict(ledger).items()}
+    rundir.atomic_write_text(path, json.dumps(all_, indent=1))
+    return all_[stage]
+
+
 def _rates(trajs) -> dict:
     """Success rate (Wilson CI) and mean reward (normal CI) of one trajectory per task."""
     s = wilson(sum(t.success for t in trajs), len(trajs))
@@ -129,7 +139,7 @@ def main(args: Args) -> dict:
     ledger = SearchLedger()
     greedy_trajs = _resume(run / "greedy.jsonl", env, tasks, 1,
                            lambda todo: greedy(env, todo, policy, None, config, ledger))  # fmt: skip
-    results["greedy"], ledgers["greedy"] = _rates(greedy_trajs), dataclasses.asdict(ledger)
+    results["greedy"], ledgers["greedy"] = _rates(greedy_trajs), _spent(run, "greedy", ledger)
     console.print(
         f"greedy: success {results['greedy']['success']:.3f}, reward {results['greedy']['reward']:.3f}"
     )
@@ -149,7 +159,7 @@ def main(args: Args) -> dict:
         return out
 
     pool = _resume(run / "pool.jsonl", env, tasks, args.pool, play_pool)
-    ledgers["pool"] = dataclasses.asdict(ledger)
+    ledgers["pool"] = _spent(run, "pool", ledger)
     per_task: dict[int, list] = {}
     for t in pool:
         per_task.setdefault(t.task, []).append(t)
@@ -180,7 +190,9 @@ def main(args: Args) -> dict:
             values = scorer.score_trajectories(env, pool)
             cached = dict(zip(keys, values, strict=True))
             rundir.atomic_write_text(cache, json.dumps(cached))
-            ledgers[f"score_{name}"] = {"prm_tokens": scorer.tokens}
+        ledgers[f"score pool: {name}"] = _spent(
+            run, f"score pool: {name}", SearchLedger(prm_tokens=scorer.tokens)
+        )
         scores = {(t.task, t.sample): cached[f"{t.task}:{t.sample}"] for t in pool}
         results["bon"][name] = {
             how: _curve(per_task, ns, lambda ts, key, n, how=how, scores=scores: best_of_n(
@@ -200,7 +212,10 @@ def main(args: Args) -> dict:
                     yield from beam_search(env, todo[start : start + args.chunk], policy, scorer, cfg, ledger)
 
             trajs = _resume(run / f"beam_{name}_{n}x{m}.jsonl", env, tasks, 1, play_beam)
-            results["beam"][name][beam] = {**_rates(trajs), "ledger": dataclasses.asdict(ledger)}
+            results["beam"][name][beam] = {
+                **_rates(trajs),
+                "ledger": _spent(run, f"beam {name} @{beam}", ledger),
+            }
             console.print(f"{name}: beam @{beam} success {results['beam'][name][beam]['success']:.3f}, "
                           f"reward {results['beam'][name][beam]['reward']:.3f}")  # fmt: skip
     results["ledgers"] = ledgers
