@@ -47,6 +47,8 @@ class Args:
     """tasks to evaluate on"""
     expert_tasks: int = 800
     """expert trajectories for SFT (the first ones of --train-tasks)"""
+    model: str = "tiny"
+    """the policy preset created from scratch (tests use the far smaller `test`)"""
     sft_minutes: float = 3.5
     """SFT wall-clock budget"""
     rollout_tasks: int = 32
@@ -99,7 +101,7 @@ def main(args: Args) -> dict:
         env=args.env, tasks=",".join(map(str, sft_tasks)), out=run / "expert.jsonl")))  # fmt: skip
     # 2. SFT of the tiny policy from scratch.
     _stage(run, "sft", lambda: sft.main(sft.Args(
-        data=run / "expert.jsonl", env=args.env, model="tiny", run_dir=run / "sft", epochs=4,
+        data=run / "expert.jsonl", env=args.env, model=args.model, run_dir=run / "sft", epochs=4,
         max_minutes=args.sft_minutes, threads=args.threads)))  # fmt: skip
     policy = str(run / "sft" / "model")
     # 3. Rollouts for PRM training (temperature 1.0, the paper's collection setting).
