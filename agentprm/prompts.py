@@ -71,21 +71,32 @@ def fit_drop(
     count_tokens: Callable[[Messages], int] | None = None,
     budget: int | None = None,
 ) -> int:
-    """The fewest oldest turns to drop so that count_tokens(messages) <= budget (0 without a budget).
+    """How many oldest turns to drop so that count_tokens(messages) <= budget (0 without a budget).
 
-    If even the instruction, o_0 and the last turn exceed the budget, all turns but the last are
-    dropped (the model's context limit is then the caller's concern).
+    Replayed round by round: the drop of the previous state is kept while the prompt fits; when it
+    no longer does, the fewest further turns that fit are dropped PLUS half of the turns that would
+    remain. So the prompt then grows by whole turns for a few rounds before the next cut: each
+    round's prompt extends the previous one (prefix caching in HFPolicy and vLLM reuses it) and a
+    trajectory renders into few training segments. If even the instruction, o_0 and the last turn
+    exceed the budget, all turns but the last are dropped (the model's context limit is then the
+    caller's concern).
     """
     if budget is None or count_tokens is None:
         return 0
-    n = len(responses)
-    for drop in range(0, max(n, 1)):
-        if (
-            count_tokens(render_messages(env, initial_observation, responses, observations, drop=drop))
-            <= budget
-        ):
-            return drop
-    return max(n - 1, 0)
+    drop = 0
+    for t in range(1, len(responses) + 1):  # the state after t turns
+
+        def fits(d: int, t: int = t) -> bool:
+            msgs = render_messages(env, initial_observation, responses[:t], observations[:t], drop=d)
+            return count_tokens(msgs) <= budget
+
+        if fits(drop):
+            continue
+        d = drop + 1
+        while d < t - 1 and not fits(d):
+            d += 1
+        drop = min(d + (t - d) // 2, t - 1)
+    return drop
 
 
 def fit_messages(

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
+from agentprm.policies.prefix_cache import PrefixStore, build_batch
 from agentprm.policy import Generation, Messages, SamplingParams
 from agentprm.prompts import to_text, token_counter
 
@@ -69,6 +70,8 @@ class HFPolicy:
         model, tokenizer: loaded objects (see agentprm.models.loading.load_policy_model).
         batch_size: prompts per generate() call (each expanded to n samples).
         max_prompt_tokens: the renderer's token budget (left truncation); None = no limit.
+        prefix_cache: keep every generation's KV cache and prefill only the new tokens of a prompt
+            that extends an earlier one (the next round of an episode); see policies/prefix_cache.py.
     Example:
         policy = HFPolicy(model, tok)
         outs = policy.generate([messages], SamplingParams(n=2, temperature=1.0))
@@ -84,6 +87,8 @@ class HFPolicy:
         max_prompt_tokens: int | None = None,
         name: str | None = None,
         stop_after_action: bool = True,
+        prefix_cache: bool = False,
+        cache_entries: int | None = None,
     ):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -101,6 +106,8 @@ class HFPolicy:
             [i for i in vocab.values() if "\n" in tokenizer.decode([i])] or [tokenizer.eos_token_id]
         )
         self.device = next(model.parameters()).device
+        # Entries are needed for one round only: a few batches' worth bounds the memory.
+        self.store = PrefixStore(max_entries=cache_entries or 4 * batch_size) if prefix_cache else None
 
     @torch.no_grad()
     def generate(self, states: list[Messages], params: SamplingParams) -> list[list[Generation]]:
@@ -108,43 +115,51 @@ class HFPolicy:
         # Batch similar lengths together (less left padding), then restore the caller's order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         texts = [texts[i] for i in order]
-        out: list[list[Generation]] = []
+        results: list[list[Generation]] = []
         eos = self.tokenizer.eos_token_id
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
-            enc = self.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(
-                self.device
-            )
-            prompt_lens = enc["attention_mask"].sum(dim=1).tolist()  # (B,)
+            rows = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in chunk]
+            prompt_lens = [len(r) for r in rows]
+            hits = [self.store.lookup(r) for r in rows] if self.store else [(0, None)] * len(rows)
+            # n samples per prompt = n copies of its row (rows b*n .. b*n+n-1).
+            rows_n = [r for r in rows for _ in range(params.n)]
+            hits_n = [h for h in hits for _ in range(params.n)]
+            ids, att, kv = build_batch(rows_n, hits_n, self.tokenizer.pad_token_id, self.device)
             if params.seed is not None:
                 torch.manual_seed(params.seed + start)
             sample = params.temperature > 0
-            generated = self.model.generate(
-                **enc,
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=att,
+                past_key_values=DynamicCache(ddp_cache_data=kv) if kv is not None else None,
                 do_sample=sample,
                 temperature=params.temperature if sample else None,
                 top_p=params.top_p if sample else None,
                 top_k=0 if sample else None,
                 max_new_tokens=params.max_new_tokens,
-                num_return_sequences=params.n,
                 eos_token_id=eos,
                 pad_token_id=self.tokenizer.pad_token_id,
+                return_dict_in_generate=True,
                 stopping_criteria=StoppingCriteriaList(
-                    [_ActionLineDone(self.tokenizer, enc["input_ids"].shape[1], self._newline_ids)]
+                    [_ActionLineDone(self.tokenizer, ids.shape[1], self._newline_ids)]
                     if self.stop_after_action
                     else []
                 ),
-            )  # (B * n, prompt_len + new)
-            new = generated[:, enc["input_ids"].shape[1] :]
+            )
+            generated = out.sequences  # (B * n, width + new)
+            if self.store is not None:
+                self._remember(rows_n, att, generated[:, ids.shape[1] :], out.past_key_values)
+            new = generated[:, ids.shape[1] :]
             for b in range(len(chunk)):
                 gens = []
                 for j in range(params.n):
-                    ids = new[b * params.n + j].tolist()
-                    if eos in ids:
-                        ids, reason = ids[: ids.index(eos) + 1], "stop"
+                    out_ids = new[b * params.n + j].tolist()
+                    if eos in out_ids:
+                        out_ids, reason = out_ids[: out_ids.index(eos) + 1], "stop"
                     else:
                         reason = "length"
-                    text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                    text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
                     if self.stop_after_action:
                         text, cut = cut_after_action(text)
                         if cut and reason == "length":
@@ -153,12 +168,25 @@ class HFPolicy:
                         Generation(
                             text=text,
                             prompt_tokens=int(prompt_lens[b]),
-                            completion_tokens=len(ids),
+                            completion_tokens=len(out_ids),
                             finish_reason=reason,
                         )
                     )
-                out.append(gens)
-        restored: list[list[Generation]] = [[] for _ in out]
+                results.append(gens)
+        restored: list[list[Generation]] = [[] for _ in results]
         for pos, i in enumerate(order):
-            restored[i] = out[pos]
+            restored[i] = results[pos]
         return restored
+
+    def _remember(self, rows, att, new, cache) -> None:
+        """Store each row's prompt + generated ids (but the last token, whose KV was never computed)."""
+        eos = self.tokenizer.eos_token_id
+        width = att.shape[1]
+        for b, row in enumerate(rows):
+            gen = new[b].tolist()
+            length = gen.index(eos) + 1 if eos in gen else len(gen)
+            keep = torch.cat(
+                [att[b].nonzero().flatten(), torch.arange(width, width + length - 1, device=att.device)]
+            )
+            layers = [(layer.keys[b][:, keep], layer.values[b][:, keep]) for layer in cache.layers]
+            self.store.add(row + gen[: length - 1], layers)

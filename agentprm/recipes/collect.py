@@ -54,8 +54,8 @@ class Args:
     """sampling seed"""
 
 
-def make_policy(spec: str, batch_size: int, max_prompt_tokens: int | None):
-    """'openai:<model>@<base_url>' or an HF folder / smollm2 -> a Policy."""
+def make_policy(spec: str, batch_size: int, max_prompt_tokens: int | None, prefix_cache: bool = True):
+    """'openai:<model>@<base_url>' or an HF folder / smollm2 -> a Policy (local ones cache prefixes)."""
     if spec.startswith("openai:"):
         from agentprm.policies.openai_server import OpenAIServerPolicy
 
@@ -69,9 +69,8 @@ def make_policy(spec: str, batch_size: int, max_prompt_tokens: int | None):
     from agentprm.policies.hf import HFPolicy
 
     model, tokenizer = load_policy_model(spec)
-    return HFPolicy(
-        model, tokenizer, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens, name=f"hf:{spec}"
-    )
+    return HFPolicy(model, tokenizer, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens,
+                    name=f"hf:{spec}", prefix_cache=prefix_cache)  # fmt: skip
 
 
 def summarize(trajs) -> dict:

@@ -1,0 +1,51 @@
+"""Prefix caching in HFPolicy: multi-round greedy episodes are identical with and without it, and the
+cache really serves most prompt tokens."""
+
+from __future__ import annotations
+
+import torch
+
+from agentprm.models.presets import build_model
+from agentprm.policies.hf import HFPolicy
+from agentprm.policies.prefix_cache import PrefixStore, build_batch, common_prefix
+from agentprm.policy import SamplingParams
+from agentprm.rollout import collect
+
+from .test_pipeline import expert_data, tokenizer  # noqa: F401  (fixtures)
+
+
+def test_build_batch_layout():
+    k = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)  # (heads, length, dim)
+    ids, att, kv = build_batch([[1, 2, 3, 4], [7, 8]], [(3, [(k, k + 1)]), (0, None)], pad_id=0, device="cpu")
+    # [pad.. | cached prefix | pad.. | suffix]
+    assert ids.tolist() == [[1, 2, 3, 0, 4], [0, 0, 0, 7, 8]]
+    assert att.tolist() == [[1, 1, 1, 0, 1], [0, 0, 0, 1, 1]]
+    ((key, value),) = kv
+    assert key.shape == (2, 2, 3, 3) and torch.equal(key[0], k[:, :3]) and not key[1].any()
+    assert torch.equal(value[0], k[:, :3] + 1)
+    assert common_prefix([1, 2], [1, 2, 3]) == 2
+
+
+def test_store_lookup_prefers_longest_prefix_and_leaves_one_token():
+    store = PrefixStore(min_hit=2)
+    layers = [(torch.zeros(1, 6, 1), torch.zeros(1, 6, 1))]
+    store.add([1, 2, 3, 9, 9, 9], layers)
+    store.add([1, 2, 3, 4, 5, 6], layers)
+    assert store.lookup([1, 2, 3, 4, 5, 7])[0] == 5
+    assert store.lookup([1, 2, 3, 4, 5, 6])[0] == 5  # never the whole prompt: one token must run
+    assert store.lookup([5, 5, 5])[0] == 0
+
+
+def test_cached_greedy_episodes_equal_uncached(tokenizer):  # noqa: F811
+    model = build_model("test", tokenizer, seed=2)
+    runs = {}
+    for cached in (False, True):
+        policy = HFPolicy(model, tokenizer, batch_size=4, max_prompt_tokens=2048, prefix_cache=cached)
+        done = []
+        collect("babyai", [(t, 0) for t in range(400, 406)], policy,
+                SamplingParams(temperature=0.0, max_new_tokens=12), on_done=done.append, max_rounds=4,
+                max_active=4)  # fmt: skip
+        runs[cached] = sorted([s.response for s in t.steps] for t in done)
+        if cached:
+            assert policy.store.hit_tokens > 0.25 * policy.store.prompt_tokens
+    assert runs[True] == runs[False]
