@@ -10,7 +10,7 @@
   6. report: tables and figures                               -> runs/demo/report.md, *.png
 
 Scale (so that it fits 20 minutes on 2 CPU cores): BabyAI's 13 short-horizon levels
-(splits test_short / train_short), a 10-round cap, a pool of 8 samples per test task and beam
+(splits test_short / train_short), a 6-round cap, a pool of 8 samples per test task and beam
 search @2x2. Every knob is an argument; the full-size evaluation is `agentprm evaluate` (README).
 Each finished stage leaves runs/demo/.done/<stage>; re-running skips it (and the stages themselves
 resume mid-way), so an interrupted demo continues where it stopped.
@@ -55,16 +55,18 @@ class Args:
     """training tasks the PRM rollouts are drawn on (the last ones of --train-tasks, unseen in SFT)"""
     samples: int = 8
     """rollouts per training task (the paper: 16)"""
-    prm_minutes: float = 1.0
+    prm_minutes: float = 1.25
     """wall-clock budget of each reward model's training"""
+    prm_lr: float = 3e-4
+    """learning rate of the reward models (a few dozen steps fit the budget)"""
     reward_models: tuple[str, ...] = tuple(REWARD_MODELS)
     """which of orm, pvm, agentprm, agentprm-no-LA to train and compare"""
     pool: int = 8
     """Best-of-N pool per test task"""
     beams: tuple[str, ...] = ("2x2",)
     """beam search configurations"""
-    max_rounds: int = 10
-    """round cap for rollouts and evaluation"""
+    max_rounds: int = 6
+    """round cap for rollouts and evaluation (the expert needs <= 2.1 on these levels on average)"""
     threads: int = 2
     """torch CPU threads"""
 
@@ -113,7 +115,7 @@ def main(args: Args) -> dict:
         labels, beta = REWARD_MODELS[name]
         _stage(run, f"prm-{name}", lambda labels=labels, beta=beta, path=path: train_prm.main(train_prm.Args(
             data=run / "rollouts" / "trajectories.jsonl", env=args.env, labels=labels, beta=beta,
-            model=policy, run_dir=path, epochs=2, batch_size=16, heldout=0.25,
+            model=policy, run_dir=path, epochs=3, batch_size=16, heldout=0.25, lr=args.prm_lr,
             max_minutes=args.prm_minutes, threads=args.threads)))  # fmt: skip
     # 5. Evaluation on the test tasks.
     results = _stage(run, "evaluate", lambda: evaluate.main(evaluate.Args(

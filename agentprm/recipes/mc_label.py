@@ -48,6 +48,8 @@ class Args:
     """per response"""
     max_prompt_tokens: int = 512
     """the renderer's budget"""
+    max_rounds: int | None = None
+    """round cap (replayed steps included); use the cap the seed trajectories were collected with"""
     tasks: str | None = None
     """restrict to these tasks (split name, range or list); default: every task in --data"""
     run_dir: Path = Path("runs/mc")
@@ -119,7 +121,8 @@ def main(args: Args) -> dict:
                 flush(i)
             bar.advance(job)
 
-        ledger = collect(env, jobs, policy, params, on_done=on_done, max_active=args.max_active)
+        ledger = collect(env, jobs, policy, params, on_done=on_done, max_active=args.max_active,
+                         max_rounds=args.max_rounds)  # fmt: skip
     for i, traj in enumerate(seeds):  # one-step seeds need no rollouts: label = their outcome
         if traj.num_steps == 1:
             flush(i)
