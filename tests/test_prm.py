@@ -111,3 +111,15 @@ def test_collate_pads_right(tok, trajs):
     enc = encode("babyai", trajs[:2], tok, budget=None)
     ids, att = collate([s for e in enc for s in e.segments], tok.pad_token_id, "cpu")
     assert att.sum(dim=1).tolist() == [len(s.ids) for e in enc for s in e.segments]
+
+
+def test_heldout_spearman_against_mc_estimates(trajs, tmp_path):
+    data, mc = tmp_path / "rollouts.jsonl", tmp_path / "mc.jsonl"
+    write_trajectories(data, trajs)
+    lines = [json.dumps({"task": t.task, "sample": t.sample, "outcomes": [[t.reward, 0.0]] * t.num_steps})
+             for t in trajs]  # fmt: skip
+    mc.write_text("\n".join(lines) + "\n")
+    args = train_prm.Args(data=data, model="test", run_dir=tmp_path / "prm", labels="td", mc_labels=mc, epochs=1,
+                          batch_size=4, heldout=0.5, max_prompt_tokens=2048)  # fmt: skip
+    diag = train_prm.main(args)["heldout"]
+    assert diag["heldout/mc_states"] > 0 and -1.0 <= diag["heldout/mc_spearman"] <= 1.0

@@ -32,7 +32,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 import agentprm.envs as E
 from agentprm import labels as L
 from agentprm import rundir
-from agentprm.diagnostics import final_step_accuracy, score_encoded, sibling_accuracy, value_histogram
+from agentprm.diagnostics import (
+    final_step_accuracy,
+    score_encoded,
+    sibling_accuracy,
+    spearman,
+    value_histogram,
+)
 from agentprm.losses import loss_a, loss_q
 from agentprm.models.presets import PRESETS
 from agentprm.models.tokenizer import env_tokenizer
@@ -50,7 +56,8 @@ class Args:
     labels: str = "td"
     """td (AgentPRM), mc (Math-Shepherd, needs --mc-labels), pvm, orm"""
     mc_labels: Path | None = None
-    """JSONL from `agentprm mc-label` (one line per seed trajectory with per-step estimates)"""
+    """JSONL from `agentprm mc-label` (per-step estimates of seed trajectories): the labels with
+    --labels mc; with any labels, also the held-out Spearman of M against the soft MC estimates"""
     mc_hard: bool = True
     """MC estimate: hard (any rollout succeeds) or soft (mean outcome)"""
     model: str = "runs/sft/model"
@@ -140,6 +147,14 @@ def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, 
     t, _ = pad([x for x, _ in tgt])
     m, _ = pad([x for _, x in tgt])
     sib, n_pairs = sibling_accuracy(held, values)
+    mc_rho, mc_n = float("nan"), 0
+    if args.mc_labels is not None:  # Spearman of M_t against soft MC estimates of Q on the same states
+        soft = load_mc(args.mc_labels, hard=False)
+        pairs = [(float(values[i][k]), float(soft[(t.task, t.sample)][k])) for i, t in enumerate(held)
+                 if (t.task, t.sample) in soft for k in range(t.num_steps)]  # fmt: skip
+        mc_n = len(pairs)
+        if pairs:
+            mc_rho = spearman([a for a, _ in pairs], [b for _, b in pairs])
     out = {
         "trajectories": len(held),
         "heldout/loss_q": float(loss_q(v, t, m)),
@@ -147,6 +162,8 @@ def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, 
         "heldout/sibling_accuracy": sib,
         "heldout/sibling_pairs": n_pairs,
         "heldout/final_step_accuracy": final_step_accuracy(held, values),
+        "heldout/mc_spearman": mc_rho,
+        "heldout/mc_states": mc_n,
     }
     (run / "diagnostics.json").write_text(json.dumps(out, indent=2) + "\n")
     value_histogram(
@@ -173,10 +190,10 @@ def main(args: Args) -> dict:
 
     # 1. Data: rollouts, split by task into train / held-out.
     trajs = [t for t in read_trajectories(args.data) if t.env == env and t.num_steps > 0]
+    if args.labels == "mc" and args.mc_labels is None:
+        raise SystemExit("--labels mc needs --mc-labels FILE (from `agentprm mc-label`)")
     mc_table = load_mc(args.mc_labels, args.mc_hard) if args.labels == "mc" else None
     if args.labels == "mc":
-        if mc_table is None:
-            raise SystemExit("--labels mc needs --mc-labels FILE (from `agentprm mc-label`)")
         trajs = [
             t for t in trajs if (t.task, t.sample) in mc_table
         ]  # MC labels exist for seed trajectories only
