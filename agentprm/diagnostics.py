@@ -125,8 +125,10 @@ def value_histogram(trajs, values: list[torch.Tensor], path: Path, title: str) -
     fig, ax = plt.subplots(figsize=(5, 3.2))
     bins = np.linspace(min(-0.2, float(torch.cat([good, bad]).min()) if good.numel() + bad.numel() else 0),
                        max(1.2, float(torch.cat([good, bad]).max()) if good.numel() + bad.numel() else 1), 40)  # fmt: skip
-    ax.hist(good.numpy(), bins=bins, alpha=0.6, density=True, label=f"successful ({good.numel()} steps)")
-    ax.hist(bad.numpy(), bins=bins, alpha=0.6, density=True, label=f"failed ({bad.numel()} steps)")
+    for values_, label in ((good, "successful"), (bad, "failed")):
+        # density of an empty sample is 0/0: plot the empty class without normalising
+        ax.hist(values_.numpy(), bins=bins, alpha=0.6, density=values_.numel() > 0,
+                label=f"{label} ({values_.numel()} steps)")  # fmt: skip
     ax.set_xlabel("predicted value M(s_t, a_t)")
     ax.set_ylabel("density")
     ax.set_title(title)

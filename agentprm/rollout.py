@@ -168,6 +168,13 @@ def collect(
     count = getattr(policy, "count_tokens", None)
     budget = getattr(policy, "max_prompt_tokens", None)
     one = dataclasses.replace(params, n=1)
+    # A fresh random stream per round, and per set of jobs: re-seeding every round with the same seed
+    # would repeat the same draws, and a resumed or extended run (samples 8..15 after 0..7) would
+    # replay the earlier run's samples exactly.
+    base = None
+    if params.seed is not None and jobs:
+        base = params.seed + 1_000_003 * int(jobs[0][0]) + 7_919 * int(jobs[0][1])
+    rounds = 0
     while queue or active:
         while queue and len(active) < max_active:
             task, sample, *rest = queue.popleft()
@@ -201,6 +208,9 @@ def collect(
             )
             for ep in active
         ]
+        if base is not None:
+            one = dataclasses.replace(one, seed=base + 104_729 * rounds)
+        rounds += 1
         gens = policy.generate(states, one)
         ledger.generate_calls += 1
         still = []

@@ -81,10 +81,12 @@ class SearchLedger(Ledger):
     prm_calls: int = 0
 
 
-def _params(config: SearchConfig, n: int = 1, temperature: float | None = None) -> SamplingParams:
+def _params(
+    config: SearchConfig, n: int = 1, temperature: float | None = None, salt: int = 0
+) -> SamplingParams:
     t = config.temperature if temperature is None else temperature
     return SamplingParams(n=n, temperature=t, top_p=config.top_p, max_new_tokens=config.max_new_tokens,
-                          seed=config.seed)  # fmt: skip
+                          seed=config.seed + salt)  # fmt: skip
 
 
 def _play(env_name, jobs, policy, params, config, ledger, meta) -> list[Trajectory]:
@@ -152,6 +154,7 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
     count = getattr(policy, "count_tokens", None)
     budget = getattr(policy, "max_prompt_tokens", None)
     beams: dict[int, list[_Beam]] = {}
+    rounds = 0
     # 0. Roots.
     for task in tasks:
         env = E.make(short, **kwargs)
@@ -171,12 +174,15 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
                              [s.observation for s in active[i].steps], count, budget)
                 for i in idx
             ]  # fmt: skip
-            gens = policy.generate(states, _params(config, n=width))
+            # a fresh random stream per round and per chunk of tasks (see rollout.collect)
+            salt = 1_000_003 * tasks[0] + 104_729 * rounds + width
+            gens = policy.generate(states, _params(config, n=width, salt=salt))
             ledger.generate_calls += 1
             for i, g in zip(idx, gens, strict=True):
                 candidates[i] = g
                 ledger.prompt_tokens += g[0].prompt_tokens if g else 0
                 ledger.policy_tokens += sum(x.completion_tokens for x in g)
+        rounds += 1
         # Identical responses from the same parent are one candidate.
         unique = [list({g.text: g for g in gens}.values()) for gens in candidates]
         # 2. Score every candidate (s_t, a_t).

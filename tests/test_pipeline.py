@@ -233,3 +233,17 @@ def test_killed_collect_resumes_without_loss_or_duplicates(expert_data, tmp_path
     keys = [t.key for t in after]
     assert len(keys) == len(set(keys)) == 24
     assert all(before[k] == t for t in after if (k := t.key) in before)  # finished ones kept as they were
+
+
+def test_extending_a_collection_draws_new_samples(tokenizer):
+    """Samples 2..3 collected after 0..1 (same seed) must not replay 0..1's random draws."""
+    model = build_model("test", tokenizer, seed=0)
+    policy = HFPolicy(model, tokenizer, batch_size=8)
+    params = SamplingParams(temperature=1.0, max_new_tokens=8, seed=0)
+    runs = []
+    for samples in ((0, 1), (2, 3)):
+        done = []
+        collect("babyai", [(t, s) for t in (400, 401) for s in samples], policy, params, on_done=done.append,
+                max_rounds=2)  # fmt: skip
+        runs.append(sorted([s.response for s in t.steps] for t in done))
+    assert runs[0] != runs[1]
