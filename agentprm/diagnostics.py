@@ -42,15 +42,24 @@ def score_encoded(model, enc, num_trajs: int, pad_id: int, batch_size: int = 16)
     return out
 
 
-def _outcome_pairs(trajs):
-    """(i, j) for trajectories of the same task, both with steps, whose outcomes differ."""
+def _outcome_pairs(trajs, by: str = "reward"):
+    """(i, j) for trajectories of the same task, both with steps, whose outcomes differ.
+
+    by="reward": any reward difference (on BabyAI also two successes of different lengths);
+    by="success": one succeeded and the other failed.
+    """
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, t in enumerate(trajs):
         if t.num_steps:
             groups[(t.env, t.task)].append(i)
     for members in groups.values():
         for i, j in itertools.combinations(members, 2):
-            if trajs[i].reward != trajs[j].reward:
+            differ = (
+                trajs[i].success != trajs[j].success
+                if by == "success"
+                else trajs[i].reward != trajs[j].reward
+            )
+            if differ:
                 yield i, j
 
 
@@ -59,10 +68,10 @@ def _agreement(dv: float, dr: float) -> float:
     return 0.5 if dv == 0 else float((dv > 0) == (dr > 0))
 
 
-def sibling_pairs(trajs) -> list[tuple[int, int, int]]:
+def sibling_pairs(trajs, by: str = "reward") -> list[tuple[int, int, int]]:
     """(i, j, t): trajectories i and j share steps < t exactly, differ at t, and differ in outcome."""
     pairs = []
-    for i, j in _outcome_pairs(trajs):
+    for i, j in _outcome_pairs(trajs, by):
         a, b = trajs[i], trajs[j]
         t = 0
         while t < min(a.num_steps, b.num_steps) and a.steps[t].response == b.steps[t].response:
@@ -72,9 +81,12 @@ def sibling_pairs(trajs) -> list[tuple[int, int, int]]:
     return pairs
 
 
-def sibling_accuracy(trajs, values: list[torch.Tensor]) -> tuple[float, int]:
-    """(share of sibling pairs ranked like their outcomes, number of pairs); nan when there are none."""
-    pairs = sibling_pairs(trajs)
+def sibling_accuracy(trajs, values: list[torch.Tensor], by: str = "reward") -> tuple[float, int]:
+    """(share of sibling pairs ranked like their outcomes, number of pairs); nan when there are none.
+
+    by="success" keeps only pairs where one branch succeeded and the other failed.
+    """
+    pairs = sibling_pairs(trajs, by)
     if not pairs:
         return float("nan"), 0
     score = sum(
@@ -101,11 +113,11 @@ def spearman(a, b) -> float:
     return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
 
 
-def final_step_accuracy(trajs, values: list[torch.Tensor]) -> float:
+def final_step_accuracy(trajs, values: list[torch.Tensor], by: str = "reward") -> float:
     """Pairwise: for trajectories of the same task with different outcomes, is M_T higher for the
     better one? (What Best-of-N ranking by the final step relies on.)"""
     scores = [_agreement(float(values[i][-1] - values[j][-1]), trajs[i].reward - trajs[j].reward)
-              for i, j in _outcome_pairs(trajs)]  # fmt: skip
+              for i, j in _outcome_pairs(trajs, by)]  # fmt: skip
     return sum(scores) / len(scores) if scores else float("nan")
 
 

@@ -177,13 +177,17 @@ def prm_section(prms) -> list[str]:
     lines = ["## Reward models: held-out diagnostics", "",
              "Sibling accuracy: pairs of steps with the same state and different actions whose trajectories "
              "ended differently, ranked like their outcomes (0.5 = chance).", "",
-             "| run | labels | beta | held-out trajectories | held-out L_Q | held-out L_A | sibling accuracy (pairs) | final-step accuracy | Spearman vs MC (states) |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "Pairs differ in reward; the 'success' columns keep success-vs-failure pairs only.", "",
+             "| run | labels | beta | held-out trajectories | held-out L_Q | held-out L_A | sibling accuracy (pairs) | final-step accuracy | sibling accuracy, success (pairs) | final-step accuracy, success | Spearman vs MC (states) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for p, args, d in prms:
         lines.append(f"| {p.name} | {args.get('labels')} | {args.get('beta')} | {d.get('trajectories')} | "
                      f"{d.get('heldout/loss_q', float('nan')):.4f} | {d.get('heldout/loss_a', float('nan')):.4f} | "
                      f"{d.get('heldout/sibling_accuracy', float('nan')):.3f} ({d.get('heldout/sibling_pairs')}) | "
                      f"{d.get('heldout/final_step_accuracy', float('nan')):.3f} | "
+                     f"{d.get('heldout/sibling_accuracy_success', float('nan')):.3f} "
+                     f"({d.get('heldout/sibling_pairs_success', 0)}) | "
+                     f"{d.get('heldout/final_step_accuracy_success', float('nan')):.3f} | "
                      f"{d.get('heldout/mc_spearman', float('nan')):.3f} ({d.get('heldout/mc_states', 0)}) |")  # fmt: skip
     return lines + [""]
 

@@ -162,6 +162,10 @@ def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, 
         "heldout/sibling_accuracy": sib,
         "heldout/sibling_pairs": n_pairs,
         "heldout/final_step_accuracy": final_step_accuracy(held, values),
+        # the same two on success-vs-failure pairs only (BabyAI rewards also differ between successes)
+        "heldout/sibling_accuracy_success": sibling_accuracy(held, values, by="success")[0],
+        "heldout/sibling_pairs_success": sibling_accuracy(held, values, by="success")[1],
+        "heldout/final_step_accuracy_success": final_step_accuracy(held, values, by="success"),
         "heldout/mc_spearman": mc_rho,
         "heldout/mc_states": mc_n,
     }
