@@ -66,7 +66,7 @@ def evaluate_section(path: Path, results: dict) -> list[str]:
              "### Beam search and baselines (the paper's Table 1 layout)", "",
              "| method | success rate | mean reward |", "|---|---|---|",
              f"| greedy (SFT) | {_ci(results['greedy'], 'success')} | {_ci(results['greedy'], 'reward')} |",
-             f"| sampling, Best-of-1 | {_ci(results['sample'], 'success')} | {_ci(results['sample'], 'reward')} |"]  # fmt: skip
+             f"| sampling, Best-of-1 (pool mean) | {_ci(results['sample'], 'success')} | {_ci(results['sample'], 'reward')} |"]  # fmt: skip
     for name, beams in results["beam"].items():
         for beam, r in beams.items():
             lines.append(f"| {name} beam @{beam} | {_ci(r, 'success')} | {_ci(r, 'reward')} |")
