@@ -6,10 +6,13 @@ from __future__ import annotations
 import torch
 
 from agentprm.models.presets import build_model
+from agentprm.models.tokenizer import train_tokenizer
 from agentprm.policies.hf import HFPolicy
 from agentprm.policies.prefix_cache import PrefixStore, build_batch, common_prefix
 from agentprm.policy import SamplingParams
+from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, render_messages
 from agentprm.rollout import collect
+from agentprm.types import read_trajectories
 
 from .test_pipeline import expert_data, tokenizer  # noqa: F401  (fixtures)
 
@@ -39,13 +42,46 @@ def test_store_lookup_prefers_longest_prefix_and_leaves_one_token():
 def test_cached_greedy_episodes_equal_uncached(tokenizer):  # noqa: F811
     model = build_model("test", tokenizer, seed=2)
     runs = {}
-    for cached in (False, True):
-        policy = HFPolicy(model, tokenizer, batch_size=4, max_prompt_tokens=2048, prefix_cache=cached)
+    for cached, static in ((False, False), (True, False), (True, True)):
+        policy = HFPolicy(model, tokenizer, batch_size=4, max_prompt_tokens=2048, prefix_cache=cached,
+                          static_cache=static)  # fmt: skip
         done = []
         collect("babyai", [(t, 0) for t in range(400, 406)], policy,
                 SamplingParams(temperature=0.0, max_new_tokens=12), on_done=done.append, max_rounds=4,
                 max_active=4)  # fmt: skip
-        runs[cached] = sorted([s.response for s in t.steps] for t in done)
+        runs[cached, static] = sorted([s.response for s in t.steps] for t in done)
         if cached:
             assert policy.store.hit_tokens > 0.25 * policy.store.prompt_tokens
-    assert runs[True] == runs[False]
+    assert runs[True, False] == runs[False, False] == runs[True, True]
+
+
+def test_mixed_batch_of_continuing_and_new_episodes_matches_uncached(expert_data):  # noqa: F811
+    # As in the embedded default, the instruction is one token: a new episode shares only a few
+    # tokens with the stored prompts.
+    trajs = read_trajectories(expert_data)
+    texts = [instruction("babyai"), OK_REPLY, *ROLE_WORDS, "you see a wall"]
+    for t in trajs:
+        texts += [t.initial_observation] + [x for s in t.steps for x in (s.response, s.observation)]
+    tok = train_tokenizer(texts, vocab_size=1024, whole=[instruction("babyai"), OK_REPLY])
+    model = build_model("test", tok, seed=4)
+    cached = HFPolicy(model, tok, batch_size=8, prefix_cache=True, static_cache=True)
+    plain = HFPolicy(model, tok, batch_size=8)
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=10)
+    first = [render_messages("babyai", t.initial_observation, [], []) for t in trajs[:3]]
+    a, b = cached.generate(first, greedy), plain.generate(first, greedy)
+    assert [g[0].text for g in a] == [g[0].text for g in b]
+    # round 2: three episodes continue (long store hits), a new one starts (it shares only the
+    # instruction with the stored prompts: a long uncached suffix)
+    second = [render_messages("babyai", t.initial_observation, [g[0].text], ["you see a wall"])
+              for t, g in zip(trajs[:3], a, strict=True)]  # fmt: skip
+    second.append(render_messages("babyai", trajs[5].initial_observation, [], []))
+    calls = []
+    original = cached._prefill_long
+    cached._prefill_long = lambda rows, hits: calls.append(original(rows, hits)) or calls[-1]
+    assert [g[0].text for g in cached.generate(second, greedy)] == [
+        g[0].text for g in plain.generate(second, greedy)
+    ]
+    # the new episode was encoded on its own and joined the batch as a hit of all but one token
+    text = tok.apply_chat_template(second[3], tokenize=False, add_generation_prompt=True)
+    length = len(tok(text, add_special_tokens=False)["input_ids"])
+    assert length - 1 in [n for n, _ in calls[-1]]

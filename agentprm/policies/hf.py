@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import torch
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, StaticCache, StoppingCriteria, StoppingCriteriaList
 
 from agentprm.policies.prefix_cache import PrefixStore, build_batch
 from agentprm.policy import Generation, Messages, SamplingParams
@@ -70,6 +70,8 @@ class HFPolicy:
         model, tokenizer: loaded objects (see agentprm.models.loading.load_policy_model).
         batch_size: prompts per generate() call (each expanded to n samples).
         max_prompt_tokens: the renderer's token budget (left truncation); None = no limit.
+        static_cache: decode into a preallocated KV cache (transformers' StaticCache) instead of one
+            re-concatenated every step; ~2x faster decode steps at batch 64 on CPU.
         prefix_cache: keep every generation's KV cache and prefill only the new tokens of a prompt
             that extends an earlier one (the next round of an episode); see policies/prefix_cache.py.
     Example:
@@ -89,6 +91,7 @@ class HFPolicy:
         stop_after_action: bool = True,
         prefix_cache: bool = False,
         cache_entries: int | None = None,
+        static_cache: bool = False,
     ):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -108,6 +111,7 @@ class HFPolicy:
         self.device = next(model.parameters()).device
         # Entries are needed for one round only: a few batches' worth bounds the memory.
         self.store = PrefixStore(max_entries=cache_entries or 4 * batch_size) if prefix_cache else None
+        self.static_cache = static_cache
 
     @torch.no_grad()
     def generate(self, states: list[Messages], params: SamplingParams) -> list[list[Generation]]:
@@ -122,6 +126,8 @@ class HFPolicy:
             rows = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in chunk]
             prompt_lens = [len(r) for r in rows]
             hits = [self.store.lookup(r) for r in rows] if self.store else [(0, None)] * len(rows)
+            if self.store:
+                hits = self._prefill_long(rows, hits)
             # n samples per prompt = n copies of its row (rows b*n .. b*n+n-1).
             rows_n = [r for r in rows for _ in range(params.n)]
             hits_n = [h for h in hits for _ in range(params.n)]
@@ -132,7 +138,7 @@ class HFPolicy:
             out = self.model.generate(
                 input_ids=ids,
                 attention_mask=att,
-                past_key_values=DynamicCache(ddp_cache_data=kv) if kv is not None else None,
+                past_key_values=self._cache(kv, ids.shape, params.max_new_tokens),
                 do_sample=sample,
                 temperature=params.temperature if sample else None,
                 top_p=params.top_p if sample else None,
@@ -177,6 +183,41 @@ class HFPolicy:
         for pos, i in enumerate(order):
             restored[i] = results[pos]
         return restored
+
+    def _prefill_long(self, rows, hits):
+        """Prompts whose uncached part is much longer than the batch's typical one (a new episode
+        among continuing ones) are encoded on their own first and stored, so that they join the
+        batch as hits: otherwise every row would pay for the longest uncached suffix in the shared
+        prefill (rows are padded to it)."""
+        suffix = [len(r) - n for r, (n, _) in zip(rows, hits, strict=True)]
+        typical = sorted(suffix)[len(suffix) // 2]
+        long = [b for b, x in enumerate(suffix) if x > max(2 * typical, 32)]
+        if not long or len(long) == len(rows):
+            return hits
+        prompts = [rows[b][:-1] for b in long]  # the last token is left to the generate call
+        ids, att, _ = build_batch(prompts, [(0, None)] * len(long), self.tokenizer.pad_token_id, self.device)
+        cache = self.model(input_ids=ids, attention_mask=att, use_cache=True).past_key_values
+        for i, prompt in enumerate(prompts):
+            keep = att[i].nonzero().flatten()
+            self.store.add(
+                prompt, [(layer.keys[i][:, keep], layer.values[i][:, keep]) for layer in cache.layers]
+            )
+        out = list(hits)
+        for b in long:  # looked up again: count the prompt once, and the prefilled part as not reused
+            self.store.prompt_tokens -= len(rows[b])
+            self.store.hit_tokens -= len(rows[b]) - 1 - hits[b][0]
+            out[b] = self.store.lookup(rows[b])
+        return out
+
+    def _cache(self, kv, shape, max_new_tokens: int):
+        """The generation cache, holding the reused prefixes' keys/values when there are any."""
+        if not self.static_cache:
+            return DynamicCache(ddp_cache_data=kv) if kv is not None else None
+        cache = StaticCache(config=self.model.config, max_cache_len=shape[1] + max_new_tokens)
+        if kv is not None:
+            for layer, (k, v) in enumerate(kv):
+                cache.update(k, v, layer)  # fills positions 0..width_c-1
+        return cache
 
     def _remember(self, rows, att, new, cache) -> None:
         """Store each row's prompt + generated ids (but the last token, whose KV was never computed)."""
