@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from agentprm import report
@@ -59,3 +60,11 @@ def test_evaluate_then_report(expert_data, tmp_path):  # noqa: F811
     assert (tmp_path / "report" / "figure3_babyai.png").stat().st_size > 1000
     assert (tmp_path / "report" / "figure4_babyai.png").exists()  # two td models: the ablation figure
     json.loads((tmp_path / "eval" / "results.json").read_text())  # valid JSON on disk
+
+    # Other weights under a reward model's name: its scores and beam search are recomputed.
+    train_prm.main(train_prm.Args(data=expert_data, model=policy, run_dir=tmp_path / "orm2", labels="orm",
+                                  epochs=1, batch_size=8, heldout=0.2, max_prompt_tokens=512, seed=1))  # fmt: skip
+    beam_file = tmp_path / "eval" / "beam_orm_2x2.jsonl"
+    before = beam_file.stat().st_mtime_ns
+    evaluate.main(dataclasses.replace(args, reward_models=(f"orm={tmp_path / 'orm2'}",)))
+    assert beam_file.stat().st_mtime_ns != before

@@ -92,6 +92,29 @@ def _spent(run: Path, stage: str, ledger: SearchLedger) -> dict:
     return all_[stage]
 
 
+def _fingerprint(path: Path) -> dict:
+    """Which weights a reward model name stood for: the folder and its files' sizes and times."""
+    files = sorted(p for p in path.iterdir() if p.is_file())
+    return {
+        "path": str(path.resolve()),
+        "files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files},
+    }
+
+
+def _forget_if_changed(run: Path, name: str, path: Path) -> None:
+    """A reward model name reused for other weights would silently reuse stale scores and beam
+    searches: drop them (with a message) so they are recomputed."""
+    record = run / f"reward_model_{name}.json"
+    now = _fingerprint(path)
+    if record.exists() and json.loads(record.read_text()) != now:
+        stale = [run / f"scores_{name}.json", *run.glob(f"beam_{name}_*.jsonl")]
+        print(f"{name}: {path} is not the model earlier results were computed with; recomputing "
+              f"{', '.join(p.name for p in stale if p.exists()) or 'nothing'}")  # fmt: skip
+        for p in stale:
+            p.unlink(missing_ok=True)
+    rundir.atomic_write_text(record, json.dumps(now))
+
+
 def _rates(trajs) -> dict:
     """Success rate (Wilson CI) and mean reward (normal CI) of one trajectory per task."""
     s = wilson(sum(t.success for t in trajs), len(trajs))
@@ -184,6 +207,7 @@ def main(args: Args) -> dict:
         scorer = PRMScorer(model, tok, budget=budget, name=name)
         results["reward_models"][name] = {"path": str(path), "labels": info.get("labels"),
                                           "beta": info.get("beta")}  # fmt: skip
+        _forget_if_changed(run, name, path)
         cache = run / f"scores_{name}.json"
         cached = json.loads(cache.read_text()) if cache.exists() else {}
         keys = [f"{t.task}:{t.sample}" for t in pool]
