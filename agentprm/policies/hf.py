@@ -12,7 +12,7 @@ import re
 import torch
 from transformers import DynamicCache, StaticCache, StoppingCriteria, StoppingCriteriaList
 
-from agentprm.policies.prefix_cache import PrefixStore, build_batch
+from agentprm.policies.prefix_cache import PrefixStore, build_batch, row_layers
 from agentprm.policy import Generation, Messages, SamplingParams
 from agentprm.prompts import to_text, token_counter
 
@@ -199,9 +199,7 @@ class HFPolicy:
         cache = self.model(input_ids=ids, attention_mask=att, use_cache=True).past_key_values
         for i, prompt in enumerate(prompts):
             keep = att[i].nonzero().flatten()
-            self.store.add(
-                prompt, [(layer.keys[i][:, keep], layer.values[i][:, keep]) for layer in cache.layers]
-            )
+            self.store.add(prompt, row_layers(cache, i, keep))
         out = list(hits)
         for b in long:  # looked up again: count the prompt once, and the prefilled part as not reused
             self.store.prompt_tokens -= len(rows[b])
@@ -229,5 +227,4 @@ class HFPolicy:
             keep = torch.cat(
                 [att[b].nonzero().flatten(), torch.arange(width, width + length - 1, device=att.device)]
             )
-            layers = [(layer.keys[b][:, keep], layer.values[b][:, keep]) for layer in cache.layers]
-            self.store.add(row + gen[: length - 1], layers)
+            self.store.add(row + gen[: length - 1], row_layers(cache, b, keep))

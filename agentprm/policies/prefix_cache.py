@@ -22,7 +22,7 @@ from collections import OrderedDict
 import torch
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a, b) -> int:
     """Length of the longest common prefix. >>> common_prefix([1, 2, 3], [1, 2, 4])
     2
     """
@@ -31,6 +31,11 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+def row_layers(cache, b: int, keep: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer (keys, values) of batch row b at positions `keep`, as (heads, len(keep), head_dim) copies."""
+    return [(layer.keys[b][:, keep], layer.values[b][:, keep]) for layer in cache.layers]
 
 
 class PrefixStore:
@@ -48,7 +53,7 @@ class PrefixStore:
         for key, layers in self.entries.items():
             if key[: self.min_hit] != tuple(ids[: self.min_hit]):
                 continue
-            n = min(common_prefix(list(key), ids), len(ids) - 1)
+            n = min(common_prefix(key, ids), len(ids) - 1)
             if n > best:
                 best, best_layers = n, layers
         self.prompt_tokens += len(ids)
