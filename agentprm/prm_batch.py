@@ -38,14 +38,14 @@ def encode(env: str, trajs, tokenizer, budget: int | None) -> list[Encoded]:
     return out
 
 
-def collate(segments: list[Segment], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded (B, L) input_ids and attention_mask."""
-    width = max(len(s.ids) for s in segments)
-    ids = torch.full((len(segments), width), pad_id, dtype=torch.long)
-    att = torch.zeros((len(segments), width), dtype=torch.long)
-    for b, s in enumerate(segments):
-        ids[b, : len(s.ids)] = torch.tensor(s.ids)
-        att[b, : len(s.ids)] = 1
+def collate(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id lists -> right-padded (B, L) input_ids and attention_mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    att = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, : len(r)] = torch.tensor(r)
+        att[b, : len(r)] = 1
     return ids.to(device), att.to(device)
 
 
@@ -56,7 +56,7 @@ def step_values(model, batch: list[Encoded], pad_id: int) -> tuple[list[torch.Te
     """
     segments = [s for e in batch for s in e.segments]
     device = next(model.parameters()).device
-    ids, att = collate(segments, pad_id, device)
+    ids, att = collate([s.ids for s in segments], pad_id, device)
     values = token_values(model, ids, att)  # (B_seg, L)
     per_segment = gather(values, [s.step_ends for s in segments])
     q_prev = gather(values, [[max(s.state_end, 0)] for s in segments])

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 
 from agentprm.diagnostics import score_encoded
-from agentprm.prm_batch import encode
+from agentprm.prm_batch import collate, encode
 from agentprm.prompts import fit_messages, to_text, token_counter
 from agentprm.search import History
 
@@ -43,11 +43,9 @@ class PRMScorer:
         self.count = token_counter(tokenizer)
         self.device = next(model.parameters()).device
 
-    def _encode(self, env: str, state: History, candidate: str) -> tuple[list[int], list[int], int]:
-        """(prefix ids, candidate ids up to and including the readout token, readout offset)."""
-        msgs = fit_messages(env, state.initial_observation, state.responses, state.observations,
-                            self.count, self.budget)  # fmt: skip
-        prefix = to_text(self.tokenizer, msgs, add_generation_prompt=True)
+    def _encode(self, msgs, prefix: str, candidate: str) -> tuple[list[int], list[int], int]:
+        """(prefix ids, candidate ids up to and including the readout token, readout offset) for the
+        state rendered as `msgs` (model text `prefix`) followed by `candidate`."""
         full = to_text(self.tokenizer, msgs + [{"role": "assistant", "content": candidate}], False)
         enc = self.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
@@ -64,7 +62,11 @@ class PRMScorer:
             if not cands:
                 out.append([])
                 continue
-            encoded = [self._encode(env, state, c) for c in cands]
+            # The state is rendered (left-truncated to the budget, as in training) once for all its candidates.
+            msgs = fit_messages(env, state.initial_observation, state.responses, state.observations,
+                                self.count, self.budget)  # fmt: skip
+            prefix_text = to_text(self.tokenizer, msgs, add_generation_prompt=True)
+            encoded = [self._encode(msgs, prefix_text, c) for c in cands]
             prefix = encoded[0][0]
             if self.share_prefix and all(e[0] == prefix for e in encoded):
                 out.append(self._shared(prefix, [(e[1], e[2]) for e in encoded]))
@@ -83,13 +85,9 @@ class PRMScorer:
             ids = torch.tensor([prefix], device=self.device)
             cache = backbone(input_ids=ids, use_cache=True).past_key_values  # the prefix, once
             cache.batch_repeat_interleave(len(chunk))
-            width = max(len(c) for c, _ in chunk)
-            cont = torch.full((len(chunk), width), self.tokenizer.pad_token_id, device=self.device)
-            att = torch.zeros((len(chunk), len(prefix) + width), dtype=torch.long, device=self.device)
-            att[:, : len(prefix)] = 1
-            for b, (c, _) in enumerate(chunk):
-                cont[b, : len(c)] = torch.tensor(c)
-                att[b, len(prefix) : len(prefix) + len(c)] = 1
+            cont, cont_att = collate([c for c, _ in chunk], self.tokenizer.pad_token_id, self.device)
+            prefix_att = torch.ones((len(chunk), len(prefix)), dtype=torch.long, device=self.device)
+            att = torch.cat([prefix_att, cont_att], dim=1)
             hidden = backbone(input_ids=cont, attention_mask=att, past_key_values=cache).last_hidden_state
             logits = head(hidden)  # (B, width, 1)
             values += [float(logits[b, r, 0]) for b, (_, r) in enumerate(chunk)]
@@ -100,12 +98,7 @@ class PRMScorer:
         values = []
         for start in range(0, len(seqs), self.batch_size):
             chunk = seqs[start : start + self.batch_size]
-            width = max(len(s) for s, _ in chunk)
-            ids = torch.full((len(chunk), width), self.tokenizer.pad_token_id, device=self.device)
-            att = torch.zeros((len(chunk), width), dtype=torch.long, device=self.device)
-            for b, (s, _) in enumerate(chunk):
-                ids[b, : len(s)] = torch.tensor(s)
-                att[b, : len(s)] = 1
+            ids, att = collate([x for x, _ in chunk], self.tokenizer.pad_token_id, self.device)
             logits = self.model(input_ids=ids, attention_mask=att).logits
             values += [float(logits[b, r, 0]) for b, (_, r) in enumerate(chunk)]
             self.tokens += sum(len(s) for s, _ in chunk)

@@ -109,7 +109,7 @@ def _tok(trajs):
 
 def test_collate_pads_right(tok, trajs):
     enc = encode("babyai", trajs[:2], tok, budget=None)
-    ids, att = collate([s for e in enc for s in e.segments], tok.pad_token_id, "cpu")
+    ids, att = collate([s.ids for e in enc for s in e.segments], tok.pad_token_id, "cpu")
     assert att.sum(dim=1).tolist() == [len(s.ids) for e in enc for s in e.segments]
 
 
