@@ -81,8 +81,21 @@ def fit_drop(
     exceed the budget, all turns but the last are dropped (the model's context limit is then the
     caller's concern).
     """
+    return fit_drops(env, initial_observation, responses, observations, count_tokens, budget)[-1]
+
+
+def fit_drops(
+    env: str,
+    initial_observation: str,
+    responses: Sequence[str],
+    observations: Sequence[str],
+    count_tokens: Callable[[Messages], int] | None = None,
+    budget: int | None = None,
+) -> list[int]:
+    """fit_drop of every state of a trajectory in one pass: [drop after 0 turns, ..., after T turns]."""
+    drops = [0]
     if budget is None or count_tokens is None:
-        return 0
+        return drops * (len(responses) + 1)
     drop = 0
     for t in range(1, len(responses) + 1):  # the state after t turns
 
@@ -90,13 +103,13 @@ def fit_drop(
             msgs = render_messages(env, initial_observation, responses[:t], observations[:t], drop=d)
             return count_tokens(msgs) <= budget
 
-        if fits(drop):
-            continue
-        d = drop + 1
-        while d < t - 1 and not fits(d):
-            d += 1
-        drop = min(d + (t - d) // 2, t - 1)
-    return drop
+        if not fits(drop):
+            d = drop + 1
+            while d < t - 1 and not fits(d):
+                d += 1
+            drop = min(d + (t - d) // 2, t - 1)
+        drops.append(drop)
+    return drops
 
 
 def fit_messages(
@@ -141,8 +154,8 @@ def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[Seg
     responses = [s.response for s in traj.steps]
     observations = [s.observation for s in traj.steps]
     count = token_counter(tokenizer)
-    drops = [fit_drop(env, traj.initial_observation, responses[:t], observations[:t], count, budget)
-             for t in range(len(responses))]  # fmt: skip
+    # drops[t]: turns dropped from the prompt of step t (one pass over the trajectory)
+    drops = fit_drops(env, traj.initial_observation, responses, observations, count, budget)[:-1]
     segments = []
     t = 0
     while t < len(responses):
