@@ -147,6 +147,7 @@ def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, 
     t, _ = pad([x for x, _ in tgt])
     m, _ = pad([x for _, x in tgt])
     sib, n_pairs = sibling_accuracy(held, values)
+    sib_success, n_success = sibling_accuracy(held, values, by="success")
     mc_rho, mc_n = float("nan"), 0
     if args.mc_labels is not None:  # Spearman of M_t against soft MC estimates of Q on the same states
         soft = load_mc(args.mc_labels, hard=False)
@@ -163,8 +164,8 @@ def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, 
         "heldout/sibling_pairs": n_pairs,
         "heldout/final_step_accuracy": final_step_accuracy(held, values),
         # the same two on success-vs-failure pairs only (BabyAI rewards also differ between successes)
-        "heldout/sibling_accuracy_success": sibling_accuracy(held, values, by="success")[0],
-        "heldout/sibling_pairs_success": sibling_accuracy(held, values, by="success")[1],
+        "heldout/sibling_accuracy_success": sib_success,
+        "heldout/sibling_pairs_success": n_success,
         "heldout/final_step_accuracy_success": final_step_accuracy(held, values, by="success"),
         "heldout/mc_spearman": mc_rho,
         "heldout/mc_states": mc_n,
