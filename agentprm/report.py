@@ -27,13 +27,14 @@ def load_runs(paths) -> dict:
     out: dict = {"evaluate": [], "prm": [], "cost": []}
     for p in map(Path, paths):
         args = json.loads((p / "args.json").read_text()) if (p / "args.json").exists() else {}
+        metrics = _last_metrics(p)
         if (p / "results.json").exists():
             out["evaluate"].append((p, json.loads((p / "results.json").read_text())))
         elif (p / "diagnostics.json").exists():
             out["prm"].append((p, args, json.loads((p / "diagnostics.json").read_text())))
-        elif _last_metrics(p):
-            kind = "mc-label" if "mc_rollouts" in args or "rollouts" in _last_metrics(p) else "rollouts"
-            out["cost"].append((p, kind, _last_metrics(p)))
+        elif metrics:
+            kind = "mc-label" if "rollouts" in metrics else "rollouts"
+            out["cost"].append((p, kind, metrics))
         else:
             raise ValueError(f"{p}: not a run directory agentprm report can read (no results.json, "
                              "diagnostics.json or metrics with a ledger); give evaluate, train-prm, "
