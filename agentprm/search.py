@@ -71,6 +71,7 @@ class SearchConfig:
     env_mode: str = "copy"  # beam search: "copy" the parent's env or "replay" its actions
     max_rounds: int | None = None
     seed: int = 0
+    max_active: int = 64  # episodes played at once when sampling whole trajectories
 
 
 @dataclass
@@ -92,7 +93,7 @@ def _params(
 def _play(env_name, jobs, policy, params, config, ledger, meta) -> list[Trajectory]:
     out: list[Trajectory] = []
     spent = collect(env_name, jobs, policy, params, on_done=out.append, max_rounds=config.max_rounds,
-                    meta=meta)  # fmt: skip
+                    max_active=config.max_active, meta=meta)  # fmt: skip
     ledger.add(SearchLedger(**dataclasses.asdict(spent)))
     return sorted(out, key=lambda t: (t.task, t.sample))
 
@@ -109,10 +110,16 @@ def sampling(env_name, tasks, policy: Policy, scorer, config: SearchConfig, ledg
                  {"search": "sample"})  # fmt: skip
 
 
+def sample_pool(env_name, tasks, policy: Policy, config: SearchConfig, ledger: SearchLedger,
+                label: str = "pool") -> list[Trajectory]:  # fmt: skip
+    """config.n samples per task at config.temperature (Best-of-N's pool), ordered by (task, sample)."""
+    return _play(env_name, [(t, s) for t in tasks for s in range(config.n)], policy, _params(config), config,
+                 ledger, {"search": label})  # fmt: skip
+
+
 def best_of_n(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchConfig, ledger: SearchLedger):
     """Sample config.n trajectories per task, keep the one whose aggregated step score is highest."""
-    pool = _play(env_name, [(t, s) for t in tasks for s in range(config.n)], policy, _params(config),
-                 config, ledger, {"search": f"bon@{config.n}"})  # fmt: skip
+    pool = sample_pool(env_name, tasks, policy, config, ledger, label=f"bon@{config.n}")
     before = scorer.tokens
     scores = scorer.score_trajectories(E.short_name(env_name), pool)
     ledger.prm_tokens += scorer.tokens - before

@@ -27,11 +27,9 @@ from agentprm import rundir
 from agentprm.envs.splits import parse_tasks
 from agentprm.evaluation import aggregate, best_of_n, mean_ci, oracle_at_n, wilson
 from agentprm.models.value import load_value_model
-from agentprm.policy import SamplingParams
 from agentprm.recipes.collect import make_policy
-from agentprm.rollout import collect
 from agentprm.scorers import PRMScorer
-from agentprm.search import SearchConfig, SearchLedger, beam_search, greedy
+from agentprm.search import SearchConfig, SearchLedger, beam_search, greedy, sample_pool
 from agentprm.types import TrajectoryWriter, completed_keys, read_trajectories
 
 
@@ -154,7 +152,7 @@ def main(args: Args) -> dict:
     console = Console()
     policy = make_policy(args.policy, args.batch_size, args.max_prompt_tokens)
     config = SearchConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens,
-                          max_rounds=args.max_rounds, seed=args.seed)  # fmt: skip
+                          max_rounds=args.max_rounds, seed=args.seed, max_active=args.batch_size)  # fmt: skip
     results: dict = {"env": env, "tasks": len(tasks), "pool": args.pool, "policy": args.policy}
     ledgers: dict[str, dict] = {}
 
@@ -170,18 +168,9 @@ def main(args: Args) -> dict:
     # 2. One pool of --pool samples per task at the evaluation temperature.
     ledger = SearchLedger()
 
-    def play_pool(todo):
-        jobs = [(t, s) for t in todo for s in range(args.pool)]
-        out = []
-        params = SamplingParams(
-            temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
-        )
-        spent = collect(env, jobs, policy, params, on_done=out.append, max_rounds=args.max_rounds,
-                        max_active=args.batch_size, meta={"search": "pool"})  # fmt: skip
-        ledger.add(SearchLedger(**dataclasses.asdict(spent)))
-        return out
-
-    pool = _resume(run / "pool.jsonl", env, tasks, args.pool, play_pool)
+    pool_config = dataclasses.replace(config, n=args.pool)
+    pool = _resume(run / "pool.jsonl", env, tasks, args.pool,
+                   lambda todo: sample_pool(env, todo, policy, pool_config, ledger))  # fmt: skip
     ledgers["pool"] = _spent(run, "pool", ledger)
     per_task: dict[int, list] = {}
     for t in pool:
