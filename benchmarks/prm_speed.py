@@ -37,6 +37,17 @@ def fixed_length(task: int, steps: int) -> Trajectory:
                       steps=[Step(r, None, o) for r, o in zip(responses, obs[1:], strict=True)])  # fmt: skip
 
 
+def value_model(path: str | None, trajs):
+    """(model, tokenizer) in eval mode: a PRM / backbone folder, or a fresh tiny value model whose
+    tokenizer is trained on `trajs` (speed does not depend on the weights)."""
+    if path:
+        model, tok = load_value_model(path, device="cpu")
+    else:
+        tok = env_tokenizer("babyai", trajs)
+        model = build_value_model("tiny", tok)
+    return model.eval(), tok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=None)
@@ -46,12 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     trajs = [fixed_length(400 + i, args.steps) for i in range(args.trajectories)]
-    if args.model:
-        model, tok = load_value_model(args.model, device="cpu")
-    else:
-        tok = env_tokenizer("babyai", trajs)
-        model = build_value_model("tiny", tok)
-    model.eval()
+    model, tok = value_model(args.model, trajs)
     enc = encode("babyai", trajs, tok, args.budget)
     with torch.no_grad():
         start = time.perf_counter()

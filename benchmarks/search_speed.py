@@ -18,10 +18,8 @@ import time
 import warnings
 
 import torch
-from prm_speed import fixed_length
+from prm_speed import fixed_length, value_model
 
-from agentprm.models.tokenizer import env_tokenizer
-from agentprm.models.value import build_value_model, load_value_model
 from agentprm.scorers import PRMScorer
 from agentprm.search import History
 
@@ -48,12 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     trajs = [fixed_length(400 + i, args.steps + 1) for i in range(args.states)]
-    if args.model:
-        model, tok = load_value_model(args.model, device="cpu")
-    else:
-        tok = env_tokenizer("babyai", trajs)
-        model = build_value_model("tiny", tok)
-    model.eval()
+    model, tok = value_model(args.model, trajs)
     states = [History(t.initial_observation, tuple(s.response for s in t.steps[: args.steps]),
                       tuple(s.observation for s in t.steps[: args.steps])) for t in trajs]  # fmt: skip
     cands = [[CANDIDATES[k % len(CANDIDATES)] for k in range(args.m)] for _ in states]
