@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agentprm.models.value import gather, token_values
+from agentprm.models.value import token_values
 from agentprm.prompts import Segment, training_segments
 
 
@@ -49,17 +49,47 @@ def collate(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, t
     return ids.to(device), att.to(device)
 
 
+def row_values(
+    model, rows: list[list[int]], pad_id: int, pad_together: bool | None = None
+) -> list[torch.Tensor]:
+    """Head output at every position of each token-id row: list of (len(row),) fp32 tensors.
+
+    Rows of equal length share one forward pass (no padding, so attention keeps its causal fast
+    path). Rows of different lengths are right-padded into one pass only when `pad_together`
+    (default: on CUDA). On CPU a padded batch falls back to sdpa's masked kernel, which
+    materialises the (L, L) scores and is 2-3x slower than encoding the rows one by one
+    (benchmarks/prm_speed.py).
+
+    Example: row_values(model, [[5, 6, 7], [5, 6]], pad_id=0) -> [tensor (3,), tensor (2,)]
+    """
+    device = next(model.parameters()).device
+    if pad_together is None:
+        pad_together = device.type == "cuda"
+    groups: dict[int, list[int]] = {}
+    for b, r in enumerate(rows):
+        groups.setdefault(-1 if pad_together else len(r), []).append(b)
+    out: list[torch.Tensor | None] = [None] * len(rows)
+    for members in groups.values():
+        ids, att = collate([rows[b] for b in members], pad_id, device)
+        values = token_values(model, ids, att)  # (len(members), L)
+        for k, b in enumerate(members):
+            out[b] = values[k, : len(rows[b])]
+    return out
+
+
 def step_values(model, batch: list[Encoded], pad_id: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """([M_0..M_T] per trajectory, [Q_{-1}] per trajectory), with gradient.
 
-    One forward pass over all segments of the batch (each trajectory is usually one segment).
+    One forward pass per segment length (`row_values`); each trajectory is usually one segment.
     """
     segments = [s for e in batch for s in e.segments]
     device = next(model.parameters()).device
-    ids, att = collate([s.ids for s in segments], pad_id, device)
-    values = token_values(model, ids, att)  # (B_seg, L)
-    per_segment = gather(values, [s.step_ends for s in segments])
-    q_prev = gather(values, [[max(s.state_end, 0)] for s in segments])
+    values = row_values(model, [s.ids for s in segments], pad_id)
+    per_segment = [
+        v[torch.as_tensor(s.step_ends, dtype=torch.long, device=device)]
+        for v, s in zip(values, segments, strict=True)
+    ]
+    q_prev = [v[max(s.state_end, 0)].reshape(1) for v, s in zip(values, segments, strict=True)]
     out_values, out_prev, k = [], [], 0
     for e in batch:
         full = torch.zeros(e.num_steps, device=device)

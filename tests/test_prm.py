@@ -12,7 +12,7 @@ from agentprm.experts import make_expert
 from agentprm.losses import prm_loss
 from agentprm.models.tokenizer import train_tokenizer
 from agentprm.models.value import build_value_model, token_values
-from agentprm.prm_batch import collate, encode, pad, step_values
+from agentprm.prm_batch import collate, encode, pad, row_values, step_values
 from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, render_messages, to_text
 from agentprm.recipes import train_prm
 from agentprm.rollout import run_episode
@@ -52,6 +52,19 @@ def test_one_pass_equals_per_step_passes(trajs, tok):
             per_step.append(token_values(model, ids, torch.ones_like(ids))[0, -1])
     assert traj.num_steps >= 3
     assert torch.allclose(one_pass, torch.stack(per_step), atol=1e-5)
+
+
+def test_row_values_padded_equals_grouped(trajs, tok):
+    """One right-padded pass (the CUDA default) and one pass per length (the CPU default) agree."""
+    model = build_value_model("test", tok, seed=1).eval()
+    rows = [s.ids for e in encode("babyai", trajs, tok, budget=None) for s in e.segments]
+    assert len({len(r) for r in rows}) > 1 and len({len(r) for r in rows}) < len(rows)  # mixed and repeated
+    with torch.no_grad():
+        padded = row_values(model, rows, tok.pad_token_id, pad_together=True)
+        grouped = row_values(model, rows, tok.pad_token_id, pad_together=False)
+    for r, a, b in zip(rows, padded, grouped, strict=True):
+        assert a.shape == b.shape == (len(r),)
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_tiny_model_overfits_one_batch(trajs, tok):

@@ -59,10 +59,3 @@ def token_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -
     """(B, L) token ids -> (B, L) head outputs (fp32) at every position."""
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, L, 1)
     return logits[..., 0].float()
-
-
-def gather(values: torch.Tensor, positions: list[list[int]]) -> list[torch.Tensor]:
-    """Per sequence b, the values at positions[b] -> list of (len(positions[b]),) tensors."""
-    return [
-        values[b, torch.as_tensor(p, dtype=torch.long, device=values.device)] for b, p in enumerate(positions)
-    ]
