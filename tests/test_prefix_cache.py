@@ -76,12 +76,14 @@ def test_mixed_batch_of_continuing_and_new_episodes_matches_uncached(expert_data
               for t, g in zip(trajs[:3], a, strict=True)]  # fmt: skip
     second.append(render_messages("babyai", trajs[5].initial_observation, [], []))
     calls = []
-    original = cached._prefill_long
-    cached._prefill_long = lambda rows, hits: calls.append(original(rows, hits)) or calls[-1]
+    original = cached._prefill
+    cached._prefill = lambda rows, hits: calls.append((rows, original(rows, hits))) or calls[-1][1]
     assert [g[0].text for g in cached.generate(second, greedy)] == [
         g[0].text for g in plain.generate(second, greedy)
     ]
-    # the new episode was encoded on its own and joined the batch as a hit of all but one token
+    # every uncached part (the continuing episodes' new turn, the new episode's whole prompt) was
+    # encoded before generate: each row joined the batch as a hit of all but its last token
+    rows, hits = calls[-1]
+    assert [n for n, _ in hits] == [len(r) - 1 for r in rows]
     text = tok.apply_chat_template(second[3], tokenize=False, add_generation_prompt=True)
-    length = len(tok(text, add_special_tokens=False)["input_ids"])
-    assert length - 1 in [n for n, _ in calls[-1]]
+    assert len(tok(text, add_special_tokens=False)["input_ids"]) in [len(r) for r in rows]

@@ -127,7 +127,7 @@ class HFPolicy:
             prompt_lens = [len(r) for r in rows]
             hits = [self.store.lookup(r) for r in rows] if self.store else [(0, None)] * len(rows)
             if self.store:
-                hits = self._prefill_long(rows, hits)
+                hits = self._prefill(rows, hits)
             # n samples per prompt = n copies of its row (rows b*n .. b*n+n-1).
             rows_n = [r for r in rows for _ in range(params.n)]
             hits_n = [h for h in hits for _ in range(params.n)]
@@ -184,24 +184,51 @@ class HFPolicy:
             restored[i] = results[pos]
         return restored
 
-    def _prefill_long(self, rows, hits):
-        """Prompts whose uncached part is much longer than the batch's typical one (a new episode
-        among continuing ones) are encoded on their own first and stored, so that they join the
-        batch as hits: otherwise every row would pay for the longest uncached suffix in the shared
-        prefill (rows are padded to it)."""
-        suffix = [len(r) - n for r, (n, _) in zip(rows, hits, strict=True)]
-        typical = sorted(suffix)[len(suffix) // 2]
-        long = [b for b, x in enumerate(suffix) if x > max(2 * typical, 32)]
-        if not long or len(long) == len(rows):
+    def _prefill(self, rows, hits):
+        """Encode every prompt's uncached part (but its last token) before the generate call and
+        store it, so that every row joins the batch as a hit with one token left: the shared
+        prefill inside generate would pad every row to the longest uncached suffix.
+
+        New episodes (nothing cached) go one forward pass per prompt length, unpadded; continuing
+        ones are bucketed by suffix length so that padding stays under ~15% of the tokens.
+        """
+        todo = [b for b, (n, _) in enumerate(hits) if len(rows[b]) - n > 1]
+        if not todo:
             return hits
-        prompts = [rows[b][:-1] for b in long]  # the last token is left to the generate call
-        ids, att, _ = build_batch(prompts, [(0, None)] * len(long), self.tokenizer.pad_token_id, self.device)
-        cache = self.model(input_ids=ids, attention_mask=att, use_cache=True).past_key_values
-        for i, prompt in enumerate(prompts):
-            keep = att[i].nonzero().flatten()
-            self.store.add(prompt, row_layers(cache, i, keep))
+        groups: list[list[int]] = []
+        by_length: dict[int, list[int]] = {}
+        for b in (b for b in todo if hits[b][0] == 0):
+            by_length.setdefault(len(rows[b]), []).append(b)
+        groups += list(by_length.values())
+        bucket: list[int] = []
+        for b in sorted((b for b in todo if hits[b][0] > 0), key=lambda b: len(rows[b]) - hits[b][0]):
+            longest = len(rows[b]) - hits[b][0]
+            if bucket and longest * (len(bucket) + 1) > 1.15 * sum(
+                len(rows[c]) - hits[c][0] for c in bucket + [b]
+            ):
+                groups.append(bucket)
+                bucket = []
+            bucket.append(b)
+        groups += [bucket] if bucket else []
+        pad = self.tokenizer.pad_token_id
+        for members in groups:
+            prompts = [rows[b][:-1] for b in members]  # the last token is left to the generate call
+            ids, att, kv = build_batch(prompts, [hits[b] for b in members], pad, self.device)
+            width_c = ids.shape[1] - max(len(p) - hits[b][0] for p, b in zip(prompts, members, strict=True))
+            # Positions of the unpadded sequences (as generate derives them from the mask).
+            positions = (att.cumsum(-1) - 1).clamp(min=0)[:, width_c:]
+            backbone = getattr(self.model, self.model.base_model_prefix)  # no logits needed
+            cache = backbone(
+                input_ids=ids[:, width_c:],
+                attention_mask=att if kv is not None else (None if len(members) == 1 or att.all() else att),
+                position_ids=positions,
+                past_key_values=DynamicCache(ddp_cache_data=kv) if kv is not None else None,
+                use_cache=True,
+            ).past_key_values
+            for i, prompt in enumerate(prompts):
+                self.store.add(prompt, row_layers(cache, i, att[i].nonzero().flatten()))
         out = list(hits)
-        for b in long:  # looked up again: count the prompt once, and the prefilled part as not reused
+        for b in todo:  # looked up again: count the prompt once, and the prefilled part as not reused
             self.store.prompt_tokens -= len(rows[b])
             self.store.hit_tokens -= len(rows[b]) - 1 - hits[b][0]
             out[b] = self.store.lookup(rows[b])
