@@ -247,3 +247,12 @@ def test_extending_a_collection_draws_new_samples(tokenizer):
                 max_rounds=2)  # fmt: skip
         runs.append(sorted([s.response for s in t.steps] for t in done))
     assert runs[0] != runs[1]
+
+
+def test_sft_fits_its_schedule_to_the_time_limit():
+    from agentprm.recipes.sft import fit_total
+
+    # 600 s left at 2 s/step after step 10: the cosine ends at step 310, not at the planned 1000
+    assert fit_total(total=1000, step=10, seconds_per_step=2.0, seconds_left=600.0) == 310
+    assert fit_total(total=100, step=10, seconds_per_step=2.0, seconds_left=600.0) == 100  # fits anyway
+    assert fit_total(total=100, step=10, seconds_per_step=2.0, seconds_left=0.0) == 11  # never before now

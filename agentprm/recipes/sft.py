@@ -75,6 +75,17 @@ def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[li
     return batches
 
 
+def fit_total(total: int, step: int, seconds_per_step: float, seconds_left: float) -> int:
+    """Steps the run can still finish: the schedule's length under a time limit.
+
+    >>> fit_total(total=1000, step=10, seconds_per_step=2.0, seconds_left=600.0)
+    310
+    >>> fit_total(total=100, step=10, seconds_per_step=2.0, seconds_left=600.0)
+    100
+    """
+    return max(step + 1, min(total, step + int(seconds_left / max(seconds_per_step, 1e-9))))
+
+
 def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
     width = max(len(ids) for ids, _ in examples)
     input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)  # (B, T), right-padded
@@ -138,7 +149,7 @@ def main(args: Args) -> dict:
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    step = 0
+    step, fitted = 0, False
     ckpt_path = run / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
@@ -146,6 +157,7 @@ def main(args: Args) -> dict:
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         step = ckpt["step"]
+        total, warm, fitted = ckpt.get("total", total), ckpt.get("warm", warm), ckpt.get("fitted", False)
         if preset:
             tokenizer = ckpt["tokenizer"]
         print(f"resumed from {ckpt_path} at step {step}/{total}")
@@ -157,6 +169,9 @@ def main(args: Args) -> dict:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "step": step,
+                "total": total,
+                "warm": warm,
+                "fitted": fitted,
                 "tokenizer": tokenizer,
             },
             ckpt_path,
@@ -165,7 +180,7 @@ def main(args: Args) -> dict:
     # 5. Train: token-mean cross-entropy on response tokens.
     model.train()
     loss = None
-    start, tokens_seen, deadline = time.time(), 0, None
+    start, tokens_seen, deadline, first_step = time.time(), 0, None, step
     if args.max_minutes:
         deadline = start + 60 * args.max_minutes
     columns = [
@@ -191,6 +206,12 @@ def main(args: Args) -> dict:
                 scheduler.step()
                 step += 1
                 tokens_seen += int(attention.sum())
+                if deadline and not fitted and step - first_step == 10:
+                    # Fit the schedule to the steps that fit the time limit (measured over 10 steps),
+                    # so the learning rate decays before the deadline instead of stopping at its peak.
+                    total = fit_total(total, step, (time.time() - start) / 10, deadline - time.time())
+                    warm, fitted = min(warm, max(step + 1, int(args.warmup * total))), True
+                    bar.update(job, total=total)
                 bar.update(job, completed=step, loss=loss.item())
                 if step % 10 == 0 or step == total:
                     rundir.log_metrics(
