@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agentprm.experts import make_expert
 from agentprm.policy import Generation
 from agentprm.recipes import mc_label
@@ -55,3 +57,16 @@ def test_mc_label_recipe(tmp_path, monkeypatch):
     assert rec["outcomes"][-1] == [seed.reward]  # the last step's label is the seed's own outcome
     assert summary["rollouts"] == 3 * (seed.num_steps - 1) and rec["policy_tokens"] > 0
     assert mc_label.main(args)["seeds"] == 0  # resumable: nothing left to do
+
+
+def test_mc_label_records_survive_a_torn_line(tmp_path):
+    from agentprm.rundir import read_records
+
+    path = tmp_path / "mc_labels.jsonl"
+    path.write_text('{"task": 1, "sample": 0, "outcomes": [[1.0]]}\n{"task": 2, "sam')  # killed mid-write
+    with pytest.warns(UserWarning, match=r"mc_labels.jsonl:2: dropping a torn last line"):
+        assert [r["task"] for r in read_records(path, repair=True)] == [1]
+    assert path.read_text().endswith("]]}\n")  # the torn fragment is gone: the next append is a clean line
+    path.write_text('{"task": 1}\nnot json\n{"task": 3}\n')
+    with pytest.raises(ValueError, match=r"mc_labels.jsonl:2: bad record .*fix or delete that line"):
+        read_records(path)

@@ -77,7 +77,7 @@ def main(args: Args) -> dict:
              and (wanted is None or t.task in wanted)]  # fmt: skip
     done = set()
     if out.exists():
-        done = {(r["task"], r["sample"]) for r in map(json.loads, out.read_text().splitlines()) if r}
+        done = {(r["task"], r["sample"]) for r in rundir.read_records(out, repair=True)}
     seeds = [t for t in seeds if (t.task, t.sample) not in done]
     print(f"mc-label {env}: {len(seeds)} seed trajectories to label ({len(done)} done), N_mc = {args.n_mc}")
 

@@ -102,17 +102,14 @@ def split_tasks(tasks: list[int], heldout: float, seed: int) -> tuple[set[int], 
 def load_mc(path: Path, hard: bool) -> dict[tuple[int, int], torch.Tensor]:
     """(task, sample) -> per-step MC targets from `agentprm mc-label` output."""
     out = {}
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                out[(rec["task"], rec["sample"])] = L.mc(rec["outcomes"], hard=hard)[0]
-            except (ValueError, KeyError) as exc:
-                raise ValueError(
-                    f"{path}:{lineno}: not an mc-label record ({exc}); fix or delete that line"
-                ) from None
+    for rec in rundir.read_records(path):
+        try:
+            out[(rec["task"], rec["sample"])] = L.mc(rec["outcomes"], hard=hard)[0]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"{path}: record of task {rec.get('task')} sample {rec.get('sample')} is not an "
+                f"mc-label record ({exc}); fix or delete that line"
+            ) from None
     return out
 
 
