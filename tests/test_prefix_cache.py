@@ -87,3 +87,31 @@ def test_mixed_batch_of_continuing_and_new_episodes_matches_uncached(expert_data
     assert [n for n, _ in hits] == [len(r) - 1 for r in rows]
     text = tok.apply_chat_template(second[3], tokenize=False, add_generation_prompt=True)
     assert len(tok(text, add_special_tokens=False)["input_ids"]) in [len(r) for r in rows]
+
+
+def test_identical_prompts_are_prefilled_once(tokenizer):  # noqa: F811
+    model = build_model("test", tokenizer, seed=3)
+    cached = HFPolicy(model, tokenizer, batch_size=8, prefix_cache=True)
+    plain = HFPolicy(model, tokenizer, batch_size=8)
+    state = render_messages("babyai", "Your goal: go to the red ball\nYou see a wall 2 steps forward", [], [])
+    other = render_messages("babyai", "Your goal: open the door\nYou see a wall 1 steps forward", [], [])
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=8)
+    rows_encoded, inside = [], []
+    original = cached._prefill
+
+    def prefill(rows, hits):
+        inside.append(1)
+        try:
+            return original(rows, hits)
+        finally:
+            inside.clear()
+
+    cached._prefill = prefill
+    model.model.register_forward_pre_hook(
+        lambda _, args, kwargs: rows_encoded.append(kwargs["input_ids"].shape[0]) if inside else None,
+        with_kwargs=True,
+    )
+    assert [g[0].text for g in cached.generate([state, other, state], greedy)] == [
+        g[0].text for g in plain.generate([state, other, state], greedy)
+    ]
+    assert sum(rows_encoded) == 2, rows_encoded  # the prefill encoded two rows, not three

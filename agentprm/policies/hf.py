@@ -195,13 +195,16 @@ class HFPolicy:
         todo = [b for b, (n, _) in enumerate(hits) if len(rows[b]) - n > 1]
         if not todo:
             return hits
+        # Identical prompts (beam search's root candidates, repeated states) are encoded once.
+        first = {tuple(rows[b]): b for b in reversed(todo)}
+        distinct = sorted(first.values())
         groups: list[list[int]] = []
         by_length: dict[int, list[int]] = {}
-        for b in (b for b in todo if hits[b][0] == 0):
+        for b in (b for b in distinct if hits[b][0] == 0):
             by_length.setdefault(len(rows[b]), []).append(b)
         groups += list(by_length.values())
         bucket: list[int] = []
-        for b in sorted((b for b in todo if hits[b][0] > 0), key=lambda b: len(rows[b]) - hits[b][0]):
+        for b in sorted((b for b in distinct if hits[b][0] > 0), key=lambda b: len(rows[b]) - hits[b][0]):
             longest = len(rows[b]) - hits[b][0]
             if bucket and longest * (len(bucket) + 1) > 1.15 * sum(
                 len(rows[c]) - hits[c][0] for c in bucket + [b]
