@@ -16,6 +16,12 @@ from pathlib import Path
 from agentprm.evaluation import efficiency_ratio
 
 
+def _num(d: dict, key: str) -> float:
+    """A stored metric, NaN where it is missing or was not measured (stored as null)."""
+    value = d.get(key)
+    return float("nan") if value is None else float(value)
+
+
 def _last_metrics(path: Path) -> dict:
     lines = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines() if x.strip()] \
         if (path / "metrics.jsonl").exists() else []  # fmt: skip
@@ -183,13 +189,13 @@ def prm_section(prms) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for p, args, d in prms:
         lines.append(f"| {p.name} | {args.get('labels')} | {args.get('beta')} | {d.get('trajectories')} | "
-                     f"{d.get('heldout/loss_q', float('nan')):.4f} | {d.get('heldout/loss_a', float('nan')):.4f} | "
-                     f"{d.get('heldout/sibling_accuracy', float('nan')):.3f} ({d.get('heldout/sibling_pairs')}) | "
-                     f"{d.get('heldout/final_step_accuracy', float('nan')):.3f} | "
-                     f"{d.get('heldout/sibling_accuracy_success', float('nan')):.3f} "
+                     f"{_num(d, 'heldout/loss_q'):.4f} | {_num(d, 'heldout/loss_a'):.4f} | "
+                     f"{_num(d, 'heldout/sibling_accuracy'):.3f} ({d.get('heldout/sibling_pairs')}) | "
+                     f"{_num(d, 'heldout/final_step_accuracy'):.3f} | "
+                     f"{_num(d, 'heldout/sibling_accuracy_success'):.3f} "
                      f"({d.get('heldout/sibling_pairs_success', 0)}) | "
-                     f"{d.get('heldout/final_step_accuracy_success', float('nan')):.3f} | "
-                     f"{d.get('heldout/mc_spearman', float('nan')):.3f} ({d.get('heldout/mc_states', 0)}) |")  # fmt: skip
+                     f"{_num(d, 'heldout/final_step_accuracy_success'):.3f} | "
+                     f"{_num(d, 'heldout/mc_spearman'):.3f} ({d.get('heldout/mc_states', 0)}) |")  # fmt: skip
     return lines + [""]
 
 

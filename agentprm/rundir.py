@@ -10,15 +10,19 @@ import time
 from pathlib import Path
 
 
-def _jsonable(value):
+def jsonable(value):
+    """Paths, dataclasses, tuples -> JSON types; NaN (a metric that was not measured) -> None,
+    so that every file we write is strict JSON."""
+    if isinstance(value, float) and value != value:
+        return None
     if isinstance(value, Path):
         return str(value)
     if dataclasses.is_dataclass(value):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+        return {k: jsonable(v) for k, v in dataclasses.asdict(value).items()}
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -27,14 +31,14 @@ def prepare(run_dir: str | os.PathLike, args) -> Path:
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / "args.json.tmp"
-    tmp.write_text(json.dumps(_jsonable(args), indent=2) + "\n")
+    tmp.write_text(json.dumps(jsonable(args), indent=2) + "\n")
     os.replace(tmp, path / "args.json")
     return path
 
 
 def log_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:
     """Append one line of metrics (with a wall-clock timestamp) to metrics.jsonl."""
-    record = {"time": round(time.time(), 3), **_jsonable(metrics)}
+    record = {"time": round(time.time(), 3), **jsonable(metrics)}
     with open(Path(run_dir) / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
 

@@ -167,7 +167,7 @@ def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, 
         "heldout/mc_spearman": mc_rho,
         "heldout/mc_states": mc_n,
     }
-    (run / "diagnostics.json").write_text(json.dumps(out, indent=2) + "\n")
+    rundir.atomic_write_text(run / "diagnostics.json", json.dumps(rundir.jsonable(out), indent=2) + "\n")
     value_histogram(
         held,
         values,
