@@ -252,7 +252,11 @@ def test_extending_a_collection_draws_new_samples(tokenizer):
 def test_sft_fits_its_schedule_to_the_time_limit():
     from agentprm.recipes.sft import fit_total
 
-    # 600 s left at 2 s/step after step 10: the cosine ends at step 310, not at the planned 1000
-    assert fit_total(total=1000, step=10, seconds_per_step=2.0, seconds_left=600.0) == 310
-    assert fit_total(total=100, step=10, seconds_per_step=2.0, seconds_left=600.0) == 100  # fits anyway
-    assert fit_total(total=100, step=10, seconds_per_step=2.0, seconds_left=0.0) == 11  # never before now
+    # 1 ms per token, 5 s left: two more 2000-token batches fit, the cosine ends at step 12
+    assert fit_total(10, seconds_per_token=0.001, seconds_left=5.0, upcoming=[2000] * 4) == 12
+    # uneven batches: 1000 + 3000 fit in 4.5 s, the next 1000 would not
+    assert fit_total(10, seconds_per_token=0.001, seconds_left=4.5, upcoming=[1000, 3000, 1000]) == 12
+    assert fit_total(10, seconds_per_token=0.001, seconds_left=99.0, upcoming=[2000] * 2) == 12  # all fit
+    assert (
+        fit_total(10, seconds_per_token=0.001, seconds_left=0.0, upcoming=[2000] * 2) == 11
+    )  # never before now

@@ -75,15 +75,20 @@ def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[li
     return batches
 
 
-def fit_total(total: int, step: int, seconds_per_step: float, seconds_left: float) -> int:
-    """Steps the run can still finish: the schedule's length under a time limit.
+def fit_total(step: int, seconds_per_token: float, seconds_left: float, upcoming: list[int]) -> int:
+    """The schedule's length under a time limit: `step` + how many of the upcoming batches (their
+    padded token counts, in training order, up to the planned total) fit in the time left.
 
-    >>> fit_total(total=1000, step=10, seconds_per_step=2.0, seconds_left=600.0)
-    310
-    >>> fit_total(total=100, step=10, seconds_per_step=2.0, seconds_left=600.0)
-    100
+    >>> fit_total(10, seconds_per_token=0.001, seconds_left=5.0, upcoming=[2000, 2000, 2000, 2000])
+    12
+    >>> fit_total(10, seconds_per_token=0.001, seconds_left=99.0, upcoming=[2000, 2000])
+    12
     """
-    return max(step + 1, min(total, step + int(seconds_left / max(seconds_per_step, 1e-9))))
+    k, spent = 0, 0.0
+    while k < len(upcoming) and spent + upcoming[k] * seconds_per_token <= seconds_left:
+        spent += upcoming[k] * seconds_per_token
+        k += 1
+    return step + max(k, 1)
 
 
 def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
@@ -149,7 +154,7 @@ def main(args: Args) -> dict:
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    step, fitted = 0, False
+    step, fitted = 0, 0
     ckpt_path = run / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
@@ -157,7 +162,7 @@ def main(args: Args) -> dict:
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         step = ckpt["step"]
-        total, warm, fitted = ckpt.get("total", total), ckpt.get("warm", warm), ckpt.get("fitted", False)
+        total, warm, fitted = ckpt.get("total", total), ckpt.get("warm", warm), int(ckpt.get("fitted", 0))
         if preset:
             tokenizer = ckpt["tokenizer"]
         print(f"resumed from {ckpt_path} at step {step}/{total}")
@@ -181,6 +186,13 @@ def main(args: Args) -> dict:
     model.train()
     loss = None
     start, tokens_seen, deadline, first_step = time.time(), 0, None, step
+    # Padded tokens of every planned batch, in training order: what a time limit is fitted with.
+    planned = [
+        len(b) * max(lengths[i] for i in b)
+        for e in range(args.epochs)
+        for b in _batches(lengths, args.batch_size, random.Random(args.seed * 1000 + e))
+    ]
+    clock = None  # (time, step) once the first steps (slower: allocation, warm caches) are done
     if args.max_minutes:
         deadline = start + 60 * args.max_minutes
     columns = [
@@ -206,12 +218,17 @@ def main(args: Args) -> dict:
                 scheduler.step()
                 step += 1
                 tokens_seen += int(attention.sum())
-                if deadline and not fitted and step - first_step == 10:
-                    # Fit the schedule to the steps that fit the time limit (measured over 10 steps),
-                    # so the learning rate decays before the deadline instead of stopping at its peak.
-                    total = fit_total(total, step, (time.time() - start) / 10, deadline - time.time())
-                    warm, fitted = min(warm, max(step + 1, int(args.warmup * total))), True
-                    bar.update(job, total=total)
+                if deadline and fitted < 2:
+                    # Fit the schedule to the batches that fit the time limit, so the learning rate
+                    # decays before the deadline instead of stopping at its peak. Measured per padded
+                    # token over steps 3-12 of this run, measured again halfway.
+                    if step - first_step == 2:
+                        clock = (time.time(), step)
+                    elif clock and step == (first_step + 12 if not fitted else (first_step + total) // 2):
+                        rate = (time.time() - clock[0]) / sum(planned[clock[1] : step])
+                        total = fit_total(step, rate, deadline - time.time(), planned[step:])
+                        warm, fitted = min(warm, max(step + 1, int(args.warmup * total))), fitted + 1
+                        bar.update(job, total=total)
                 bar.update(job, completed=step, loss=loss.item())
                 if step % 10 == 0 or step == total:
                     rundir.log_metrics(
