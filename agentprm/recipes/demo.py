@@ -55,8 +55,9 @@ class Args:
     """training tasks the PRM rollouts are drawn on (the last ones of --train-tasks, unseen in SFT)"""
     samples: int = 8
     """rollouts per training task (the paper: 16)"""
-    prm_minutes: float = 1.25
-    """wall-clock budget of each reward model's training"""
+    prm_minutes: float = 2.0
+    """wall-clock budget of each reward model's training (TD targets need the value head trained
+    first: on TextCraft, 17 steps left AgentPRM below PVM and 44 put it above; benchmarks/README.md)"""
     prm_lr: float = 3e-4
     """learning rate of the reward models (a few dozen steps fit the budget)"""
     reward_models: tuple[str, ...] = tuple(REWARD_MODELS)
