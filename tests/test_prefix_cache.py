@@ -115,3 +115,43 @@ def test_identical_prompts_are_prefilled_once(tokenizer):  # noqa: F811
         g[0].text for g in plain.generate([state, other, state], greedy)
     ]
     assert sum(rows_encoded) == 2, rows_encoded  # the prefill encoded two rows, not three
+
+
+def test_rows_whose_turn_ended_leave_the_batch_and_outputs_stay_equal(tokenizer):  # noqa: F811
+    # A hook makes the model end its turn (eos) at every position divisible by 6; prompts differ in
+    # length, so rows end at different steps, in both paths alike: the cached policy's own decode loop drops them from the
+    # batch, generate keeps them; the responses must not differ.
+    model = build_model("test", tokenizer, seed=5)
+    eos = tokenizer.eos_token_id
+    batch_rows = []
+
+    def end_some_turns(module, args, kwargs, output):
+        positions = kwargs["position_ids"][:, -output.logits.shape[1] :]
+        output.logits[..., eos] += 40.0 * (positions % 6 == 0)
+        batch_rows.append(positions.shape[0])
+
+    model.register_forward_hook(end_some_turns, with_kwargs=True)
+    runs = {}
+    for cached in (False, True):
+        policy = HFPolicy(model, tokenizer, batch_size=8, prefix_cache=cached, static_cache=cached)
+        done, batch_rows[:] = [], []
+        collect("babyai", [(t, 0) for t in range(400, 408)], policy,
+                SamplingParams(temperature=0.0, max_new_tokens=16), on_done=done.append, max_rounds=3,
+                max_active=8)  # fmt: skip
+        runs[cached] = sorted([s.response for s in t.steps] for t in done)
+        if cached:
+            assert min(batch_rows) < max(batch_rows) == 8  # finished rows were dropped mid-round
+    lengths = {len(r) for t in runs[True] for r in t}
+    assert len(lengths) > 2  # the rows really ended at different steps
+    assert runs[True] == runs[False]
+
+
+def test_sampling_in_the_decode_loop_is_seeded_and_varied(tokenizer):  # noqa: F811
+    model = build_model("test", tokenizer, seed=6)
+    policy = HFPolicy(model, tokenizer, batch_size=8, prefix_cache=True)
+    state = render_messages("babyai", "Your goal: go to the red ball\nYou see a wall 2 steps forward", [], [])
+    params = SamplingParams(n=4, temperature=1.0, top_p=0.9, max_new_tokens=8, seed=11)
+    first = [g.text for g in policy.generate([state], params)[0]]
+    again = [g.text for g in policy.generate([state], params)[0]]
+    assert first == again and len(set(first)) > 1
+    assert all(g.completion_tokens <= 8 for g in policy.generate([state], params)[0])

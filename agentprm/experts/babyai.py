@@ -175,10 +175,14 @@ class BabyAIExpert:
         self.bot.mission = world
 
     def act(self, env) -> str:
-        """A full ReAct response: a short templated Thought and the chosen command."""
+        """A full ReAct response: a short templated Thought (restating the goal) and the chosen command.
+
+        Every Thought restates the goal, not only the first: a small model trained from scratch
+        must learn to copy the goal from the prompt, and one copy per trajectory was too little
+        signal (benchmarks/README.md, BabyAI SFT attempt 5)."""
         text_env: BabyAITextEnv = env.unwrapped
         command = self.choose(env)
-        thought = thought_for(command, text_env.goal if self.round == 0 else None)
+        thought = thought_for(command, text_env.goal)
         self.round += 1
         return format_react(thought, command)
 

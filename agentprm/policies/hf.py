@@ -54,6 +54,20 @@ class _ActionLineDone(StoppingCriteria):
         return self.done.clone()
 
 
+def _choose(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """Next tokens (B,) from last-position logits (B, V): argmax at temperature 0, else sampling
+    from softmax(logits / temperature) restricted to the top-p nucleus (at least one token)."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_p < 1.0:
+        ordered, index = logits.sort(-1)  # ascending, as transformers' TopPLogitsWarper
+        drop = ordered.softmax(-1).cumsum(-1) <= 1 - top_p
+        drop[:, -1] = False
+        logits = logits.scatter(-1, index, ordered.masked_fill(drop, float("-inf")))
+    return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -108,6 +122,7 @@ class HFPolicy:
         self._newline_ids = torch.tensor(
             [i for i in vocab.values() if "\n" in tokenizer.decode([i])] or [tokenizer.eos_token_id]
         )
+        self._newline_set = set(self._newline_ids.tolist())
         self.device = next(model.parameters()).device
         # Entries are needed for one round only: a few batches' worth bounds the memory.
         self.store = PrefixStore(max_entries=cache_entries or 4 * batch_size) if prefix_cache else None
@@ -134,33 +149,16 @@ class HFPolicy:
             ids, att, kv = build_batch(rows_n, hits_n, self.tokenizer.pad_token_id, self.device)
             if params.seed is not None:
                 torch.manual_seed(params.seed + start)
-            sample = params.temperature > 0
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=att,
-                past_key_values=self._cache(kv, ids.shape, params.max_new_tokens),
-                do_sample=sample,
-                temperature=params.temperature if sample else None,
-                top_p=params.top_p if sample else None,
-                top_k=0 if sample else None,
-                max_new_tokens=params.max_new_tokens,
-                eos_token_id=eos,
-                pad_token_id=self.tokenizer.pad_token_id,
-                return_dict_in_generate=True,
-                stopping_criteria=StoppingCriteriaList(
-                    [_ActionLineDone(self.tokenizer, ids.shape[1], self._newline_ids)]
-                    if self.stop_after_action
-                    else []
-                ),
-            )
-            generated = out.sequences  # (B * n, width + new)
-            if self.store is not None:
-                self._remember(rows_n, att, generated[:, ids.shape[1] :], out.past_key_values)
-            new = generated[:, ids.shape[1] :]
+            if self.store is not None and all(
+                n == len(r) - 1 for r, (n, _) in zip(rows_n, hits_n, strict=True)
+            ):
+                new = self._decode(rows_n, ids, att, kv, params)
+            else:
+                new = self._generate(rows_n, ids, att, kv, params)
             for b in range(len(chunk)):
                 gens = []
                 for j in range(params.n):
-                    out_ids = new[b * params.n + j].tolist()
+                    out_ids = new[b * params.n + j]
                     if eos in out_ids:
                         out_ids, reason = out_ids[: out_ids.index(eos) + 1], "stop"
                     else:
@@ -183,6 +181,101 @@ class HFPolicy:
         for pos, i in enumerate(order):
             restored[i] = results[pos]
         return restored
+
+    def _generate(self, rows, ids, att, kv, params: SamplingParams) -> list[list[int]]:
+        """transformers' generate over the batch -> each row's new token ids (padded after its end)."""
+        sample = params.temperature > 0
+        out = self.model.generate(
+            input_ids=ids,
+            attention_mask=att,
+            past_key_values=self._cache(kv, ids.shape, params.max_new_tokens),
+            do_sample=sample,
+            temperature=params.temperature if sample else None,
+            top_p=params.top_p if sample else None,
+            top_k=0 if sample else None,
+            max_new_tokens=params.max_new_tokens,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+            return_dict_in_generate=True,
+            stopping_criteria=StoppingCriteriaList(
+                [_ActionLineDone(self.tokenizer, ids.shape[1], self._newline_ids)]
+                if self.stop_after_action
+                else []
+            ),
+        )
+        new = out.sequences[:, ids.shape[1] :]  # (B, new)
+        if self.store is not None:
+            self._remember(rows, att, new, out.past_key_values)
+        return new.tolist()
+
+    def _decode(self, rows, ids, att, kv, params: SamplingParams) -> list[list[int]]:
+        """Token-by-token decoding of a batch whose rows all have exactly one uncached prompt token
+        (after `_prefill`) -> each row's new token ids, ending at its eos or action line.
+
+        Unlike generate, a row whose turn has ended leaves the batch (rows are dropped from the KV
+        cache once a quarter of the batch has finished), so the last steps of a round run on the few
+        rows still writing. Each finished row's keys/values (all but its last token, whose KV is
+        never computed) go to the prefix store. Greedy output equals generate's
+        (tests/test_prefix_cache.py); sampling draws temperature + top-p like generate's warpers.
+        """
+        eos, width = self.tokenizer.eos_token_id, ids.shape[1]
+        cache = self._cache(kv, ids.shape, params.max_new_tokens)
+        live = list(range(len(rows)))  # the original row of each batch row
+        out: list[list[int]] = [[] for _ in rows]
+        ended: set[int] = set()  # batch rows whose turn is over but that are still in the batch
+        mask, token = att, ids[:, -1:]  # (B, width + t) and (B, 1)
+        position = att.sum(-1, keepdim=True) - 1  # positions of the unpadded sequences
+        for t in range(params.max_new_tokens):
+            logits = self.model(
+                input_ids=token,
+                attention_mask=mask,
+                position_ids=position,
+                past_key_values=cache,
+                cache_position=torch.tensor([width - 1 + t], device=self.device),
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1]
+            token = _choose(logits.float(), params.temperature, params.top_p)
+            for i, tok in enumerate(token.tolist()):
+                b = live[i]
+                if i in ended:
+                    continue
+                out[b].append(tok)
+                if tok == eos or (
+                    self.stop_after_action
+                    and tok in self._newline_set
+                    and _ACTION_DONE.search(self.tokenizer.decode(out[b], skip_special_tokens=True))
+                ):
+                    ended.add(i)
+                    self._store_row(rows[b], att[b], out[b], cache, i)
+            if len(ended) == len(live):
+                return out
+            token, mask, position = (
+                token[:, None],
+                torch.cat([mask, mask.new_ones((len(live), 1))], -1),
+                position + 1,
+            )
+            if 4 * len(ended) >= len(live):  # drop the finished rows from the batch
+                keep = [i for i in range(len(live)) if i not in ended]
+                index = torch.tensor(keep, device=self.device)
+                for layer in cache.layers:
+                    layer.keys, layer.values = layer.keys[index], layer.values[index]
+                token, mask, position = token[index], mask[index], position[index]
+                live, ended = [live[i] for i in keep], set()
+        for i, b in enumerate(live):
+            if i not in ended:
+                self._store_row(rows[b], att[b], out[b], cache, i)
+        return out
+
+    def _store_row(self, row, row_att, gen, cache, i) -> None:
+        """Store batch row i's prompt + generated ids (but the last) with their keys/values."""
+        if self.store is None:
+            return
+        width = row_att.shape[0]
+        keep = torch.cat(
+            [row_att.nonzero().flatten(), torch.arange(width, width + len(gen) - 1, device=row_att.device)]
+        )
+        self.store.add(row + gen[:-1], row_layers(cache, i, keep))
 
     def _prefill(self, rows, hits):
         """Encode every prompt's uncached part (but its last token) before the generate call and

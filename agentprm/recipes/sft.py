@@ -55,6 +55,10 @@ class Args:
     """the renderer's budget: older turns are dropped from the left beyond it (same at rollout)"""
     vocab_size: int = 2048
     """tokenizer size for presets"""
+    prompt_loss_weight: float | None = None
+    """weight of the loss on the prompt's tokens (observations), next to the response loss; default
+    0.5 for presets created from scratch (copying object names within observations teaches them
+    to copy the goal, benchmarks/README.md), 0 for pretrained models (the paper's SFT)"""
     warmup: float = 0.05
     """share of steps with linear warm-up, then cosine decay to 10%"""
     max_minutes: float | None = None
@@ -92,15 +96,38 @@ def fit_total(step: int, seconds_per_token: float, seconds_left: float, upcoming
 
 
 def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
+    """-> input_ids, attention, response mask: (B, T) each, right-padded."""
     width = max(len(ids) for ids, _ in examples)
-    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)  # (B, T), right-padded
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(examples), width), dtype=torch.long)
-    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    response = torch.zeros((len(examples), width), dtype=torch.long)
     for b, (ids, mask) in enumerate(examples):
         input_ids[b, : len(ids)] = torch.tensor(ids)
         attention[b, : len(ids)] = 1
-        labels[b, : len(ids)] = torch.tensor([i if m else -100 for i, m in zip(ids, mask, strict=True)])
-    return input_ids, attention, labels
+        response[b, : len(ids)] = torch.tensor(mask)
+    return input_ids, attention, response
+
+
+def sft_loss(logits, input_ids, attention, response, prompt_weight: float = 0.0):
+    """Next-token cross-entropy -> (loss to minimise, response loss, prompt loss).
+
+    logits (B, T, V), input_ids / attention / response (B, T). The response loss is the token mean
+    over the response tokens (response == 1), the prompt loss over the other real tokens; the
+    minimised loss is response + prompt_weight * prompt.
+
+    >>> ids = torch.tensor([[1, 2, 3]]); logits = torch.zeros(1, 3, 4)
+    >>> total, r, p = sft_loss(logits, ids, torch.ones(1, 3), torch.tensor([[0, 0, 1]]), 0.5)
+    >>> round(r.item(), 4), round(p.item(), 4), round(total.item(), 4)  # uniform: ln 4 each
+    (1.3863, 1.3863, 2.0794)
+    """
+    ce = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), input_ids[:, 1:].flatten(), reduction="none"
+    ).view(input_ids.shape[0], -1)  # (B, T-1): predicting token t+1
+    resp = response[:, 1:].float()
+    prompt = attention[:, 1:].float() * (1 - resp)
+    r = (ce * resp).sum() / resp.sum().clamp(min=1)
+    p = (ce * prompt).sum() / prompt.sum().clamp(min=1)
+    return r + prompt_weight * p, r, p
 
 
 def main(args: Args) -> dict:
@@ -128,6 +155,9 @@ def main(args: Args) -> dict:
         model, tokenizer = load_policy_model(args.model)
     device = next(model.parameters()).device
     lr = args.lr if args.lr is not None else (1e-3 if preset else 1e-5)
+    prompt_weight = (
+        args.prompt_loss_weight if args.prompt_loss_weight is not None else (0.5 if preset else 0.0)
+    )
 
     # 3. Encode: each step is trained on exactly the prompt the policy will see (one renderer).
     examples = [
@@ -140,7 +170,7 @@ def main(args: Args) -> dict:
     total = steps_per_epoch * args.epochs
     print(
         f"sft: {len(trajs)} trajectories -> {len(examples)} sequences (mean {sum(lengths) / len(lengths):.0f} "
-        f"tokens), {total} steps, lr {lr}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
+        f"tokens), {total} steps, lr {lr}, prompt loss weight {prompt_weight}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
     )
 
     # 4. Optimizer, schedule, and resume from the last checkpoint if there is one.
@@ -182,7 +212,7 @@ def main(args: Args) -> dict:
             ckpt_path,
         )
 
-    # 5. Train: token-mean cross-entropy on response tokens.
+    # 5. Train: token-mean cross-entropy on response tokens (+ prompt_weight x on prompt tokens).
     model.train()
     loss = None
     start, tokens_seen, deadline, first_step = time.time(), 0, None, step
@@ -207,12 +237,15 @@ def main(args: Args) -> dict:
             epoch, offset = divmod(step, steps_per_epoch)
             batches = _batches(lengths, args.batch_size, random.Random(args.seed * 1000 + epoch))
             for batch in batches[offset:]:
-                input_ids, attention, labels = (
+                input_ids, attention, response = (
                     x.to(device) for x in _collate([examples[i] for i in batch], tokenizer.pad_token_id)
                 )
-                loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+                logits = model(input_ids=input_ids, attention_mask=attention).logits
+                total_loss, loss, prompt_loss = sft_loss(
+                    logits, input_ids, attention, response, prompt_weight
+                )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                total_loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
@@ -237,6 +270,7 @@ def main(args: Args) -> dict:
                             "step": step,
                             "epoch": epoch,
                             "train/loss": loss.item(),
+                            "train/prompt_loss": prompt_loss.item(),
                             "train/lr": scheduler.get_last_lr()[0],
                             "train/tokens_per_second": tokens_seen / (time.time() - start),
                         },
