@@ -1,11 +1,12 @@
-"""`agentprm sft`: supervised fine-tuning of the policy on trajectories (loss on response tokens only).
+"""`agentprm sft`: supervised fine-tuning of the policy on trajectories (loss on the response
+tokens, plus a weighted loss on the prompt tokens with --prompt-loss-weight).
 
 SFT (paper): the policy is initialised on expert trajectories (300, lr 1e-5 for pretrained models).
 RFT (the paper's baseline): the same recipe on the policy's OWN successful trajectories, starting
 from the SFT model:  agentprm sft --model runs/sft/model --data runs/collect/trajectories.jsonl
                                   --only-success --run-dir runs/rft
 With --model tiny|test a tokenizer is trained on the data and the model is created from scratch;
-then the defaults are tuned for that preset (lr 1e-3, all trajectories).
+then the defaults are tuned for that preset (lr 1e-3, all trajectories, prompt loss weight 0.5).
 
 Resumable: a checkpoint (model, optimizer, scheduler, step) is written atomically every
 --save-every steps; re-running the same command continues from it.
