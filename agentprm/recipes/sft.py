@@ -6,7 +6,7 @@ RFT (the paper's baseline): the same recipe on the policy's OWN successful traje
 from the SFT model:  agentprm sft --model runs/sft/model --data runs/collect/trajectories.jsonl
                                   --only-success --run-dir runs/rft
 With --model tiny|test a tokenizer is trained on the data and the model is created from scratch;
-then the defaults are tuned for that preset (lr 1e-3, all trajectories, prompt loss weight 0.5).
+then the defaults are tuned for that preset (lr 1e-3, all trajectories, prompt loss weight 1.0).
 
 Resumable: a checkpoint (model, optimizer, scheduler, step) is written atomically every
 --save-every steps; re-running the same command continues from it.
@@ -58,7 +58,7 @@ class Args:
     """tokenizer size for presets"""
     prompt_loss_weight: float | None = None
     """weight of the loss on the prompt's tokens (observations), next to the response loss; default
-    0.5 for presets created from scratch (copying object names within observations teaches them
+    1.0 for presets created from scratch (copying object names within observations teaches them
     to copy the goal, benchmarks/README.md), 0 for pretrained models (the paper's SFT)"""
     warmup: float = 0.05
     """share of steps with linear warm-up, then cosine decay to 10%"""
@@ -157,7 +157,7 @@ def main(args: Args) -> dict:
     device = next(model.parameters()).device
     lr = args.lr if args.lr is not None else (1e-3 if preset else 1e-5)
     prompt_weight = (
-        args.prompt_loss_weight if args.prompt_loss_weight is not None else (0.5 if preset else 0.0)
+        args.prompt_loss_weight if args.prompt_loss_weight is not None else (1.0 if preset else 0.0)
     )
 
     # 3. Encode: each step is trained on exactly the prompt the policy will see (one renderer).
