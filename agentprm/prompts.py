@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agentprm.envs import babyai, textcraft
+from agentprm.envs import babyai, rejected, textcraft
 from agentprm.types import Messages
 
 OK_REPLY = "OK. I'll follow your instructions and try my best to solve the task."
@@ -130,7 +130,8 @@ class Segment:
     """One token sequence covering steps `steps` of a trajectory.
 
     ids: token ids; mask: 1 on the response tokens of `steps` and the end-of-turn token after each
-    (SFT's loss mask); step_ends[i]: index of the end-of-turn token closing a_{steps[i]}, where the
+    (SFT's loss mask), -1 instead on those of a response the environment rejected (agentprm.envs
+    .rejected: never imitated, not even by a loss on prompt tokens), 0 elsewhere; step_ends[i]: index of the end-of-turn token closing a_{steps[i]}, where the
     PRM reads M(s_t, a_t) — it sees exactly (s_t, a_t); state_end: index of the end-of-turn token
     closing o_0 when the segment starts at step 0 (the PRM's Q_{-1} readout), else -1.
     """
@@ -178,15 +179,17 @@ def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[Seg
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
         eos = tokenizer.eos_token_id
         mask = [0] * len(ids)
+        label = [-1 if rejected(env, observations[step]) else 1 for step in range(t, last + 1)]
         for k, (a, b) in enumerate(offsets):
-            if any(a >= s and b <= e and b > a for s, e in spans):
-                mask[k] = 1
+            for (s, e), value in zip(spans, label, strict=True):
+                if a >= s and b <= e and b > a:
+                    mask[k] = value
         # The end-of-turn token right after each response: trained (it stops generation) and the
         # PRM's readout position for that step.
         step_ends = []
-        for _, e in spans:
+        for (_, e), value in zip(spans, label, strict=True):
             k = next(k for k, (a, _) in enumerate(offsets) if a >= e and ids[k] == eos)
-            mask[k] = 1
+            mask[k] = value
             step_ends.append(k)
         state_end = -1
         if t == 0:

@@ -125,3 +125,17 @@ def test_thought_template():
     assert thought_for("pickup red ball 1", "pick up the red ball") == (
         "My goal is to pick up the red ball. I need the red ball 1, so I will pick it up."
     )
+
+
+def test_expert_mistakes_are_real_rejected_steps_and_it_recovers():
+    from agentprm.envs.babyai import NOT_RECOGNIZED
+
+    assert E.rejected("babyai", NOT_RECOGNIZED + "\nAvailable actions: []")
+    tasks = [0, 1, 2, 4, 7, 9, 12, 13, 18, 21]  # levels the expert solves (test above)
+    trajs = [run_episode("babyai", t, BabyAIExpert(mistakes=0.5)) for t in tasks]
+    flags = [[E.rejected("babyai", s.observation) for s in t.steps] for t in trajs]
+    assert sum(map(sum, flags)) >= 3  # mistakes happened, answered by the real environment
+    assert all(not (a and b) for f in flags for a, b in zip(f, f[1:], strict=False))  # never twice in a row
+    assert sum(t.success for t in trajs) >= 9  # and the expert went on with its plan
+    again = run_episode("babyai", 0, BabyAIExpert(mistakes=0.5))  # seeded by level and seed
+    assert [s.response for s in again.steps] == [s.response for s in trajs[0].steps]

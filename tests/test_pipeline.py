@@ -120,6 +120,29 @@ def test_training_segments_mask_exactly_the_responses(expert_data, tokenizer, bu
         assert len(segments) > 1
 
 
+def test_rejected_responses_are_never_trained(tokenizer):
+    from agentprm.envs import rejected
+
+    traj = next(
+        t
+        for t in (run_episode("babyai", k, make_expert("babyai", mistakes=0.5)) for k in range(400, 440))
+        if any(rejected("babyai", s.observation) for s in t.steps)
+    )
+    (seg,) = training_segments("babyai", traj, tokenizer, None)
+    wrong = [s.response for s in traj.steps if rejected("babyai", s.observation)]
+    never = [i for i, m in zip(seg.ids, seg.mask, strict=True) if m == -1]
+    assert tokenizer.decode(never) == "".join(w + "<|im_end|>" for w in wrong)
+    # neither the response loss nor the prompt loss depends on the predictions of those tokens
+    ids = torch.tensor([seg.ids])
+    mask = torch.tensor([seg.mask])
+    logits = torch.randn(1, len(seg.ids), len(tokenizer))
+    before = [x.item() for x in sft_recipe.sft_loss(logits, ids, torch.ones_like(ids), mask, 1.0)]
+    at = (mask[0, 1:] == -1).nonzero().flatten()  # logits at t predict token t + 1
+    logits[0, at] += 5 * torch.randn(len(at), len(tokenizer))
+    after = [x.item() for x in sft_recipe.sft_loss(logits, ids, torch.ones_like(ids), mask, 1.0)]
+    assert after == pytest.approx(before, abs=1e-6)
+
+
 def test_preset_deterministic_and_hf_round_trip(tokenizer, tmp_path):
     a, b = build_model("test", tokenizer, seed=3), build_model("test", tokenizer, seed=3)
     assert all(

@@ -73,7 +73,7 @@ def test_tiny_model_overfits_one_batch(trajs, tok):
     batch = encode("babyai", trajs[:4], tok, budget=None)  # distinct states (the copies repeat step 0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first = None
-    for _ in range(200):
+    for _ in range(300):  # 300, not 200, since the expert's Thoughts restate the goal at every step
         values, _ = step_values(model, batch, tok.pad_token_id)
         v, m = pad(values)
         t, _ = pad([torch.full((e.num_steps,), e.outcome) for e in batch])

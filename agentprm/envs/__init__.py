@@ -45,3 +45,18 @@ def short_name(name: str) -> str:
 def make(name: str, **kwargs) -> gym.Env:
     """gym.make by short name or id; kwargs go to gym.make (e.g. max_episode_steps)."""
     return gym.make(env_id(name), **kwargs)
+
+
+# How each environment answers a command it refused (nothing happened): agentprm.envs.babyai's
+# NOT_RECOGNIZED and TextCraft's "Could not ..." replies (tests/test_envs.py checks the former).
+_REJECTED = {"babyai": "The action is not recognized.", "textcraft": "Could not "}
+
+
+def rejected(env: str, observation: str) -> bool:
+    """Whether `observation` says the environment refused the command. SFT never imitates such a
+    response (the BabyAI expert's deliberate mistakes, a policy's invalid actions in RFT data).
+
+    >>> rejected("babyai", "The action is not recognized. Please check valid actions. Available actions: []")
+    True
+    """
+    return observation.startswith(_REJECTED[short_name(env)])

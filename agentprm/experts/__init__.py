@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 
-def make_expert(env: str):
-    """Short env name -> a fresh expert agent (reset(env), act(env) -> response)."""
+def make_expert(env: str, mistakes: float = 0.0):
+    """Short env name -> a fresh expert agent (reset(env), act(env) -> response).
+
+    mistakes (BabyAI only): probability per round of a deliberate invalid command before the planned
+    one (recovery data; see BabyAIExpert)."""
     if env == "babyai":
         from agentprm.experts.babyai import BabyAIExpert
 
-        return BabyAIExpert()
+        return BabyAIExpert(mistakes=mistakes)
+    if mistakes:
+        raise ValueError(f"deliberate mistakes are implemented for the BabyAI expert only, not {env!r}")
     if env == "textcraft":
         from agentprm.experts.textcraft import TextCraftExpert
 

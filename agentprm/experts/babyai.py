@@ -18,7 +18,9 @@ benchmarks/README.md has the per-level success rates under the 20-round cap and 
 from __future__ import annotations
 
 import copy
+import random
 
+from minigrid.core.constants import COLOR_NAMES
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
 from agentprm.envs.babyai import BabyAITextEnv, run_macro
@@ -106,11 +108,17 @@ class BabyAIExpert:
     # One command moves at most across the 7x7 view (about 15 primitives + 1): looking further
     # along the bot's path only costs time, a winning command is detected by simulation anyway.
 
-    def __init__(self, horizon: int = 24):
+    def __init__(self, horizon: int = 24, mistakes: float = 0.0):
         self.horizon = horizon
+        # Probability per round of first issuing a command naming an object that is not in view (a
+        # real env step, answered "not recognized"), then going on with the plan: data that shows a
+        # recovery from the commonest error of small policies. SFT never imitates the mistake.
+        self.mistakes = mistakes
         self.shadow = None
         self.bot = None
         self.round = 0
+        self.erred = False
+        self.rng = random.Random(0)
 
     def reset(self, env) -> None:
         text_env: BabyAITextEnv = env.unwrapped
@@ -118,6 +126,8 @@ class BabyAIExpert:
         self.bot = BabyAIBot(self.shadow)
         self.bot.stack = _Stack(self.bot.stack)
         self.round = 0
+        self.erred = False
+        self.rng = random.Random(f"{text_env.level_name}/{text_env.seed_}")  # the same mistakes on a rerun
 
     def _bot_path(self) -> dict:
         """Roll a copy of (shadow, bot) forward: world key -> furthest step index on the bot's path."""
@@ -181,10 +191,35 @@ class BabyAIExpert:
         must learn to copy the goal from the prompt, and one copy per trajectory was too little
         signal (benchmarks/README.md, BabyAI SFT attempt 5)."""
         text_env: BabyAITextEnv = env.unwrapped
+        if self.mistakes and not self.erred and self.rng.random() < self.mistakes:
+            wrong = self.mistake(text_env)
+            if wrong is not None:
+                self.erred = True
+                self.round += 1
+                return format_react(thought_for(wrong, text_env.goal), wrong)
+        self.erred = False
         command = self.choose(env)
         thought = thought_for(command, text_env.goal)
         self.round += 1
         return format_react(thought, command)
+
+    def mistake(self, text_env) -> str | None:
+        """An available object command with another colour that names nothing in view, or None
+        ("go to red ball 1" in view -> e.g. "go to purple ball 1")."""
+        commands = sorted(
+            c for c in text_env.view.macros if c.startswith(("go to ", "pickup ", "toggle and go through "))
+        )
+        self.rng.shuffle(commands)
+        for command in commands:
+            words = command.split()
+            at = [i for i, w in enumerate(words) if w in COLOR_NAMES]
+            if not at:
+                continue
+            for colour in self.rng.sample(COLOR_NAMES, len(COLOR_NAMES)):
+                wrong = " ".join(words[: at[0]] + [colour] + words[at[0] + 1 :])
+                if wrong not in text_env.view.macros:
+                    return wrong
+        return None
 
 
 def thought_for(command: str, goal: str | None = None) -> str:

@@ -33,6 +33,10 @@ class Args:
     """round cap; default: the one registered with the env (20)"""
     limit: int | None = None
     """stop after this many tasks (handy for a quick look)"""
+    mistakes: float = 0.0
+    """BabyAI: probability per round that the expert first names an object not in view (a real,
+    rejected env step), then goes on with its plan: recovery data for SFT, which never imitates
+    the rejected response"""
     samples: int = 1
     """episodes per task; sample k resets with seed k (TextCraft: another shuffle of the recipe
     lines and distractors; BabyAI layouts depend on the task only, so keep 1)"""
@@ -49,7 +53,7 @@ def main(args: Args) -> dict:
     )
 
     # 1. Play every remaining task with the expert, appending each trajectory as it finishes.
-    expert = make_expert(env_name)
+    expert = make_expert(env_name, mistakes=args.mistakes)
     kwargs = {} if args.max_rounds is None else {"max_episode_steps": args.max_rounds}
     env = E.make(env_name, **kwargs)
     start = time.time()

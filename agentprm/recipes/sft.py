@@ -97,7 +97,8 @@ def fit_total(step: int, seconds_per_token: float, seconds_left: float, upcoming
 
 
 def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
-    """-> input_ids, attention, response mask: (B, T) each, right-padded."""
+    """-> input_ids, attention, response (Segment.mask: 1 trained response, -1 never trained, 0
+    prompt): (B, T) each, right-padded."""
     width = max(len(ids) for ids, _ in examples)
     input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(examples), width), dtype=torch.long)
@@ -113,7 +114,8 @@ def sft_loss(logits, input_ids, attention, response, prompt_weight: float = 0.0)
     """Next-token cross-entropy -> (loss to minimise, response loss, prompt loss).
 
     logits (B, T, V), input_ids / attention / response (B, T). The response loss is the token mean
-    over the response tokens (response == 1), the prompt loss over the other real tokens; the
+    over the response tokens (response == 1), the prompt loss over the prompt tokens (response ==
+    0, attention == 1); tokens with response == -1 (a rejected response) get no loss. The
     minimised loss is response + prompt_weight * prompt.
 
     >>> ids = torch.tensor([[1, 2, 3]]); logits = torch.zeros(1, 3, 4)
@@ -124,8 +126,8 @@ def sft_loss(logits, input_ids, attention, response, prompt_weight: float = 0.0)
     ce = torch.nn.functional.cross_entropy(
         logits[:, :-1].flatten(0, 1).float(), input_ids[:, 1:].flatten(), reduction="none"
     ).view(input_ids.shape[0], -1)  # (B, T-1): predicting token t+1
-    resp = response[:, 1:].float()
-    prompt = attention[:, 1:].float() * (1 - resp)
+    resp = (response[:, 1:] == 1).float()
+    prompt = attention[:, 1:].float() * (response[:, 1:] == 0).float()
     r = (ce * resp).sum() / resp.sum().clamp(min=1)
     p = (ce * prompt).sum() / prompt.sum().clamp(min=1)
     return r + prompt_weight * p, r, p
