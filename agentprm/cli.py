@@ -6,7 +6,13 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
+    import warnings
+
     import tyro
+
+    # transformers 5.24+ warns at every forward pass that `past_key_values=` (which the KV-cache
+    # code passes) is deprecated in favour of `cache=`; pyproject pins < 5.40, where it is removed.
+    warnings.filterwarnings("ignore", message=r".*past_key_values.*deprecated", category=FutureWarning)
 
     from agentprm.recipes import (
         collect,
