@@ -130,9 +130,9 @@ class Segment:
     """One token sequence covering steps `steps` of a trajectory.
 
     ids: token ids; mask: 1 on the response tokens of `steps` and the end-of-turn token after each
-    (SFT's loss mask), -1 instead on those of a response the environment rejected (agentprm.envs
-    .rejected: never imitated, not even by a loss on prompt tokens), 0 elsewhere; step_ends[i]: index of the end-of-turn token closing a_{steps[i]}, where the
-    PRM reads M(s_t, a_t) — it sees exactly (s_t, a_t); state_end: index of the end-of-turn token
+    (SFT's loss mask), -1 instead on those of a response the environment rejected
+    (agentprm.envs.rejected: never imitated, not even by a loss on prompt tokens), 0 elsewhere;
+    step_ends[i]: index of the end-of-turn token closing a_{steps[i]}, where the PRM reads M(s_t, a_t) — it sees exactly (s_t, a_t); state_end: index of the end-of-turn token
     closing o_0 when the segment starts at step 0 (the PRM's Q_{-1} readout), else -1.
     """
 

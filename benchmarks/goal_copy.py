@@ -22,7 +22,6 @@ import tyro
 from agentprm.recipes import collect
 from agentprm.types import read_trajectories
 
-_GOAL = re.compile(r"Your goal: (.*)")
 _THOUGHT_GOAL = re.compile(r"My goal is to (.*?)\.")
 
 
@@ -38,7 +37,7 @@ def copy_rate(trajs) -> tuple[float, Counter]:
     """Share of trajectories whose first Thought states the mission exactly, and the wrong goals written."""
     ok, wrong = 0, Counter()
     for t in trajs:
-        goal = _GOAL.search(t.initial_observation).group(1)
+        goal = t.meta["goal"]  # the mission, as in the "Your goal: ..." line of o_0
         m = _THOUGHT_GOAL.search(t.steps[0].response) if t.steps else None
         written = m.group(1) if m else "<none>"
         ok += written == goal

@@ -32,6 +32,11 @@ def cut_after_action(text: str) -> tuple[str, bool]:
     return text[: m.end() - 1], True
 
 
+def _has_action_line(tokenizer, new_ids) -> bool:
+    """Whether the generated ids (a list or a 1-D tensor) hold a completed action line."""
+    return _ACTION_DONE.search(tokenizer.decode(new_ids, skip_special_tokens=True)) is not None
+
+
 class _ActionLineDone(StoppingCriteria):
     """Stops each sequence once its new text holds a completed action line (per-sequence flags).
 
@@ -48,8 +53,7 @@ class _ActionLineDone(StoppingCriteria):
         last = input_ids[:, -1]
         check = torch.isin(last, self.newline_ids.to(last.device)) & ~self.done
         for b in check.nonzero().flatten().tolist():
-            text = self.tokenizer.decode(input_ids[b, self.prompt_width :], skip_special_tokens=True)
-            if _ACTION_DONE.search(text) is not None:
+            if _has_action_line(self.tokenizer, input_ids[b, self.prompt_width :]):
                 self.done[b] = True
         return self.done.clone()
 
@@ -237,14 +241,14 @@ class HFPolicy:
             ).logits[:, -1]
             token = _choose(logits.float(), params.temperature, params.top_p)
             for i, tok in enumerate(token.tolist()):
-                b = live[i]
                 if i in ended:
                     continue
+                b = live[i]
                 out[b].append(tok)
                 if tok == eos or (
                     self.stop_after_action
                     and tok in self._newline_set
-                    and _ACTION_DONE.search(self.tokenizer.decode(out[b], skip_special_tokens=True))
+                    and _has_action_line(self.tokenizer, out[b])
                 ):
                     ended.add(i)
                     self._store_row(rows[b], att[b], out[b], cache, i)
@@ -268,9 +272,8 @@ class HFPolicy:
         return out
 
     def _store_row(self, row, row_att, gen, cache, i) -> None:
-        """Store batch row i's prompt + generated ids (but the last) with their keys/values."""
-        if self.store is None:
-            return
+        """Store batch row i's prompt + generated ids (but the last, whose KV was never computed)
+        with their keys/values; row_att: the row's prompt attention mask (width,)."""
         width = row_att.shape[0]
         keep = torch.cat(
             [row_att.nonzero().flatten(), torch.arange(width, width + len(gen) - 1, device=row_att.device)]
@@ -343,11 +346,7 @@ class HFPolicy:
     def _remember(self, rows, att, new, cache) -> None:
         """Store each row's prompt + generated ids (but the last token, whose KV was never computed)."""
         eos = self.tokenizer.eos_token_id
-        width = att.shape[1]
         for b, row in enumerate(rows):
             gen = new[b].tolist()
             length = gen.index(eos) + 1 if eos in gen else len(gen)
-            keep = torch.cat(
-                [att[b].nonzero().flatten(), torch.arange(width, width + length - 1, device=att.device)]
-            )
-            self.store.add(row + gen[: length - 1], row_layers(cache, b, keep))
+            self._store_row(row, att[b], gen[:length], cache, b)
