@@ -219,12 +219,12 @@ def main(args: Args) -> dict:
     model.train()
     loss = None
     start, tokens_seen, deadline, first_step = time.time(), 0, None, step
-    # Every epoch's batches, seeded per epoch (a resumed run gets the same ones), and their padded
-    # token counts in training order: what a time limit is fitted with.
-    epochs = [
-        _batches(lengths, args.batch_size, random.Random(args.seed * 1000 + e)) for e in range(args.epochs)
+    # Padded tokens of every planned batch, in training order: what a time limit is fitted with.
+    planned = [
+        len(b) * max(lengths[i] for i in b)
+        for e in range(args.epochs)
+        for b in _batches(lengths, args.batch_size, random.Random(args.seed * 1000 + e))
     ]
-    planned = [len(b) * max(lengths[i] for i in b) for batches in epochs for b in batches]
     clock = None  # (time, step) once the first steps (slower: allocation, warm caches) are done
     if args.max_minutes:
         deadline = start + 60 * args.max_minutes
@@ -238,7 +238,8 @@ def main(args: Args) -> dict:
         job = bar.add_task("sft", total=total, completed=step, loss=float("nan"))
         while step < total:
             epoch, offset = divmod(step, steps_per_epoch)
-            for batch in epochs[epoch][offset:]:
+            batches = _batches(lengths, args.batch_size, random.Random(args.seed * 1000 + epoch))
+            for batch in batches[offset:]:
                 input_ids, attention, response = (
                     x.to(device) for x in _collate([examples[i] for i in batch], tokenizer.pad_token_id)
                 )
