@@ -88,12 +88,16 @@ def fit_total(step: int, seconds_per_token: float, seconds_left: float, upcoming
     12
     >>> fit_total(10, seconds_per_token=0.001, seconds_left=99.0, upcoming=[2000, 2000])
     12
+    >>> fit_total(10, seconds_per_token=0.001, seconds_left=0.0, upcoming=[])  # nothing left planned
+    10
     """
     k, spent = 0, 0.0
     while k < len(upcoming) and spent + upcoming[k] * seconds_per_token <= seconds_left:
         spent += upcoming[k] * seconds_per_token
         k += 1
-    return step + max(k, 1)
+    # At least one more step if any is planned (the caller is mid-run), never past the plan: a
+    # schedule one step longer than the planned batches would index an epoch past --epochs.
+    return step + (max(k, 1) if upcoming else 0)
 
 
 def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
