@@ -40,7 +40,11 @@ def _vec(x, name: str) -> torch.Tensor:
 
 
 def orm(outcome: float, num_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """>>> orm(0.5, 3)  # (tensor([0.0, 0.0, 0.5]), tensor([0., 0., 1.]))"""
+    """Outcome-only labels: the outcome on the last step, no target elsewhere.
+
+    >>> orm(0.5, 3)
+    (tensor([0.0000, 0.0000, 0.5000]), tensor([0., 0., 1.]))
+    """
     targets = torch.zeros(num_steps)
     mask = torch.zeros(num_steps)
     targets[-1], mask[-1] = float(outcome), 1.0
@@ -48,7 +52,11 @@ def orm(outcome: float, num_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def pvm(outcome: float, num_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """>>> pvm(0.5, 2)  # (tensor([0.5, 0.5]), tensor([1., 1.]))"""
+    """Process value model labels: every step's target is the outcome.
+
+    >>> pvm(0.5, 2)
+    (tensor([0.5000, 0.5000]), tensor([1., 1.]))
+    """
     return torch.full((num_steps,), float(outcome)), torch.ones(num_steps)
 
 

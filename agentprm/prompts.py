@@ -11,6 +11,7 @@ lose exactly the steps being scored.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -207,10 +208,27 @@ def to_text(tokenizer, messages: Messages, add_generation_prompt: bool = True) -
     )
 
 
-def token_counter(tokenizer) -> Callable[[Messages], int]:
-    """count_tokens for fit_messages: tokens of the prompt text including the generation prompt."""
+def token_encoder(tokenizer, cache_size: int = 4096) -> Callable[[str], tuple[int, ...]]:
+    """text -> its token ids (no special tokens added), memoised for the last `cache_size` texts.
+
+    fit_messages replays every earlier state of an episode each round (fit_drops), and a policy
+    then encodes the fitted prompt once more: with one memo the rollout encodes each text once.
+    """
+    return functools.lru_cache(maxsize=cache_size)(
+        lambda text: tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
+    )
+
+
+def token_counter(
+    tokenizer, encode: Callable[[str], Sequence[int]] | None = None
+) -> Callable[[Messages], int]:
+    """count_tokens for fit_messages: tokens of the prompt text including the generation prompt.
+
+    encode: text -> ids (default: a fresh token_encoder); pass a policy's own to share its memo.
+    """
+    encode = encode or token_encoder(tokenizer)
 
     def count(messages: Messages) -> int:
-        return len(tokenizer(to_text(tokenizer, messages), add_special_tokens=False)["input_ids"])
+        return len(encode(to_text(tokenizer, messages)))
 
     return count

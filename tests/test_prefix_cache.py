@@ -8,7 +8,7 @@ import torch
 from agentprm.models.presets import build_model
 from agentprm.models.tokenizer import train_tokenizer
 from agentprm.policies.hf import HFPolicy
-from agentprm.policies.prefix_cache import PrefixStore, build_batch, common_prefix
+from agentprm.policies.prefix_cache import GrowingLayer, PrefixStore, build_batch, common_prefix
 from agentprm.policy import SamplingParams
 from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, render_messages
 from agentprm.rollout import collect
@@ -37,6 +37,18 @@ def test_store_lookup_prefers_longest_prefix_and_leaves_one_token():
     assert store.lookup([1, 2, 3, 4, 5, 7])[0] == 5
     assert store.lookup([1, 2, 3, 4, 5, 6])[0] == 5  # never the whole prompt: one token must run
     assert store.lookup([5, 5, 5])[0] == 0
+
+
+def test_store_finds_the_episode_among_many_sharing_a_system_prompt_and_forgets_evicted_ones():
+    system = list(range(100, 140))
+    store = PrefixStore(max_entries=3, min_hit=4)
+    layers = [(torch.zeros(1, 60, 1), torch.zeros(1, 60, 1))]
+    for episode in range(5):
+        store.add(system + [episode] * 10, layers)
+    assert store.lookup(system + [4] * 10 + [7, 7])[0] == 50
+    assert store.lookup(system + [3] * 6 + [9])[0] == 46  # the episode's entry, not just the system prompt
+    assert store.lookup(system + [0] * 10)[0] == 40  # evicted: only the shared system prompt is left
+    assert set(store.index.values()) <= set(store.entries)  # the index holds no evicted entry
 
 
 def test_cached_greedy_episodes_equal_uncached(tokenizer):  # noqa: F811
@@ -117,10 +129,16 @@ def test_identical_prompts_are_prefilled_once(tokenizer):  # noqa: F811
     assert sum(rows_encoded) == 2, rows_encoded  # the prefill encoded two rows, not three
 
 
-def test_rows_whose_turn_ended_leave_the_batch_and_outputs_stay_equal(tokenizer):  # noqa: F811
+def test_rows_whose_turn_ended_leave_the_batch_and_outputs_stay_equal(tokenizer, monkeypatch):  # noqa: F811
     # A hook makes the model end its turn (eos) at every position divisible by 6; prompts differ in
-    # length, so rows end at different steps, in both paths alike: the cached policy's own decode loop drops them from the
-    # batch, generate keeps them; the responses must not differ.
+    # length, so rows end at different steps, in both paths alike: the cached policy's own decode
+    # loop drops them from the batch (and the leading positions that became padding for all the
+    # remaining rows), generate keeps them; the responses must not differ.
+    leads = []
+    select = GrowingLayer.select
+    monkeypatch.setattr(
+        GrowingLayer, "select", lambda self, rows, lead=0: leads.append(lead) or select(self, rows, lead)
+    )
     model = build_model("test", tokenizer, seed=5)
     eos = tokenizer.eos_token_id
     batch_rows = []
@@ -143,6 +161,7 @@ def test_rows_whose_turn_ended_leave_the_batch_and_outputs_stay_equal(tokenizer)
             assert min(batch_rows) < max(batch_rows) == 8  # finished rows were dropped mid-round
     lengths = {len(r) for t in runs[True] for r in t}
     assert len(lengths) > 2  # the rows really ended at different steps
+    assert max(leads) > 0  # leading padding columns were cut from the cache
     assert runs[True] == runs[False]
 
 

@@ -12,16 +12,16 @@ import re
 import torch
 from transformers import DynamicCache, StaticCache, StoppingCriteria, StoppingCriteriaList
 
-from agentprm.policies.prefix_cache import PrefixStore, build_batch, row_layers
+from agentprm.policies.prefix_cache import PrefixStore, build_batch, growing_cache, row_layers
 from agentprm.policy import Generation, Messages, SamplingParams
-from agentprm.prompts import to_text, token_counter
+from agentprm.prompts import to_text, token_counter, token_encoder
 
 # A ReAct turn is over once its action line is complete: "Action:" + the command + newline.
 _ACTION_DONE = re.compile(r"Action:[ \t]*\n?[ \t]*\S[^\n]*\n")
 
 
 def cut_after_action(text: str) -> tuple[str, bool]:
-    """Drop anything a model writes after its completed action line -> (text, was_cut).
+    r"""Drop anything a model writes after its completed action line -> (text, was_cut).
 
     >>> cut_after_action("Thought:\nok\n\nAction:\nturn left\nmore junk")
     ('Thought:\nok\n\nAction:\nturn left', True)
@@ -88,10 +88,12 @@ class HFPolicy:
         model, tokenizer: loaded objects (see agentprm.models.loading.load_policy_model).
         batch_size: prompts per generate() call (each expanded to n samples).
         max_prompt_tokens: the renderer's token budget (left truncation); None = no limit.
-        static_cache: decode into a preallocated KV cache (transformers' StaticCache) instead of one
-            re-concatenated every step; ~2x faster decode steps at batch 64 on CPU.
+        static_cache: let generate decode into a preallocated KV cache (transformers' StaticCache)
+            instead of one re-concatenated every step; ~2x faster decode steps at batch 64 on CPU.
+            Only for the path without prefix_cache: the own decode loop always preallocates.
         prefix_cache: keep every generation's KV cache and prefill only the new tokens of a prompt
             that extends an earlier one (the next round of an episode); see policies/prefix_cache.py.
+            Rows then decode in HFPolicy's own loop (`_decode`), not transformers' generate.
     Example:
         policy = HFPolicy(model, tok)
         outs = policy.generate([messages], SamplingParams(n=2, temperature=1.0))
@@ -119,7 +121,9 @@ class HFPolicy:
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
         self.name = name or f"hf:{getattr(model.config, '_name_or_path', '') or type(model).__name__}"
-        self.count_tokens = token_counter(tokenizer)
+        # One memo for prompt fitting (rollout's count_tokens) and generate's own encoding.
+        self._encode = token_encoder(tokenizer)
+        self.count_tokens = token_counter(tokenizer, self._encode)
         # Small models may run on past their action instead of ending the turn: stop there too.
         self.stop_after_action = stop_after_action
         vocab = tokenizer.get_vocab()
@@ -142,7 +146,7 @@ class HFPolicy:
         eos = self.tokenizer.eos_token_id
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
-            rows = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in chunk]
+            rows = [list(self._encode(t)) for t in chunk]
             prompt_lens = [len(r) for r in rows]
             hits = [self.store.lookup(r) for r in rows] if self.store else [(0, None)] * len(rows)
             if self.store:
@@ -150,12 +154,15 @@ class HFPolicy:
             # n samples per prompt = n copies of its row (rows b*n .. b*n+n-1).
             rows_n = [r for r in rows for _ in range(params.n)]
             hits_n = [h for h in hits for _ in range(params.n)]
-            ids, att, kv = build_batch(rows_n, hits_n, self.tokenizer.pad_token_id, self.device)
+            # After _prefill every row has exactly one uncached token: decode with our own loop.
+            own = self.store is not None and all(
+                0 < n == len(r) - 1 for r, (n, _) in zip(rows_n, hits_n, strict=True)
+            )
+            room = params.max_new_tokens if own else 0
+            ids, att, kv = build_batch(rows_n, hits_n, self.tokenizer.pad_token_id, self.device, room)
             if params.seed is not None:
                 torch.manual_seed(params.seed + start)
-            if self.store is not None and all(
-                n == len(r) - 1 for r, (n, _) in zip(rows_n, hits_n, strict=True)
-            ):
+            if own:
                 new = self._decode(rows_n, ids, att, kv, params)
             else:
                 new = self._generate(rows_n, ids, att, kv, params)
@@ -216,26 +223,29 @@ class HFPolicy:
         """Token-by-token decoding of a batch whose rows all have exactly one uncached prompt token
         (after `_prefill`) -> each row's new token ids, ending at its eos or action line.
 
+        kv: build_batch's buffers with room for max_new_tokens more positions, decoded into in place
+        (GrowingLayer: attention reads only the filled positions, nothing is re-concatenated).
         Unlike generate, a row whose turn has ended leaves the batch (rows are dropped from the KV
-        cache once a quarter of the batch has finished), so the last steps of a round run on the few
-        rows still writing. Each finished row's keys/values (all but its last token, whose KV is
-        never computed) go to the prefix store. Greedy output equals generate's
+        cache once a quarter of the batch has finished, and so are the leading positions that are
+        padding for every remaining row), so the last steps of a round run on the few rows still
+        writing. Each finished row's keys/values (all but its last token, whose KV is never
+        computed) go to the prefix store. Greedy output equals generate's
         (tests/test_prefix_cache.py); sampling draws temperature + top-p like generate's warpers.
         """
         eos, width = self.tokenizer.eos_token_id, ids.shape[1]
-        cache = self._cache(kv, ids.shape, params.max_new_tokens)
+        cache = growing_cache(kv, width - 1)
         live = list(range(len(rows)))  # the original row of each batch row
         out: list[list[int]] = [[] for _ in rows]
         ended: set[int] = set()  # batch rows whose turn is over but that are still in the batch
-        mask, token = att, ids[:, -1:]  # (B, width + t) and (B, 1)
+        mask, token = att, ids[:, -1:]  # (B, width + t - trimmed) and (B, 1)
+        trimmed = 0  # leading cache positions cut off (padding for every row still in the batch)
         position = att.sum(-1, keepdim=True) - 1  # positions of the unpadded sequences
-        for t in range(params.max_new_tokens):
+        for _ in range(params.max_new_tokens):
             logits = self.model(
                 input_ids=token,
                 attention_mask=mask,
                 position_ids=position,
                 past_key_values=cache,
-                cache_position=torch.tensor([width - 1 + t], device=self.device),
                 use_cache=True,
                 logits_to_keep=1,
             ).logits[:, -1]
@@ -251,7 +261,7 @@ class HFPolicy:
                     and _has_action_line(self.tokenizer, out[b])
                 ):
                     ended.add(i)
-                    self._store_row(rows[b], att[b], out[b], cache, i)
+                    self._store_row(rows[b], att[b], out[b], cache, i, trimmed)
             if len(ended) == len(live):
                 return out
             token, mask, position = (
@@ -262,23 +272,25 @@ class HFPolicy:
             if 4 * len(ended) >= len(live):  # drop the finished rows from the batch
                 keep = [i for i in range(len(live)) if i not in ended]
                 index = torch.tensor(keep, device=self.device)
-                for layer in cache.layers:
-                    layer.keys, layer.values = layer.keys[index], layer.values[index]
                 token, mask, position = token[index], mask[index], position[index]
+                lead = int(mask.any(0).int().argmax())  # columns that are padding in every row
+                mask, trimmed = mask[:, lead:], trimmed + lead
+                for layer in cache.layers:
+                    layer.select(index, lead)
                 live, ended = [live[i] for i in keep], set()
         for i, b in enumerate(live):
             if i not in ended:
-                self._store_row(rows[b], att[b], out[b], cache, i)
+                self._store_row(rows[b], att[b], out[b], cache, i, trimmed)
         return out
 
-    def _store_row(self, row, row_att, gen, cache, i) -> None:
+    def _store_row(self, row, row_att, gen, cache, i, trimmed: int = 0) -> None:
         """Store batch row i's prompt + generated ids (but the last, whose KV was never computed)
-        with their keys/values; row_att: the row's prompt attention mask (width,)."""
+        with their keys/values; row_att: the row's prompt attention mask (width,); trimmed: leading
+        positions already cut from the cache."""
         width = row_att.shape[0]
-        keep = torch.cat(
-            [row_att.nonzero().flatten(), torch.arange(width, width + len(gen) - 1, device=row_att.device)]
-        )
-        self.store.add(row + gen[:-1], row_layers(cache, i, keep))
+        prompt = row_att.nonzero().flatten()
+        generated = torch.arange(width, width + len(gen) - 1, device=row_att.device)
+        self.store.add(row + gen[:-1], row_layers(cache, i, torch.cat([prompt, generated]) - trimmed))
 
     def _prefill(self, rows, hits):
         """Encode every prompt's uncached part (but its last token) before the generate call and

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+from transformers.cache_utils import Cache, DynamicLayer
 
 
 def common_prefix(a, b) -> int:
@@ -38,42 +39,67 @@ def row_layers(cache, b: int, keep: torch.Tensor) -> list[tuple[torch.Tensor, to
     return [(layer.keys[b][:, keep], layer.values[b][:, keep]) for layer in cache.layers]
 
 
+def block_hashes(ids, block: int) -> list[int]:
+    """Hashes of ids[:block], ids[:2 * block], ... (each chained on the previous: O(len(ids)) in all)."""
+    h, out = 0, []
+    for k in range(block, len(ids) + 1, block):
+        h = hash((h, tuple(ids[k - block : k])))
+        out.append(h)
+    return out
+
+
 class PrefixStore:
-    """Token ids -> per-layer (keys, values) of shape (heads, length, head_dim), FIFO-bounded."""
+    """Token ids -> per-layer (keys, values) of shape (heads, length, head_dim), FIFO-bounded.
+
+    Entries are indexed by the hashes of their prefixes at every multiple of `min_hit` tokens (as
+    vLLM's block hashes), so a lookup costs a few dict probes rather than a scan of every entry
+    (all entries share the system prompt). The deepest block shared with the prompt picks the entry
+    (the most recently added one when several share it); its exact common prefix is then measured,
+    so a lookup may miss at most min_hit - 1 tokens that an older entry shares beyond that block.
+    """
 
     def __init__(self, max_entries: int = 512, min_hit: int = 16):
         self.entries: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
         self.max_entries, self.min_hit = max_entries, min_hit
+        self.index: dict[int, tuple[int, ...]] = {}  # block hash -> newest entry with that prefix
         self.hit_tokens = 0  # prompt tokens served from the store (not prefilled again)
         self.prompt_tokens = 0
 
     def lookup(self, ids: list[int]) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]] | None]:
         """(reusable length, layers) for a prompt; (0, None) on a miss."""
-        best, best_layers = 0, None
-        for key, layers in self.entries.items():
-            if key[: self.min_hit] != tuple(ids[: self.min_hit]):
+        self.prompt_tokens += len(ids)
+        for h in reversed(block_hashes(ids, self.min_hit)):
+            key = self.index.get(h)
+            if key is None or key not in self.entries:
                 continue
             n = min(common_prefix(key, ids), len(ids) - 1)
-            if n > best:
-                best, best_layers = n, layers
-        self.prompt_tokens += len(ids)
-        if best < self.min_hit:
-            return 0, None
-        self.hit_tokens += best
-        return best, best_layers
+            if n >= self.min_hit:  # (a hash collision gives a short n, never a wrong one)
+                self.hit_tokens += n
+                return n, self.entries[key]
+        return 0, None
 
     def add(self, ids: list[int], layers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         key = tuple(ids)
         self.entries.pop(key, None)
         self.entries[key] = layers
+        for h in block_hashes(key, self.min_hit):
+            self.index[h] = key
         while len(self.entries) > self.max_entries:
-            self.entries.popitem(last=False)
+            old, _ = self.entries.popitem(last=False)
+            for h in block_hashes(old, self.min_hit):
+                if self.index.get(h) is old:
+                    del self.index[h]
 
 
-def build_batch(rows: list[list[int]], hits: list[tuple[int, list | None]], pad_id: int, device):
+def build_batch(
+    rows: list[list[int]], hits: list[tuple[int, list | None]], pad_id: int, device, room: int = 0
+):
     """Batch of prompts with reused prefixes -> (input_ids, attention_mask, per-layer (K, V) or None).
 
     rows[b]: the prompt's token ids; hits[b]: (cached length, layers) from PrefixStore.lookup.
+    K and V have shape (batch, heads, width_c + room, head_dim) with the cached prefixes in the
+    first width_c = max(cached lengths) positions; `room` spare zero positions let a
+    GrowingCache decode into the same tensors without copying them again.
     """
     cached = [n for n, _ in hits]
     width_c = max(cached)
@@ -92,11 +118,54 @@ def build_batch(rows: list[list[int]], hits: list[tuple[int, list | None]], pad_
     template = next(layers for _, layers in hits if layers is not None)
     kv = []
     for layer, (k0, _) in enumerate(template):
-        k = torch.zeros((b_size, k0.shape[0], width_c, k0.shape[2]), dtype=k0.dtype, device=k0.device)
+        k = torch.zeros((b_size, k0.shape[0], width_c + room, k0.shape[2]), dtype=k0.dtype, device=k0.device)
         v = torch.zeros_like(k)
         for b, (n, layers) in enumerate(hits):
             if n:
-                k[b, :, width_c - n :] = layers[layer][0][:, :n]
-                v[b, :, width_c - n :] = layers[layer][1][:, :n]
+                k[b, :, width_c - n : width_c] = layers[layer][0][:, :n]
+                v[b, :, width_c - n : width_c] = layers[layer][1][:, :n]
         kv.append((k, v))
     return ids.to(device), att.to(device), kv
+
+
+class GrowingLayer(DynamicLayer):
+    """A DynamicLayer that writes new keys/values into preallocated buffers instead of concatenating.
+
+    `keys`/`values` are views of the first `length` positions, so attention reads only the filled
+    part (a StaticCache hands sdpa its whole preallocated length, masked) and no step copies the
+    history (DynamicLayer's torch.cat does). buffers: (batch, heads, capacity, head_dim).
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
+        super().__init__()
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self.buffers, self.length = (keys, values), length
+        self.keys, self.values = keys[:, :, :length], values[:, :, :length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        end = self.length + key_states.shape[-2]
+        keys, values = self.buffers
+        if end > keys.shape[-2]:
+            raise ValueError(f"GrowingLayer is full: {end} positions needed, {keys.shape[-2]} allocated")
+        keys[:, :, self.length : end] = key_states
+        values[:, :, self.length : end] = value_states
+        self.length = end
+        self.keys, self.values = keys[:, :, :end], values[:, :, :end]
+        return self.keys, self.values
+
+    def select(self, rows: torch.Tensor, lead: int = 0) -> None:
+        """Keep only the batch rows `rows` (1-D index tensor) and drop the first `lead` positions."""
+        self.buffers = tuple(b[rows, :, lead:] for b in self.buffers)
+        self.length -= lead
+        self.keys, self.values = self.buffers[0][:, :, : self.length], self.buffers[1][:, :, : self.length]
+
+
+def growing_cache(kv: list[tuple[torch.Tensor, torch.Tensor]], length: int) -> Cache:
+    """A cache over build_batch's (K, V) buffers (room included) holding `length` positions.
+
+    >>> k = torch.zeros(2, 1, 5, 4)
+    >>> c = growing_cache([(k, k.clone())], 3)
+    >>> c.get_seq_length(), c.layers[0].update(torch.ones(2, 1, 1, 4), torch.ones(2, 1, 1, 4))[0].shape
+    (3, torch.Size([2, 1, 4, 4]))
+    """
+    return Cache(layers=[GrowingLayer(k, v, length) for k, v in kv])
