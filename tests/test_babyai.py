@@ -139,3 +139,18 @@ def test_expert_mistakes_are_real_rejected_steps_and_it_recovers():
     assert sum(t.success for t in trajs) >= 9  # and the expert went on with its plan
     again = run_episode("babyai", 0, BabyAIExpert(mistakes=0.5))  # seeded by level and seed
     assert [s.response for s in again.steps] == [s.response for s in trajs[0].steps]
+
+
+def test_misread_mistakes_misstate_the_goal_and_the_recovery_restates_it():
+    tasks = [0, 1, 2, 4, 7, 9, 12, 13, 18, 21]
+    trajs = [run_episode("babyai", t, BabyAIExpert(mistakes=0.5, misread=1.0)) for t in tasks]
+    misread = recovered = 0
+    for t in trajs:
+        goal = t.meta["goal"]
+        for step, after in zip(t.steps, t.steps[1:], strict=False):
+            if E.rejected("babyai", step.observation) and f"My goal is to {goal}." not in step.response:
+                misread += 1
+                recovered += f"My goal is to {goal}." in after.response
+    assert misread >= 3 and recovered == misread
+    plain = run_episode("babyai", 0, BabyAIExpert(mistakes=0.5))
+    assert all(plain.meta["goal"] in s.response for s in plain.steps)  # misread=0: the goal is always right

@@ -48,7 +48,11 @@ def test_store_finds_the_episode_among_many_sharing_a_system_prompt_and_forgets_
     assert store.lookup(system + [4] * 10 + [7, 7])[0] == 50
     assert store.lookup(system + [3] * 6 + [9])[0] == 46  # the episode's entry, not just the system prompt
     assert store.lookup(system + [0] * 10)[0] == 40  # evicted: only the shared system prompt is left
-    assert set(store.index.values()) <= set(store.entries)  # the index holds no evicted entry
+    siblings = PrefixStore(min_hit=4)  # entries sharing the prompt's deepest block: the longest wins
+    for tail in ([1, 2, 3], [1, 2, 3, 4, 5, 6], [1, 2]):
+        siblings.add(system + tail, layers)
+    assert siblings.lookup(system + [1, 2, 3, 4, 5, 6, 7])[0] == 46
+    assert set().union(*store.index.values()) == set(store.entries)  # and no evicted entry
 
 
 def test_cached_greedy_episodes_equal_uncached(tokenizer):  # noqa: F811
@@ -174,3 +178,42 @@ def test_sampling_in_the_decode_loop_is_seeded_and_varied(tokenizer):  # noqa: F
     again = [g.text for g in policy.generate([state], params)[0]]
     assert first == again and len(set(first)) > 1
     assert all(g.completion_tokens <= 8 for g in policy.generate([state], params)[0])
+
+
+def test_token_counts_end_at_the_action_line_in_both_paths(tokenizer):  # noqa: F811
+    # A hook makes the model write a ReAct turn cyclically by absolute position, so rows (prompts of
+    # different lengths) complete their action line at different steps; transformers' generate pads
+    # a finished row until the batch is done, and those pads must not be counted.
+    model = build_model("test", tokenizer, seed=7)
+    turn = tokenizer("Thought:\nok\n\nAction:\nturn left\n", add_special_tokens=False)["input_ids"]
+    target = torch.tensor(turn)
+
+    def write_the_turn(module, args, kwargs, output):
+        positions = kwargs["position_ids"][:, -output.logits.shape[1] :]
+        output.logits.scatter_add_(
+            -1,
+            target[positions % len(turn)][..., None],
+            torch.full_like(positions, 60.0, dtype=output.logits.dtype)[..., None],
+        )
+
+    model.register_forward_hook(write_the_turn, with_kwargs=True)
+    states = [
+        render_messages("babyai", "Your goal: go to the red ball\n" + "You see a wall. " * k, [], [])
+        for k in range(1, 6)
+    ]
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=2 * len(turn) + 2)
+    outs = {}
+    paths = []
+    for cached in (False, True):
+        policy = HFPolicy(model, tokenizer, prefix_cache=cached)
+        for name in ("_decode", "_generate"):  # which path ran: generate's, then the own loop
+            method = getattr(policy, name)
+            setattr(policy, name, lambda *a, m=method, n=name: paths.append(n) or m(*a))
+        outs[cached] = [g[0] for g in policy.generate(states, greedy)]
+    assert paths == ["_generate", "_decode"]
+    for plain, cached in zip(outs[False], outs[True], strict=True):
+        assert plain == cached and plain.finish_reason == "stop"
+        assert plain.text.endswith("Action:\nturn left")
+        ids = tokenizer(plain.text, add_special_tokens=False)["input_ids"]
+        assert plain.completion_tokens <= len(ids) + 2  # the newline after the action, no pads
+    assert len({g.completion_tokens for g in outs[False]}) > 1  # the rows ended at different steps

@@ -108,12 +108,15 @@ class BabyAIExpert:
     # One command moves at most across the 7x7 view (about 15 primitives + 1): looking further
     # along the bot's path only costs time, a winning command is detected by simulation anyway.
 
-    def __init__(self, horizon: int = 24, mistakes: float = 0.0):
+    def __init__(self, horizon: int = 24, mistakes: float = 0.0, misread: float = 0.0):
         self.horizon = horizon
         # Probability per round of first issuing a command naming an object that is not in view (a
         # real env step, answered "not recognized"), then going on with the plan: data that shows a
         # recovery from the commonest error of small policies. SFT never imitates the mistake.
         self.mistakes = mistakes
+        # Share of those mistakes whose Thought also misstates the goal (another colour or object):
+        # the recovery then restates the goal from the prompt instead of from the previous Thought.
+        self.misread = misread
         self.shadow = None
         self.bot = None
         self.round = 0
@@ -196,7 +199,10 @@ class BabyAIExpert:
             if wrong is not None:
                 self.erred = True
                 self.round += 1
-                return format_react(thought_for(wrong, text_env.goal), wrong)
+                goal = text_env.goal
+                if self.misread and self.rng.random() < self.misread:  # (no draw at 0: same data)
+                    goal = misread_goal(goal, self.rng)
+                return format_react(thought_for(wrong, goal), wrong)
         self.erred = False
         command = self.choose(env)
         thought = thought_for(command, text_env.goal)
@@ -220,6 +226,23 @@ class BabyAIExpert:
                 if wrong not in text_env.view.macros:
                     return wrong
         return None
+
+
+def misread_goal(goal: str, rng: random.Random) -> str:
+    """The goal with its first colour (else its first object word) replaced by another one.
+
+    >>> misread_goal("go to the yellow box", random.Random(0)) != "go to the yellow box"
+    True
+    >>> misread_goal("open the door on your left", random.Random(0))
+    'open the door on your left'
+    """
+    words = goal.split()
+    for choices in (COLOR_NAMES, ["ball", "box", "key"]):
+        at = [i for i, w in enumerate(words) if w in choices]
+        if at:
+            words[at[0]] = rng.choice([c for c in choices if c != words[at[0]]])
+            return " ".join(words)
+    return goal
 
 
 def thought_for(command: str, goal: str | None = None) -> str:

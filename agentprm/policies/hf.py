@@ -46,6 +46,7 @@ class _ActionLineDone(StoppingCriteria):
     def __init__(self, tokenizer, prompt_width: int, newline_ids: torch.Tensor):
         self.tokenizer, self.prompt_width, self.newline_ids = tokenizer, prompt_width, newline_ids
         self.done: torch.Tensor | None = None
+        self.lengths: dict[int, int] = {}  # row -> new tokens up to its action line's newline
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
         if self.done is None:
@@ -55,6 +56,7 @@ class _ActionLineDone(StoppingCriteria):
         for b in check.nonzero().flatten().tolist():
             if _has_action_line(self.tokenizer, input_ids[b, self.prompt_width :]):
                 self.done[b] = True
+                self.lengths[b] = input_ids.shape[1] - self.prompt_width
         return self.done.clone()
 
 
@@ -194,8 +196,10 @@ class HFPolicy:
         return restored
 
     def _generate(self, rows, ids, att, kv, params: SamplingParams) -> list[list[int]]:
-        """transformers' generate over the batch -> each row's new token ids (padded after its end)."""
+        """transformers' generate over the batch -> each row's new token ids, ending at its eos or
+        action line (generate pads a finished row until the whole batch is done: cut here)."""
         sample = params.temperature > 0
+        stop = _ActionLineDone(self.tokenizer, ids.shape[1], self._newline_ids)
         out = self.model.generate(
             input_ids=ids,
             attention_mask=att,
@@ -208,16 +212,16 @@ class HFPolicy:
             eos_token_id=self.tokenizer.eos_token_id,
             pad_token_id=self.tokenizer.pad_token_id,
             return_dict_in_generate=True,
-            stopping_criteria=StoppingCriteriaList(
-                [_ActionLineDone(self.tokenizer, ids.shape[1], self._newline_ids)]
-                if self.stop_after_action
-                else []
-            ),
+            stopping_criteria=StoppingCriteriaList([stop] if self.stop_after_action else []),
         )
-        new = out.sequences[:, ids.shape[1] :]  # (B, new)
-        if self.store is not None:
-            self._remember(rows, att, new, out.past_key_values)
-        return new.tolist()
+        new = out.sequences[:, ids.shape[1] :].tolist()
+        eos = self.tokenizer.eos_token_id
+        for b, gen in enumerate(new):
+            end = min(gen.index(eos) + 1 if eos in gen else len(gen), stop.lengths.get(b, len(gen)))
+            new[b] = gen[:end]
+            if self.store is not None:
+                self._store_row(rows[b], att[b], new[b], out.past_key_values, b)
+        return new
 
     def _decode(self, rows, ids, att, kv, params: SamplingParams) -> list[list[int]]:
         """Token-by-token decoding of a batch whose rows all have exactly one uncached prompt token
@@ -354,11 +358,3 @@ class HFPolicy:
             for layer, (k, v) in enumerate(kv):
                 cache.update(k, v, layer)  # fills positions 0..width_c-1
         return cache
-
-    def _remember(self, rows, att, new, cache) -> None:
-        """Store each row's prompt + generated ids (but the last token, whose KV was never computed)."""
-        eos = self.tokenizer.eos_token_id
-        for b, row in enumerate(rows):
-            gen = new[b].tolist()
-            length = gen.index(eos) + 1 if eos in gen else len(gen)
-            self._store_row(row, att[b], gen[:length], cache, b)

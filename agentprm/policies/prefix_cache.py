@@ -53,27 +53,29 @@ class PrefixStore:
 
     Entries are indexed by the hashes of their prefixes at every multiple of `min_hit` tokens (as
     vLLM's block hashes), so a lookup costs a few dict probes rather than a scan of every entry
-    (all entries share the system prompt). The deepest block shared with the prompt picks the entry
-    (the most recently added one when several share it); its exact common prefix is then measured,
-    so a lookup may miss at most min_hit - 1 tokens that an older entry shares beyond that block.
+    (all entries share the system prompt). The deepest block that any entry shares with the prompt
+    holds every entry that could be the longest match, and only those are compared token by token.
     """
 
     def __init__(self, max_entries: int = 512, min_hit: int = 16):
         self.entries: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
         self.max_entries, self.min_hit = max_entries, min_hit
-        self.index: dict[int, tuple[int, ...]] = {}  # block hash -> newest entry with that prefix
+        self.index: dict[int, set[tuple[int, ...]]] = {}  # block hash -> entries with that prefix
         self.hit_tokens = 0  # prompt tokens served from the store (not prefilled again)
         self.prompt_tokens = 0
 
     def lookup(self, ids: list[int]) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]] | None]:
-        """(reusable length, layers) for a prompt; (0, None) on a miss."""
+        """(reusable length, layers) for a prompt: the longest common prefix with any entry, at
+        most len(ids) - 1 (one token must run); (0, None) below min_hit."""
         self.prompt_tokens += len(ids)
         for h in reversed(block_hashes(ids, self.min_hit)):
-            key = self.index.get(h)
-            if key is None or key not in self.entries:
+            keys = self.index.get(h)
+            if not keys:
                 continue
-            n = min(common_prefix(key, ids), len(ids) - 1)
-            if n >= self.min_hit:  # (a hash collision gives a short n, never a wrong one)
+            # (a hash collision only adds a candidate whose true common prefix is measured here)
+            n, key = max((common_prefix(key, ids), key) for key in keys)
+            n = min(n, len(ids) - 1)
+            if n >= self.min_hit:
                 self.hit_tokens += n
                 return n, self.entries[key]
         return 0, None
@@ -83,11 +85,13 @@ class PrefixStore:
         self.entries.pop(key, None)
         self.entries[key] = layers
         for h in block_hashes(key, self.min_hit):
-            self.index[h] = key
+            self.index.setdefault(h, set()).add(key)
         while len(self.entries) > self.max_entries:
             old, _ = self.entries.popitem(last=False)
             for h in block_hashes(old, self.min_hit):
-                if self.index.get(h) is old:
+                keys = self.index[h]
+                keys.discard(old)
+                if not keys:
                     del self.index[h]
 
 

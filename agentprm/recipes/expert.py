@@ -37,6 +37,9 @@ class Args:
     """BabyAI: probability per round that the expert first names an object not in view (a real,
     rejected env step), then goes on with its plan: recovery data for SFT, which never imitates
     the rejected response"""
+    misread: float = 0.0
+    """BabyAI: share of those mistakes whose Thought also misstates the goal (another colour or
+    object), so that the recovery shows the goal read again from the prompt"""
     samples: int = 1
     """episodes per task; sample k resets with seed k (TextCraft: another shuffle of the recipe
     lines and distractors; BabyAI layouts depend on the task only, so keep 1)"""
@@ -53,7 +56,7 @@ def main(args: Args) -> dict:
     )
 
     # 1. Play every remaining task with the expert, appending each trajectory as it finishes.
-    expert = make_expert(env_name, mistakes=args.mistakes)
+    expert = make_expert(env_name, mistakes=args.mistakes, misread=args.misread)
     kwargs = {} if args.max_rounds is None else {"max_episode_steps": args.max_rounds}
     env = E.make(env_name, **kwargs)
     start = time.time()
