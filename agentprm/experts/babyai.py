@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 
 from minigrid.core.constants import COLOR_NAMES
 from minigrid.utils.baby_ai_bot import BabyAIBot
@@ -108,7 +109,9 @@ class BabyAIExpert:
     # One command moves at most across the 7x7 view (about 15 primitives + 1): looking further
     # along the bot's path only costs time, a winning command is detected by simulation anyway.
 
-    def __init__(self, horizon: int = 24, mistakes: float = 0.0, misread: float = 0.0):
+    def __init__(
+        self, horizon: int = 24, mistakes: float = 0.0, misread: float = 0.0, goal_mistakes: float = 0.0
+    ):
         self.horizon = horizon
         # Probability per round of first issuing a command naming an object that is not in view (a
         # real env step, answered "not recognized"), then going on with the plan: data that shows a
@@ -117,6 +120,9 @@ class BabyAIExpert:
         # Share of those mistakes whose Thought also misstates the goal (another colour or object):
         # the recovery then restates the goal from the prompt instead of from the previous Thought.
         self.misread = misread
+        # Share of mistakes that instead name the goal's object while it is not in view (the
+        # commonest error left after misread data: acting on the goal before exploring for it).
+        self.goal_mistakes = goal_mistakes
         self.shadow = None
         self.bot = None
         self.round = 0
@@ -195,7 +201,10 @@ class BabyAIExpert:
         signal (benchmarks/README.md, BabyAI SFT attempt 5)."""
         text_env: BabyAITextEnv = env.unwrapped
         if self.mistakes and not self.erred and self.rng.random() < self.mistakes:
-            wrong = self.mistake(text_env)
+            wrong = None
+            if self.goal_mistakes and self.rng.random() < self.goal_mistakes:  # (no draw at 0)
+                wrong = goal_command_out_of_view(text_env.goal, text_env.view.macros, self.rng)
+            wrong = wrong or self.mistake(text_env)
             if wrong is not None:
                 self.erred = True
                 self.round += 1
@@ -226,6 +235,31 @@ class BabyAIExpert:
                 if wrong not in text_env.view.macros:
                     return wrong
         return None
+
+
+_GOAL_OBJECT = re.compile(r"\b(?:the|a) (?:(" + "|".join(COLOR_NAMES) + r") )?(ball|box|key|door)\b")
+
+
+def goal_command_out_of_view(goal: str, macros, rng: random.Random) -> str | None:
+    """A command naming one of the goal's objects that is not in view (not among `macros`), or None.
+
+    >>> goal_command_out_of_view("pick up the blue ball", {"turn left": []}, random.Random(0))
+    'pickup blue ball 1'
+    >>> goal_command_out_of_view("pick up the blue ball", {"go to blue ball 1": []}, random.Random(0)) is None
+    True
+    """
+    options = []
+    for colour, kind in _GOAL_OBJECT.findall(goal):
+        colour = colour or rng.choice(COLOR_NAMES)
+        if any(f" {colour} " in f" {m} " and kind in m for m in macros):
+            continue  # (an object of that colour and kind is in view)
+        if kind == "door":
+            options += [f"toggle and go through {colour} closed door 1", f"go to {colour} closed door 1"]
+        else:
+            options += [f"go to {colour} {kind} 1"] + (
+                [f"pickup {colour} {kind} 1"] if "pick up" in goal else []
+            )
+    return rng.choice(options) if options else None
 
 
 def misread_goal(goal: str, rng: random.Random) -> str:

@@ -40,6 +40,9 @@ class Args:
     misread: float = 0.0
     """BabyAI: share of those mistakes whose Thought also misstates the goal (another colour or
     object), so that the recovery shows the goal read again from the prompt"""
+    goal_mistakes: float = 0.0
+    """BabyAI: share of those mistakes that name the goal's object while it is not in view (acting
+    on the goal before exploring for it), instead of an object in view with another colour"""
     samples: int = 1
     """episodes per task; sample k resets with seed k (TextCraft: another shuffle of the recipe
     lines and distractors; BabyAI layouts depend on the task only, so keep 1)"""
@@ -56,7 +59,9 @@ def main(args: Args) -> dict:
     )
 
     # 1. Play every remaining task with the expert, appending each trajectory as it finishes.
-    expert = make_expert(env_name, mistakes=args.mistakes, misread=args.misread)
+    expert = make_expert(
+        env_name, mistakes=args.mistakes, misread=args.misread, goal_mistakes=args.goal_mistakes
+    )
     kwargs = {} if args.max_rounds is None else {"max_episode_steps": args.max_rounds}
     env = E.make(env_name, **kwargs)
     start = time.time()
