@@ -120,3 +120,47 @@ def efficiency_ratio(ns: Sequence[int], baseline: Sequence[float], method: Seque
         if score >= best - 1e-12:
             return n_b / n
     return None
+
+
+def bootstrap_ci(values: Sequence[float], seed: int = 0, n_boot: int = 2000, level: float = 0.95
+                 ) -> tuple[float, float, float]:  # fmt: skip
+    """(mean, low, high): percentile bootstrap interval of the mean over tasks.
+
+    Seeded (numpy's PCG64, the same draws on every machine) and always inside [min, max] of the
+    values, so rates and rewards in [0, 1] get intervals in [0, 1] (a normal interval of 0.03 over 33
+    tasks reads [-0.029, 0.090]).
+    >>> bootstrap_ci([0.5, 0.5])
+    (0.5, 0.5, 0.5)
+    >>> m, lo, hi = bootstrap_ci([0.0] * 32 + [1.0]); lo >= 0.0 and hi <= 1.0 and lo <= m <= hi
+    True
+    """
+    import numpy as np
+
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size == 1:
+        return mean, mean, mean
+    rng = np.random.Generator(np.random.PCG64(seed))
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return mean, float(min(lo, mean)), float(max(hi, mean))
+
+
+def paired_difference(method: Sequence[float], baseline: Sequence[float], seed: int = 0, n_boot: int = 2000
+                      ) -> dict:  # fmt: skip
+    """Method minus baseline on the SAME tasks: mean difference, a paired bootstrap 95% interval over
+    tasks, and a verdict: "ahead" (interval above 0), "behind" (below 0) or "level" (contains 0).
+
+    >>> paired_difference([1, 1, 1, 1], [0, 0, 0, 0])["verdict"]
+    'ahead'
+    >>> paired_difference([1, 0, 1, 0], [0, 1, 0, 1])["verdict"]
+    'level'
+    """
+    if len(method) != len(baseline):
+        raise ValueError(f"paired comparison needs equal lengths, got {len(method)} and {len(baseline)}")
+    diff, lo, hi = bootstrap_ci([a - b for a, b in zip(method, baseline, strict=True)], seed, n_boot)
+    verdict = "ahead" if lo > 0 else "behind" if hi < 0 else "level"
+    return {"diff": diff, "ci": [lo, hi], "verdict": verdict, "tasks": len(method)}

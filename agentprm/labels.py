@@ -7,20 +7,23 @@ uses targets where mask is 1.
   orm:    only the final step is labelled, with r (an outcome reward model).
   pvm:    every step is labelled with r (a "process value model": Monte Carlo return, gamma = 1).
   mc:     Math-Shepherd: Qhat_t from N_mc rollouts of the policy started after step t
-          (hard: 1 if any succeeds; soft: their mean outcome). The rollouts live in agentprm.mc;
-          here only the estimate from their outcomes.
+          (hard: 1 if any succeeds; soft: their mean outcome). The rollouts are run by
+          agentprm.recipes.mc_label; here only the estimate from their outcomes.
   td_gae: AgentPRM's own labels: TD(lambda) targets by GAE, from the CURRENT model's Q (no
-          gradient), recomputed every batch (Algorithm 1):
+          gradient, a deterministic eval-mode pass), recomputed every batch (Algorithm 1).
+          form="standard" (the default) indexes each TD error by its earlier step, as GAE does:
               delta_t = r_t + gamma * Q_{t+1} - Q_t          (Q_{T+1} = 0: the episode is over)
               Ahat_t  = sum_k (gamma * lam)^k delta_{t+k}
               Qhat_t  = Ahat_t + Q_t                         (so Qhat_T = r exactly)
           lam = 1 gives the Monte Carlo return (PVM's labels when gamma = 1); lam = 0 gives
-          TD(0), Qhat_t = gamma * Q_{t+1}. gamma is not given in the paper: default 1.0.
-          method.md writes delta_t = r_t + gamma Q_t - Q_{t-1}, indexing each TD error by the
-          later step; read literally it adds r twice at the end. We index by the earlier step (as
-          GAE does), which needs no Q_{-1} for the targets and makes Qhat_T = r without a special
-          case. Q_{-1} (the value of s_0 before acting, read at the end of o_0) is only used to
-          report the first step's progress A_0 = Q_0 - Q_{-1} (see agentprm.models.value).
+          TD(0), Qhat_t = gamma * Q_{t+1}.
+          form="literal" is the paper's Eq. 12-14 as printed (method.md), indexed by the later step:
+              delta_t = r_t + gamma * Q_t - Q_{t-1}          (Q_{-1}: the value read at the end of o_0)
+              Ahat_t  = sum_k (gamma * lam)^k delta_{t+k},   Qhat_t = Ahat_t + Q_{t-1},  Qhat_T = r
+          Its target for step t bootstraps from Q_t itself: at lam = 0 and gamma = 1, Qhat_t = Q_t
+          for t < T (no learning signal); at lam = 1, Qhat_t = r + Q_T (the outcome plus the last
+          value). PAPER.md gives the algebra; the flag exists so a user can compare the two.
+          gamma is not given in the paper: default 1.0.
 A truncated episode (round cap hit) ends with r = 0: the task was not completed, which is exactly
 the outcome the environment reports, so it is treated as terminal too.
 """
@@ -80,23 +83,44 @@ def mc(outcomes_per_step: Sequence[Sequence[float]], hard: bool = True) -> tuple
     return torch.tensor(targets, dtype=torch.float32), torch.ones(len(targets))
 
 
-def td_gae(q: Sequence[float] | torch.Tensor, outcome: float, gamma: float = 1.0, lam: float = 0.95
-           ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """TD(lambda) targets by GAE from the model's own Q_0..Q_T (see the module docstring).
+def td_gae(
+    q: Sequence[float] | torch.Tensor,
+    outcome: float,
+    gamma: float = 1.0,
+    lam: float = 0.95,
+    form: str = "standard",
+    q_prev: float | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """TD(lambda) targets by GAE from the model's own Q_0..Q_T, shape (T+1,) (module docstring).
 
+    q_prev is Q_{-1}, needed by form="literal" only. Gradients never flow through the targets.
     Example (worked by hand in tests/test_labels.py): Q = [0.2, 0.6], r = 1, gamma = 1, lam = 0.5:
         delta = [0.6 - 0.2, 1 - 0.6] = [0.4, 0.4];  Ahat = [0.4 + 0.5 * 0.4, 0.4] = [0.6, 0.4]
         Qhat  = [0.2 + 0.6, 0.6 + 0.4] = [0.8, 1.0]
+    >>> td_gae([0.2, 0.6], 1.0, lam=0.5)[0].tolist()
+    [0.800000011920929, 1.0]
+    >>> td_gae([0.2, 0.6], 1.0, lam=0.0, form="literal", q_prev=0.1)[0].tolist()  # Qhat_0 = Q_0
+    [0.20000000298023224, 1.0]
     """
     q = _vec(q, "q").detach()
     n = q.numel()
-    next_q = torch.cat([q[1:], torch.zeros(1)])  # Q_{t+1}, 0 after the last step
     rewards = torch.zeros(n)
     rewards[-1] = float(outcome)
-    delta = rewards + gamma * next_q - q  # (T+1,)
+    if form == "standard":
+        base = q  # Qhat_t = Ahat_t + Q_t
+        delta = rewards + gamma * torch.cat([q[1:], torch.zeros(1)]) - q  # (T+1,)
+    elif form == "literal":
+        if q_prev is None:
+            raise ValueError("td_gae(form='literal') needs q_prev = Q_{-1}, the value read at the end of o_0")
+        base = torch.cat([torch.as_tensor(q_prev, dtype=torch.float32).detach().reshape(1).cpu(), q[:-1]])
+        delta = rewards + gamma * q - base  # delta_t = r_t + gamma Q_t - Q_{t-1}
+    else:
+        raise ValueError(f"td_gae form must be 'standard' or 'literal', not {form!r}")
     adv = torch.zeros(n)
     running = 0.0
     for t in range(n - 1, -1, -1):  # Ahat_t = delta_t + gamma * lam * Ahat_{t+1}
         running = delta[t] + gamma * lam * running
         adv[t] = running
-    return adv + q, torch.ones(n)
+    targets = adv + base
+    targets[-1] = float(outcome)  # the terminal step's target is the real outcome (standard: already)
+    return targets, torch.ones(n)

@@ -42,3 +42,36 @@ def prm_loss(values: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, be
     la = loss_a(values, targets, mask)
     loss = lq + beta * la
     return loss, {"train/loss": loss.item(), "train/loss_q": lq.item(), "train/loss_a": la.item()}
+
+
+STEP_LABELS = ("td", "mc")  # labels that differ between steps: L_A has something to learn
+OUTCOME_LABELS = ("pvm", "orm")  # one outcome for every labelled step: promise (L_Q) only
+
+
+def beta_for(labels: str, beta: float | None) -> float:
+    """The weight of L_A a reward model trains with: beta for td / mc labels (default 1.0, the
+    paper's), 0 for pvm / orm whatever is asked.
+
+    The paper's PVM and ORM learn promise only. With PVM's constant targets (every step = the
+    outcome) L_A would become a penalty on any change of M between steps, and ORM labels one step
+    only. A non-zero beta asked for them is refused rather than silently ignored.
+    >>> beta_for("td", None), beta_for("td", 0.0), beta_for("pvm", None), beta_for("orm", 0)
+    (1.0, 0.0, 0.0, 0.0)
+    >>> beta_for("pvm", 1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: --labels pvm trains with L_Q only (the paper's PVM learns promise); drop --beta or pass --beta 0
+    """
+    if labels in OUTCOME_LABELS:
+        if beta not in (None, 0, 0.0):
+            raise ValueError(
+                f"--labels {labels} trains with L_Q only (the paper's {labels.upper()} learns promise); "
+                "drop --beta or pass --beta 0"
+            )
+        return 0.0
+    if labels in STEP_LABELS:
+        beta = 1.0 if beta is None else float(beta)
+        if not beta >= 0:
+            raise ValueError(f"--beta must be >= 0 (the weight of L_A), got {beta}")
+        return beta
+    raise ValueError(f"unknown labels {labels!r}: choose td, mc, pvm or orm")

@@ -8,6 +8,7 @@ experts (agentprm.experts), which act on environments directly.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,15 +36,33 @@ class SamplingParams:
     seed: int | None = None
 
 
+def derive_seed(*parts: int) -> int:
+    """A 31-bit seed from integers (e.g. seed, task, sample, round), the same on every machine and
+    process (Python's hash() is salted per process).
+
+    >>> derive_seed(0, 7, 1, 2) == derive_seed(0, 7, 1, 2) != derive_seed(0, 7, 2, 2)
+    True
+    """
+    digest = hashlib.blake2b(repr(tuple(int(p) for p in parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
 class Policy(Protocol):
     """Anything that turns rendered states into responses.
 
-    generate(states, params) -> one list of params.n Generations per state, in order.
+    generate(states, params, seeds) -> one list of params.n Generations per state, in order.
+    seeds (optional, one per state) is the seed of that state's request: callers derive it from what
+    identifies the request (derive_seed(seed, task, sample, round)), so that two requests with
+    identical messages (N samples of one task, N_mc rollouts from one prefix) still draw different
+    samples from a server that honours seeds (vLLM does), and every draw is reproducible. Backends
+    that sample a whole batch from one generator (the local HF policy: params.seed) may ignore it.
     Example:
-        outs = policy.generate([messages_a, messages_b], SamplingParams(n=4, temperature=1.0))
+        outs = policy.generate([messages_a, messages_b], SamplingParams(n=4, temperature=1.0), seeds=[11, 12])
         assert len(outs) == 2 and len(outs[0]) == 4
     """
 
     name: str
 
-    def generate(self, states: list[Messages], params: SamplingParams) -> list[list[Generation]]: ...
+    def generate(
+        self, states: list[Messages], params: SamplingParams, seeds: list[int] | None = None
+    ) -> list[list[Generation]]: ...

@@ -104,6 +104,7 @@ def evaluate_section(path: Path, results: dict) -> list[str]:
                 cells.append("never" if ratio is None else f"{ratio:.2f}x")
             lines.append(f"| {b} | {cells[0]} | {cells[1]} |")
         lines.append("")
+    lines += training_lines(results) + comparison_lines(results)
     lines += ["### Compute spent (ledgers)", "", "| stage | policy tokens | env steps | PRM tokens |",
               "|---|---|---|---|"]  # fmt: skip
     for stage, led in results.get("ledgers", {}).items():
@@ -116,6 +117,67 @@ def evaluate_section(path: Path, results: dict) -> list[str]:
                 f"| beam {name} @{beam} | {led['policy_tokens']} | {led['env_steps']} | {led['prm_tokens']} |"
             )
     return lines + [""]
+
+
+def training_lines(results: dict) -> list[str]:
+    """What each reward model was trained with: labels, beta, optimizer steps, training tokens."""
+    rms = results.get("reward_models", {})
+    if not rms:
+        return []
+    lines = ["### Reward models compared", "", "| reward model | labels | beta | optimizer steps | training tokens |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, i in rms.items():
+        form = (
+            f" ({i['td_form']})"
+            if i.get("labels") == "td" and i.get("td_form") not in (None, "standard")
+            else ""
+        )
+        lines.append(f"| {name} | {i.get('labels')}{form} | {i.get('beta')} | {i.get('steps', 'n/a')} | "
+                     f"{i.get('train_tokens', 'n/a')} |")  # fmt: skip
+    return lines + [""]
+
+
+def verdicts(results: dict) -> list[str]:
+    """One line per baseline: is AgentPRM ahead of it, level or behind (paired bootstrap over tasks)?"""
+    comp = results.get("comparison") or {}
+    method = comp.get("method")
+    out = []
+    for baseline, settings in (comp.get("baselines") or {}).items():
+        parts = []
+        for setting, keys in settings.items():
+            c = keys["success"]
+            parts.append(
+                f"{setting} {c['verdict']} ({c['diff']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}])"
+            )
+        out.append(f"{method} vs {baseline}: " + "; ".join(parts))
+    return out
+
+
+def comparison_lines(results: dict) -> list[str]:
+    comp = results.get("comparison") or {}
+    if not comp.get("baselines"):
+        return []
+    return [f"### Is {comp['method']} ahead?", "",
+            "Success-rate difference to each baseline on the same tasks with a paired bootstrap 95% "
+            "interval: 'ahead' / 'behind' when the interval excludes 0, else 'level'.", "",
+            *[f"- {v}" for v in verdicts(results)], ""]  # fmt: skip
+
+
+def summary_table(results: dict) -> list[str]:
+    """The demo's closing summary: every method with 95% intervals, then the verdicts."""
+    top = str(_ns(results)[-1])
+    rows = [("greedy (SFT)", results["greedy"]), ("sampling (Best-of-1)", results["sample"])]
+    for name, beams in results["beam"].items():
+        rows += [(f"{name} beam @{b}", r) for b, r in beams.items()]
+    rows += [(f"{name} Best-of-{top}", c["last"][top]) for name, c in results["bon"].items()]
+    rows.append((f"oracle pass@{top}", results["oracle"][top]))
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{'method'.ljust(width)}  success rate [95% CI]   mean reward [95% CI]"]
+    lines += [f"{label.ljust(width)}  {_ci(r, 'success'):<23} {_ci(r, 'reward')}" for label, r in rows]
+    rms = results.get("reward_models", {})
+    lines += [""] + [f"{n}: {i.get('labels')} labels, beta {i.get('beta')}, {i.get('steps', 'n/a')} optimizer "
+                     f"steps, {i.get('train_tokens', 'n/a')} training tokens" for n, i in rms.items()]  # fmt: skip
+    return lines + [""] + verdicts(results)
 
 
 def figure3(results: dict, out: Path) -> Path:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import agentprm.envs as E
-from agentprm.policy import Policy, SamplingParams
+from agentprm.policy import Policy, SamplingParams, derive_seed
 from agentprm.prompts import fit_messages
 from agentprm.types import Step, Trajectory
 
@@ -208,10 +208,14 @@ def collect(
             )
             for ep in active
         ]
+        seeds = None
         if base is not None:
             one = dataclasses.replace(one, seed=base + 104_729 * rounds)
+            # Each request's own seed, from what identifies it (not from the batch it landed in):
+            # identical prompts (samples of one task, MC rollouts of one prefix) draw differently.
+            seeds = [derive_seed(params.seed, ep.task, ep.sample, len(ep.steps)) for ep in active]
         rounds += 1
-        gens = policy.generate(states, one)
+        gens = policy.generate(states, one, seeds=seeds)
         ledger.generate_calls += 1
         still = []
         for ep, (gen,) in zip(active, gens, strict=True):

@@ -10,6 +10,11 @@ import time
 from pathlib import Path
 
 
+class TimeGuardError(RuntimeError):
+    """A training stage ran past its --time-guard-minutes: its results are not comparable (budgets
+    are optimizer steps; the guard only catches a run that overruns, and says so)."""
+
+
 def jsonable(value):
     """Paths, dataclasses, tuples -> JSON types; NaN (a metric that was not measured) -> None,
     so that every file we write is strict JSON."""

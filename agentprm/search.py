@@ -11,7 +11,9 @@ Beam search @N x M (the paper's Algorithm 2), all tasks advanced together:
   1. for every unfinished partial trajectory, sample M candidate responses (the root samples N*M,
      so the first step is as wide as the later ones) in ONE batched policy call;
   2. score every (s_t, a_t) candidate with the scorer (PRMScorer shares each state's prefix);
-  3. per task keep the top N among the new candidates and the already finished trajectories;
+  3. per task keep the top N among the new candidates and the already finished trajectories
+     (identical responses of one parent are scored once but stay separate candidates, so the beam
+     keeps N partial trajectories as in Algorithm 2; the copies diverge at their next samples);
   4. step each kept candidate in its own copy of the parent's environment (env_mode="copy") or in
      an environment reset to the task and re-played to the parent's state (env_mode="replay";
      transitions are deterministic, so both give the same search);
@@ -29,7 +31,7 @@ from typing import Protocol
 
 import agentprm.envs as E
 from agentprm.evaluation import aggregate
-from agentprm.policy import Policy, SamplingParams
+from agentprm.policy import Policy, SamplingParams, derive_seed
 from agentprm.prompts import fit_messages
 from agentprm.rollout import Ledger, collect, replay
 from agentprm.types import Step, Trajectory
@@ -181,20 +183,27 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
                              [s.observation for s in active[i].steps], count, budget)
                 for i in idx
             ]  # fmt: skip
-            # a fresh random stream per round and per chunk of tasks (see rollout.collect)
+            # a fresh random stream per round and per chunk of tasks (see rollout.collect), and each
+            # request's own seed from (seed, task, round, beam): identical to no other request
             salt = 1_000_003 * tasks[0] + 104_729 * rounds + width
-            gens = policy.generate(states, _params(config, n=width, salt=salt))
+            seeds = [derive_seed(config.seed, active[i].task, rounds, beams[active[i].task].index(active[i]))
+                     for i in idx]  # fmt: skip
+            gens = policy.generate(states, _params(config, n=width, salt=salt), seeds=seeds)
             ledger.generate_calls += 1
             for i, g in zip(idx, gens, strict=True):
                 candidates[i] = g
                 ledger.prompt_tokens += g[0].prompt_tokens if g else 0
                 ledger.policy_tokens += sum(x.completion_tokens for x in g)
         rounds += 1
-        # Identical responses from the same parent are one candidate.
-        unique = [list({g.text: g for g in gens}.values()) for gens in candidates]
-        # 2. Score every candidate (s_t, a_t).
+        # 2. Score every candidate (s_t, a_t); identical responses of one parent share one score
+        # (same input) but remain separate candidates.
+        unique = [list(dict.fromkeys(g.text for g in gens)) for gens in candidates]
         before = scorer.tokens
-        scores = scorer.score(short, [b.history() for b in active], [[g.text for g in u] for u in unique])
+        unique_scores = scorer.score(short, [b.history() for b in active], unique)
+        scores = [
+            [dict(zip(u, s, strict=True))[g.text] for g in gens]
+            for u, s, gens in zip(unique, unique_scores, candidates, strict=True)
+        ]
         ledger.prm_tokens += scorer.tokens - before
         ledger.prm_calls += 1
         # 3. Per task: top N of the new candidates and the finished trajectories.
@@ -203,7 +212,7 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
             for k, b in enumerate(beams[task]):
                 if b.done:
                     pool[task].append((b.score, -k, b, None))
-        for i, (parent, gens, values) in enumerate(zip(active, unique, scores, strict=True)):
+        for i, (parent, gens, values) in enumerate(zip(active, candidates, scores, strict=True)):
             for j, (g, v) in enumerate(zip(gens, values, strict=True)):
                 pool[parent.task].append((float(v), -(1000 * (i + 1) + j), parent, g))
         for task in tasks:

@@ -13,12 +13,15 @@ port, which the printed line reveals. Endpoints:
 - GET  /stub/requests        -> every chat-completions body received so far (for asserting what a
   client sent); not part of the OpenAI API.
 Flags: --fail-first K answers the first K chat-completions requests with 503; --ignore-n always
-returns a single choice, like servers that ignore n.
+returns a single choice, like servers that ignore n; --seeded makes every choice's Action a
+function of (messages, seed, choice index), like a sampling server that honours seeds (vLLM): the
+same request gives the same answer, a different seed (or choice) a different one.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import threading
@@ -31,6 +34,16 @@ MODEL = "stub-model"
 def reply_text(user_message: str) -> str:
     """The stub's answer to a user message. Example: reply_text("Go north") ends with "turn left"."""
     return f"Thought:\nI read: {user_message[:20]}\n\nAction:\nturn left"
+
+
+SEEDED_ACTIONS = ["turn left", "turn right", "move forward", "inventory", "check valid actions", "look"]
+
+
+def seeded_reply(messages: list, seed, choice: int) -> str:
+    """--seeded: the answer as a deterministic function of (messages, seed, choice index)."""
+    key = json.dumps([messages, seed, choice], sort_keys=True).encode()
+    k = int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "little")
+    return f"Thought:\nDraw {k % 9973}.\n\nAction:\n{SEEDED_ACTIONS[k % len(SEEDED_ACTIONS)]}"
 
 
 def truncate(text: str, max_tokens: int) -> tuple[str, int, str]:
@@ -48,8 +61,9 @@ def truncate(text: str, max_tokens: int) -> tuple[str, int, str]:
 class StubServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr, fail_first: int, ignore_n: bool):
+    def __init__(self, addr, fail_first: int, ignore_n: bool, seeded: bool = False):
         super().__init__(addr, Handler)
+        self.seeded = seeded
         self.fail_first = fail_first
         self.ignore_n = ignore_n
         self.lock = threading.Lock()
@@ -113,8 +127,13 @@ class Handler(BaseHTTPRequestHandler):
                 404, f"The model `{body.get('model')}` does not exist.", "NotFoundError", "model"
             )
         last_user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
-        text, count, finish = truncate(reply_text(last_user), max_tokens)
         n_out = 1 if self.server.ignore_n else n
+        answers = [
+            truncate(seeded_reply(messages, body.get("seed"), i) if self.server.seeded else reply_text(last_user),
+                     max_tokens)
+            for i in range(n_out)
+        ]  # fmt: skip
+        count = sum(c for _, c, _ in answers)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         self._send(
             200,
@@ -125,12 +144,12 @@ class Handler(BaseHTTPRequestHandler):
                 "model": MODEL,
                 "choices": [
                     {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
-                    for i in range(n_out)
+                    for i, (text, _, finish) in enumerate(answers)
                 ],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
-                    "completion_tokens": count * n_out,
-                    "total_tokens": prompt_tokens + count * n_out,
+                    "completion_tokens": count,
+                    "total_tokens": prompt_tokens + count,
                 },
             },
         )
@@ -142,8 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     ap.add_argument("--fail-first", type=int, default=0, help="answer the first K chat requests with 503")
     ap.add_argument("--ignore-n", action="store_true", help="always return one choice")
+    ap.add_argument("--seeded", action="store_true", help="answers depend on (messages, seed, choice)")
     args = ap.parse_args(argv)
-    server = StubServer((args.host, args.port), args.fail_first, args.ignore_n)
+    server = StubServer((args.host, args.port), args.fail_first, args.ignore_n, args.seeded)
     host, port = server.server_address[:2]
     print(f"listening on http://{host}:{port}", flush=True)
     try:

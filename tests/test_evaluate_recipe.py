@@ -17,7 +17,7 @@ def test_evaluate_then_report(expert_data, tmp_path):  # noqa: F811
     _tiny_sft(expert_data, tmp_path / "sft")
     policy = str(tmp_path / "sft" / "model")
     rms = []
-    for name, labels, beta in (("orm", "orm", 1.0), ("agentprm", "td", 1.0), ("no-la", "td", 0.0)):
+    for name, labels, beta in (("orm", "orm", 0.0), ("agentprm", "td", 1.0), ("no-la", "td", 0.0)):
         train_prm.main(train_prm.Args(data=expert_data, model=policy, run_dir=tmp_path / name, labels=labels,
                                       beta=beta, epochs=1, batch_size=8, heldout=0.2, max_prompt_tokens=512))  # fmt: skip
         rms.append(f"{name}={tmp_path / name}")

@@ -21,7 +21,7 @@ class ScriptedPolicy:
     def __init__(self, command):
         self.command = command
 
-    def generate(self, states, params):
+    def generate(self, states, params, seeds=None):
         return [[Generation(f"Thought:\nx\n\nAction:\n{self.command}", 10, 5)] * params.n for _ in states]
 
 

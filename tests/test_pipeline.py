@@ -177,7 +177,7 @@ def test_collect_batches_rounds_and_resumes(tokenizer, tmp_path):
     policy = HFPolicy(build_model("test", tokenizer), tokenizer, batch_size=16, max_prompt_tokens=300)
     calls = []
     generate = policy.generate
-    policy.generate = lambda states, params: calls.append(len(states)) or generate(states, params)
+    policy.generate = lambda states, params, seeds=None: calls.append(len(states)) or generate(states, params)
     done = []
     ledger = collect("babyai", [(t, s) for t in range(3) for s in range(2)], policy,
                      SamplingParams(temperature=1.0, max_new_tokens=6, seed=0), on_done=done.append,
@@ -272,14 +272,9 @@ def test_extending_a_collection_draws_new_samples(tokenizer):
     assert runs[0] != runs[1]
 
 
-def test_sft_fits_its_schedule_to_the_time_limit():
-    from agentprm.recipes.sft import fit_total
+def test_sft_budget_is_steps_and_the_time_guard_fails_loudly(expert_data, tmp_path):
+    from agentprm.rundir import TimeGuardError
 
-    # 1 ms per token, 5 s left: two more 2000-token batches fit, the cosine ends at step 12
-    assert fit_total(10, seconds_per_token=0.001, seconds_left=5.0, upcoming=[2000] * 4) == 12
-    # uneven batches: 1000 + 3000 fit in 4.5 s, the next 1000 would not
-    assert fit_total(10, seconds_per_token=0.001, seconds_left=4.5, upcoming=[1000, 3000, 1000]) == 12
-    assert fit_total(10, seconds_per_token=0.001, seconds_left=99.0, upcoming=[2000] * 2) == 12  # all fit
-    assert (
-        fit_total(10, seconds_per_token=0.001, seconds_left=0.0, upcoming=[2000] * 2) == 11
-    )  # never before now
+    assert _tiny_sft(expert_data, tmp_path / "a", max_steps=3)["steps"] == 3
+    with pytest.raises(TimeGuardError, match="not comparable"):
+        _tiny_sft(expert_data, tmp_path / "b", time_guard_minutes=1e-9)

@@ -44,7 +44,7 @@ class ScriptedPolicy:
     def __init__(self, plans, p_expert: float = 0.4):
         self.plans, self.p_expert, self.calls = plans, p_expert, []
 
-    def generate(self, states, params):
+    def generate(self, states, params, seeds=None):
         self.calls.append((len(states), params.n))
         rng = random.Random(len(self.calls))
         out = []
@@ -132,7 +132,7 @@ def test_greedy_uses_temperature_zero(expert_plans):
     seen = []
 
     class Recording(ScriptedPolicy):
-        def generate(self, states, params):
+        def generate(self, states, params, seeds=None):
             seen.append(params.temperature)
             return super().generate(states, params)
 

@@ -5,6 +5,11 @@ It is an ordinary token-classification model with one label (transformers'
 with AutoModelForTokenClassification alone and can be served by anyone. The value of step t is the
 head's output at the end-of-turn token closing a_t (see prompts.Segment): with causal attention it
 sees exactly (s_t, a_t), so ONE forward pass over a rendered trajectory gives every M_t.
+
+The head has no dropout unless asked (`head_dropout`): transformers' token-classification head
+applies dropout 0.1 by default, which made the training-mode values (and TD targets built from
+them) stochastic. With `head_dropout=0` and Qwen2's attention dropout 0, a training-mode forward
+pass is deterministic.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForTokenClassification,
     Qwen2Config,
     Qwen2ForTokenClassification,
@@ -24,35 +30,53 @@ from agentprm.models.presets import PRESETS
 from agentprm.policies.hf import default_dtype
 
 
-def build_value_model(preset: str, tokenizer, seed: int = 0) -> Qwen2ForTokenClassification:
-    """A fresh value model of a preset size (fp32, seeded)."""
+def build_value_model(
+    preset: str, tokenizer, seed: int = 0, head_dropout: float = 0.0
+) -> Qwen2ForTokenClassification:
+    """A fresh value model of a preset size (fp32, seeded), dropout `head_dropout` before the head."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)} or give an HF folder")
     config = Qwen2Config(vocab_size=len(tokenizer), tie_word_embeddings=True, num_labels=1,
-                         pad_token_id=tokenizer.pad_token_id, **PRESETS[preset])  # fmt: skip
+                         pad_token_id=tokenizer.pad_token_id, classifier_dropout=head_dropout,
+                         **PRESETS[preset])  # fmt: skip
     torch.manual_seed(seed)
     return Qwen2ForTokenClassification(config).float()
 
 
 def load_value_model(
-    path: str | os.PathLike, device: str | None = None, dtype: torch.dtype | None = None, seed: int = 0
+    path: str | os.PathLike,
+    device: str | None = None,
+    dtype: torch.dtype | None = None,
+    seed: int = 0,
+    head_dropout: float = 0.0,
 ):
     """(model, tokenizer) from an HF folder: a saved PRM, or a policy/backbone (a new head is added).
 
-    Initialising the PRM from the SFT policy (or a pretrained LM) is the paper's setting.
+    Initialising the PRM from the SFT policy (or a pretrained LM) is the paper's setting. The head's
+    dropout is set to `head_dropout` whatever the folder's config says (0: deterministic values).
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     path = Path(path)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path} is not an HF model folder (no config.json)")
     torch.manual_seed(seed)  # the new head's initialisation, when there is one
+    config = AutoConfig.from_pretrained(path, num_labels=1)
+    config.classifier_dropout = head_dropout  # Qwen2Config has no such field: the head reads it if set
     model = AutoModelForTokenClassification.from_pretrained(
-        path, num_labels=1, dtype=dtype or default_dtype(device)
+        path, config=config, dtype=dtype or default_dtype(device)
     )
     tok = load_tokenizer(path)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     return model.to(device), tok
+
+
+def has_dropout(model) -> bool:
+    """True when a training-mode forward pass of `model` is stochastic (an active dropout anywhere)."""
+    config = getattr(model, "config", None)
+    if model.training and float(getattr(config, "attention_dropout", 0.0) or 0.0) > 0:
+        return True
+    return any(isinstance(m, torch.nn.Dropout) and m.p > 0 and m.training for m in model.modules())
 
 
 def token_values(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -139,7 +139,12 @@ class HFPolicy:
         self.static_cache = static_cache
 
     @torch.no_grad()
-    def generate(self, states: list[Messages], params: SamplingParams) -> list[list[Generation]]:
+    def generate(
+        self, states: list[Messages], params: SamplingParams, seeds: list[int] | None = None
+    ) -> list[list[Generation]]:
+        """params.n Generations per state. Sampling draws each chunk of the batch from torch's
+        generator seeded by params.seed (rows differ because each row draws its own tokens);
+        per-state `seeds` are for backends that send one request per state, and are not used here."""
         texts = [to_text(self.tokenizer, m) for m in states]
         # Batch similar lengths together (less left padding), then restore the caller's order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

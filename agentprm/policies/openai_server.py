@@ -69,7 +69,7 @@ class OpenAIServerPolicy:
     """Sample from a model behind an OpenAI-compatible /chat/completions endpoint.
 
     Request per state: {model, messages, n, temperature, top_p, max_tokens=params.max_new_tokens,
-    seed (if set), stop (if set)}. temperature=0.0 is sent as 0 (greedy on vLLM/SGLang/llama.cpp).
+    seed (the state's own from `seeds`, else params.seed, if set), stop (if set)}. temperature=0.0 is sent as 0 (greedy on vLLM/SGLang/llama.cpp).
 
     Contract of the returned Generations:
     - exactly params.n per state, in the order of `states`. Servers that return fewer choices than
@@ -132,14 +132,25 @@ class OpenAIServerPolicy:
         # The api key stays out of reprs, logs and tracebacks.
         return f"OpenAIServerPolicy(base_url={self.base_url!r}, model={self.model!r})"
 
-    def generate(self, states: list[Messages], params: SamplingParams) -> list[list[Generation]]:
-        """One list of params.n Generations per state, in the order of `states` (see class docstring)."""
+    def generate(
+        self, states: list[Messages], params: SamplingParams, seeds: list[int] | None = None
+    ) -> list[list[Generation]]:
+        """One list of params.n Generations per state, in the order of `states` (see class docstring).
+
+        seeds[i] (when given) is the seed sent with state i's request; otherwise params.seed is.
+        """
         if params.n < 1:
             raise ValueError(f"SamplingParams.n must be >= 1, got {params.n}")
+        if seeds is not None and len(seeds) != len(states):
+            raise ValueError(f"{len(seeds)} seeds for {len(states)} states: give one seed per state")
         if not states:
             return []
+        per_state = seeds if seeds is not None else [params.seed] * len(states)
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(states))) as pool:
-            futures = [pool.submit(self._sample_state, messages, params) for messages in states]
+            futures = [
+                pool.submit(self._sample_state, messages, params, seed)
+                for messages, seed in zip(states, per_state, strict=True)
+            ]
             try:
                 return [f.result() for f in futures]
             except BaseException:
@@ -148,7 +159,7 @@ class OpenAIServerPolicy:
                     f.cancel()
                 raise
 
-    def _sample_state(self, messages: Messages, params: SamplingParams) -> list[Generation]:
+    def _sample_state(self, messages: Messages, params: SamplingParams, seed: int | None) -> list[Generation]:
         gens: list[Generation] = []
         prompt_tokens: int | None = None
         while len(gens) < params.n:
@@ -160,8 +171,8 @@ class OpenAIServerPolicy:
                 "top_p": params.top_p,
                 "max_tokens": params.max_new_tokens,
             }
-            if params.seed is not None:
-                body["seed"] = params.seed + len(gens)
+            if seed is not None:
+                body["seed"] = seed + len(gens)
             if self.stop:
                 body["stop"] = self.stop
             resp = self._post("/chat/completions", body)

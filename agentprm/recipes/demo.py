@@ -8,6 +8,13 @@
   5. evaluation on the test tasks: greedy, Best-of-N from one pool, oracle pass@N, beam search
                                                               -> runs/demo/evaluate/results.json
   6. report: tables and figures                               -> runs/demo/report.md, *.png
+     and a summary printed: every method with 95% intervals, and whether AgentPRM is ahead of each
+     baseline, level or behind (paired bootstrap over the test tasks)
+
+Deterministic: every training stage is budgeted in optimizer steps (each reward model gets the
+same --prm-steps), every stage is seeded by --seed, so two runs with the same arguments write the
+same results.json on any machine. --guard-minutes only stops a training stage that overruns, with
+an error that says so, instead of silently training less.
 
 Scale (so that it fits 20 minutes on 2 CPU cores): BabyAI's 13 short-horizon levels
 (splits test_short / train_short), a 6-round cap, a pool of 8 samples per test task and beam
@@ -23,13 +30,14 @@ import json
 import time
 from pathlib import Path
 
+from agentprm import report as report_lib
 from agentprm import rundir
 from agentprm.envs.splits import parse_tasks
 from agentprm.recipes import collect, evaluate, expert, report, sft, train_prm
 
-REWARD_MODELS = {  # name -> (labels, beta)
-    "orm": ("orm", 1.0),
-    "pvm": ("pvm", 1.0),
+REWARD_MODELS = {  # name -> (labels, beta); ORM and PVM learn promise only (L_Q), as in the paper
+    "orm": ("orm", 0.0),
+    "pvm": ("pvm", 0.0),
     "agentprm": ("td", 1.0),
     "agentprm-no-LA": ("td", 0.0),
 }
@@ -49,17 +57,22 @@ class Args:
     """expert trajectories for SFT (the first ones of --train-tasks)"""
     model: str = "tiny"
     """the policy preset created from scratch (tests use the far smaller `test`)"""
-    sft_minutes: float = 3.5
-    """SFT wall-clock budget"""
+    sft_steps: int = 330
+    """SFT optimizer steps (batch 8; about 3.5 minutes on 2 idle cores)"""
     rollout_tasks: int = 32
     """training tasks the PRM rollouts are drawn on (the last ones of --train-tasks, unseen in SFT)"""
     samples: int = 8
     """rollouts per training task (the paper: 16)"""
-    prm_minutes: float = 2.0
-    """wall-clock budget of each reward model's training (TD targets need the value head trained
-    first: on TextCraft, 17 steps left AgentPRM below PVM and 44 put it above; benchmarks/README.md)"""
+    prm_steps: int = 20
+    """optimizer steps of EACH reward model, batch 16 trajectories (TD targets need the value head
+    trained first: on TextCraft, 17 steps left AgentPRM below PVM and 44 put it above;
+    benchmarks/README.md)"""
     prm_lr: float = 3e-4
     """learning rate of the reward models (a few dozen steps fit the budget)"""
+    guard_minutes: float = 15.0
+    """a training stage still running after this long fails with an error (a guard, not a budget)"""
+    seed: int = 0
+    """seeds every stage: SFT, rollouts, reward models, evaluation"""
     reward_models: tuple[str, ...] = tuple(REWARD_MODELS)
     """which of orm, pvm, agentprm, agentprm-no-LA to train and compare"""
     pool: int = 8
@@ -104,28 +117,34 @@ def main(args: Args) -> dict:
         env=args.env, tasks=",".join(map(str, sft_tasks)), out=run / "expert.jsonl")))  # fmt: skip
     # 2. SFT of the tiny policy from scratch.
     _stage(run, "sft", lambda: sft.main(sft.Args(
-        data=run / "expert.jsonl", env=args.env, model=args.model, run_dir=run / "sft", epochs=4,
-        max_minutes=args.sft_minutes, threads=args.threads)))  # fmt: skip
+        data=run / "expert.jsonl", env=args.env, model=args.model, run_dir=run / "sft", epochs=1000,
+        max_steps=args.sft_steps, time_guard_minutes=args.guard_minutes, threads=args.threads,
+        seed=args.seed)))  # fmt: skip
     policy = str(run / "sft" / "model")
     # 3. Rollouts for PRM training (temperature 1.0, the paper's collection setting).
     _stage(run, "rollouts", lambda: collect.main(collect.Args(
         policy=policy, env=args.env, tasks=",".join(map(str, prm_tasks)), n=args.samples,
-        temperature=1.0, run_dir=run / "rollouts", max_rounds=args.max_rounds, threads=args.threads)))  # fmt: skip
+        temperature=1.0, run_dir=run / "rollouts", max_rounds=args.max_rounds, threads=args.threads,
+        seed=args.seed)))  # fmt: skip
     # 4. Reward models, each initialised from the SFT policy.
     for name, path in rm_dirs.items():
         labels, beta = REWARD_MODELS[name]
         _stage(run, f"prm-{name}", lambda labels=labels, beta=beta, path=path: train_prm.main(train_prm.Args(
             data=run / "rollouts" / "trajectories.jsonl", env=args.env, labels=labels, beta=beta,
-            model=policy, run_dir=path, epochs=3, batch_size=16, heldout=0.25, lr=args.prm_lr,
-            max_minutes=args.prm_minutes, threads=args.threads)))  # fmt: skip
+            model=policy, run_dir=path, epochs=1000, max_steps=args.prm_steps, batch_size=16, heldout=0.25,
+            lr=args.prm_lr, time_guard_minutes=args.guard_minutes, threads=args.threads,
+            seed=args.seed)))  # fmt: skip
     # 5. Evaluation on the test tasks.
     results = _stage(run, "evaluate", lambda: evaluate.main(evaluate.Args(
         policy=policy, reward_models=tuple(f"{n}={p}" for n, p in rm_dirs.items()), env=args.env,
         tasks=args.test_tasks, pool=args.pool, beams=args.beams, max_rounds=args.max_rounds,
-        run_dir=run / "evaluate", threads=args.threads)))  # fmt: skip
+        run_dir=run / "evaluate", threads=args.threads, seed=args.seed)))  # fmt: skip
     # 6. Report (always rewritten: cheap).
     report.main(report.Args(runs=(run / "evaluate", *rm_dirs.values(), run / "rollouts"), out=run))
     minutes = (time.time() - start) / 60
+    results = json.loads((run / "evaluate" / "results.json").read_text())
+    print(f"\n[demo] {results['env']}, {results['tasks']} test tasks:")
+    print("\n".join(report_lib.summary_table(results)))
     print(f"\n[demo] finished in {minutes:.1f} min this run -> {run / 'report.md'}")
     rundir.log_metrics(run, {"stage": "demo", "minutes": minutes})
     return results

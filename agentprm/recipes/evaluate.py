@@ -25,7 +25,7 @@ from rich.table import Table
 import agentprm.envs as E
 from agentprm import rundir
 from agentprm.envs.splits import parse_tasks
-from agentprm.evaluation import aggregate, best_of_n, mean_ci, oracle_at_n, wilson
+from agentprm.evaluation import aggregate, best_of_n, bootstrap_ci, oracle_at_n, paired_difference, wilson
 from agentprm.models.value import load_value_model
 from agentprm.recipes.collect import make_policy
 from agentprm.scorers import PRMScorer
@@ -114,24 +114,56 @@ def _forget_if_changed(run: Path, name: str, path: Path) -> None:
 
 
 def _rates(trajs) -> dict:
-    """Success rate (Wilson CI) and mean reward (normal CI) of one trajectory per task."""
+    """Success rate (Wilson CI) and mean reward (bootstrap CI over tasks) of one trajectory per task."""
     s = wilson(sum(t.success for t in trajs), len(trajs))
-    r = mean_ci([t.reward for t in trajs])
+    r = bootstrap_ci([t.reward for t in trajs])
     return {"n": len(trajs), "success": s[0], "success_ci": s[1:], "reward": r[0], "reward_ci": r[1:]}
 
 
 def _curve(per_task: dict[int, list], ns: list[int], score) -> dict:
-    """{n: {success, success_ci, reward, reward_ci}}: score(trajs, key, n) averaged over tasks."""
+    """{n: {success, success_ci, reward, reward_ci}}: score(trajs, key, n) averaged over tasks, with
+    a bootstrap interval over tasks (inside [0, 1])."""
     out = {}
     for n in ns:
-        succ = mean_ci([score(trajs, "success", n) for trajs in per_task.values()])
-        rew = mean_ci([score(trajs, "reward", n) for trajs in per_task.values()])
+        succ = bootstrap_ci([score(trajs, "success", n) for trajs in per_task.values()])
+        rew = bootstrap_ci([score(trajs, "reward", n) for trajs in per_task.values()])
         out[n] = {"success": succ[0], "success_ci": succ[1:], "reward": rew[0], "reward_ci": rew[1:]}
     return out
 
 
+def _without_time(value):
+    """results.json holds what the same command and seed reproduce: wall-clock seconds stay in
+    ledgers.json and metrics.jsonl."""
+    if isinstance(value, dict):
+        return {k: _without_time(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_without_time(v) for v in value]
+    return value
+
+
+def compare(method: str, per_task: dict) -> dict:
+    """AgentPRM against every other reward model, paired over tasks (evaluation.paired_difference).
+
+    per_task: {setting: {reward model: {key: [value per task, in task order]}}} for settings such as
+    "beam@2x2" and "bon@8", keys "success" and "reward".
+    -> {baseline: {setting: {key: {diff, ci, verdict, tasks}}}}
+    """
+    out: dict = {}
+    for setting, by_rm in per_task.items():
+        if method not in by_rm:
+            continue
+        for baseline, values in by_rm.items():
+            if baseline == method:
+                continue
+            out.setdefault(baseline, {})[setting] = {
+                key: paired_difference(by_rm[method][key], values[key]) for key in values
+            }
+    return out
+
+
 def load_reward_model(spec: str) -> tuple[str, Path, dict]:
-    """'name=path' -> (name, HF folder, its train-prm args (labels, beta, budget) when known)."""
+    """'name=path' -> (name, HF folder, its train-prm args (labels, beta, budget) and training
+    summary (steps, train_tokens) when known)."""
     name, sep, path = spec.partition("=")
     if not sep:
         raise SystemExit(f"give reward models as NAME=PATH (e.g. agentprm=runs/prm-td), not {spec!r}")
@@ -139,6 +171,9 @@ def load_reward_model(spec: str) -> tuple[str, Path, dict]:
     info = {}
     if (path / "args.json").exists() and (path / "model").is_dir():
         info = json.loads((path / "args.json").read_text())
+        if (path / "summary.json").exists():
+            summary = json.loads((path / "summary.json").read_text())
+            info.update({k: summary.get(k) for k in ("steps", "total_steps", "train_tokens")})
         path = path / "model"
     return name, path, info
 
@@ -189,13 +224,14 @@ def main(args: Args) -> dict:
 
     # 3. Per reward model: score the pool once, Best-of-N curves, then beam search.
     results["reward_models"], results["bon"], results["beam"] = {}, {}, {}
+    paired: dict = {}  # setting -> reward model -> key -> per-task values (for the comparison)
     for spec in args.reward_models:
         name, path, info = load_reward_model(spec)
         model, tok = load_value_model(path)
         budget = info.get("max_prompt_tokens", args.max_prompt_tokens)
         scorer = PRMScorer(model, tok, budget=budget, name=name)
-        results["reward_models"][name] = {"path": str(path), "labels": info.get("labels"),
-                                          "beta": info.get("beta")}  # fmt: skip
+        results["reward_models"][name] = {"path": str(path), **{k: info.get(k) for k in (
+            "labels", "beta", "td_form", "steps", "train_tokens")}}  # fmt: skip
         _forget_if_changed(run, name, path)
         cache = run / f"scores_{name}.json"
         cached = json.loads(cache.read_text()) if cache.exists() else {}
@@ -213,6 +249,12 @@ def main(args: Args) -> dict:
                 [aggregate(scores[(t.task, t.sample)], how) for t in ts], [outcome(t, key) for t in ts], n))
             for how in ("last", "min", "mean")
         }  # fmt: skip
+        top = {t: sorted(ts, key=lambda x: x.sample) for t, ts in sorted(per_task.items())}
+        paired.setdefault(f"bon@{ns[-1]}", {})[name] = {
+            key: [best_of_n([aggregate(scores[(x.task, x.sample)], "last") for x in ts],
+                            [outcome(x, key) for x in ts], ns[-1]) for ts in top.values()]
+            for key in ("success", "reward")
+        }  # fmt: skip
         last = results["bon"][name]["last"][ns[-1]]
         console.print(f"{name}: Best-of-{ns[-1]} success {last['success']:.3f}, reward {last['reward']:.3f}")
         results["beam"][name] = {}
@@ -226,6 +268,10 @@ def main(args: Args) -> dict:
                     yield from beam_search(env, todo[start : start + args.chunk], policy, scorer, cfg, ledger)
 
             trajs = _resume(run / f"beam_{name}_{n}x{m}.jsonl", env, tasks, 1, play_beam)
+            paired.setdefault(f"beam@{beam}", {})[name] = {
+                key: [outcome(t, key) for t in sorted(trajs, key=lambda t: t.task)]
+                for key in ("success", "reward")
+            }
             results["beam"][name][beam] = {
                 **_rates(trajs),
                 "ledger": _spent(run, f"beam {name} @{beam}", ledger),
@@ -233,8 +279,13 @@ def main(args: Args) -> dict:
             console.print(f"{name}: beam @{beam} success {results['beam'][name][beam]['success']:.3f}, "
                           f"reward {results['beam'][name][beam]['reward']:.3f}")  # fmt: skip
     results["ledgers"] = ledgers
+    # AgentPRM (td labels, beta > 0) against each baseline, paired over the same tasks.
+    method = next((n for n, i in results["reward_models"].items()
+                   if i.get("labels") == "td" and (i.get("beta") or 0) > 0), None)  # fmt: skip
+    results["comparison"] = {"method": method, "baselines": compare(method, paired) if method else {}}
 
     # 4. Save and summarise.
+    results = _without_time(results)
     rundir.atomic_write_text(run / "results.json", json.dumps(results, indent=1))
     rundir.log_metrics(run, {"stage": "evaluate", "greedy": results["greedy"], "sample": results["sample"]})
     table = Table(title=f"{env}: {len(tasks)} tasks (success / mean reward)")

@@ -8,6 +8,10 @@ from the SFT model:  agentprm sft --model runs/sft/model --data runs/collect/tra
 With --model tiny|test a tokenizer is trained on the data and the model is created from scratch;
 then the defaults are tuned for that preset (lr 1e-3, all trajectories, prompt loss weight 1.0).
 
+The budget is optimizer steps (--epochs, capped by --max-steps; the cosine schedule spans exactly
+those steps), never wall-clock time: the same command and seed train the same steps on any
+machine. --time-guard-minutes only stops a run that overruns, loudly, with an error.
+
 Resumable: a checkpoint (model, optimizer, scheduler, step) is written atomically every
 --save-every steps; re-running the same command continues from it.
 """
@@ -62,8 +66,10 @@ class Args:
     to copy the goal, benchmarks/README.md), 0 for pretrained models (the paper's SFT)"""
     warmup: float = 0.05
     """share of steps with linear warm-up, then cosine decay to 10%"""
-    max_minutes: float | None = None
-    """stop (and save) after this much wall-clock time"""
+    max_steps: int | None = None
+    """at most this many optimizer steps (the schedule is planned over them); default: all --epochs"""
+    time_guard_minutes: float | None = None
+    """fail (after saving a checkpoint) if training runs longer than this: a guard, never a budget"""
     save_every: int = 50
     """checkpoint every this many steps"""
     threads: int | None = None
@@ -78,26 +84,6 @@ def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[li
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(batches)
     return batches
-
-
-def fit_total(step: int, seconds_per_token: float, seconds_left: float, upcoming: list[int]) -> int:
-    """The schedule's length under a time limit: `step` + how many of the upcoming batches (their
-    padded token counts, in training order, up to the planned total) fit in the time left.
-
-    >>> fit_total(10, seconds_per_token=0.001, seconds_left=5.0, upcoming=[2000, 2000, 2000, 2000])
-    12
-    >>> fit_total(10, seconds_per_token=0.001, seconds_left=99.0, upcoming=[2000, 2000])
-    12
-    >>> fit_total(10, seconds_per_token=0.001, seconds_left=0.0, upcoming=[])  # nothing left planned
-    10
-    """
-    k, spent = 0, 0.0
-    while k < len(upcoming) and spent + upcoming[k] * seconds_per_token <= seconds_left:
-        spent += upcoming[k] * seconds_per_token
-        k += 1
-    # At least one more step if any is planned (the caller is mid-run), never past the plan: a
-    # schedule one step longer than the planned batches would index an epoch past --epochs.
-    return step + (max(k, 1) if upcoming else 0)
 
 
 def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
@@ -175,6 +161,10 @@ def main(args: Args) -> dict:
     lengths = [len(ids) for ids, _ in examples]
     steps_per_epoch = math.ceil(len(examples) / args.batch_size)
     total = steps_per_epoch * args.epochs
+    if args.max_steps is not None:
+        if args.max_steps < 1:
+            raise SystemExit(f"--max-steps must be >= 1, got {args.max_steps}")
+        total = min(total, args.max_steps)
     print(
         f"sft: {len(trajs)} trajectories -> {len(examples)} sequences (mean {sum(lengths) / len(lengths):.0f} "
         f"tokens), {total} steps, lr {lr}, prompt loss weight {prompt_weight}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
@@ -191,7 +181,7 @@ def main(args: Args) -> dict:
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    step, fitted = 0, 0
+    step = 0
     ckpt_path = run / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
@@ -199,7 +189,7 @@ def main(args: Args) -> dict:
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         step = ckpt["step"]
-        total, warm, fitted = ckpt.get("total", total), ckpt.get("warm", warm), int(ckpt.get("fitted", 0))
+        total, warm = ckpt.get("total", total), ckpt.get("warm", warm)
         if preset:
             tokenizer = ckpt["tokenizer"]
         print(f"resumed from {ckpt_path} at step {step}/{total}")
@@ -213,7 +203,6 @@ def main(args: Args) -> dict:
                 "step": step,
                 "total": total,
                 "warm": warm,
-                "fitted": fitted,
                 "tokenizer": tokenizer,
             },
             ckpt_path,
@@ -222,16 +211,8 @@ def main(args: Args) -> dict:
     # 5. Train: token-mean cross-entropy on response tokens (+ prompt_weight x on prompt tokens).
     model.train()
     loss = None
-    start, tokens_seen, deadline, first_step = time.time(), 0, None, step
-    # Padded tokens of every planned batch, in training order: what a time limit is fitted with.
-    planned = [
-        len(b) * max(lengths[i] for i in b)
-        for e in range(args.epochs)
-        for b in _batches(lengths, args.batch_size, random.Random(args.seed * 1000 + e))
-    ]
-    clock = None  # (time, step) once the first steps (slower: allocation, warm caches) are done
-    if args.max_minutes:
-        deadline = start + 60 * args.max_minutes
+    start, tokens_seen = time.time(), 0
+    guard = start + 60 * args.time_guard_minutes if args.time_guard_minutes else None
     columns = [
         TextColumn("sft"),
         BarColumn(),
@@ -258,17 +239,6 @@ def main(args: Args) -> dict:
                 scheduler.step()
                 step += 1
                 tokens_seen += int(attention.sum())
-                if deadline and fitted < 2:
-                    # Fit the schedule to the batches that fit the time limit, so the learning rate
-                    # decays before the deadline instead of stopping at its peak. Measured per padded
-                    # token over steps 3-12 of this run, measured again halfway.
-                    if step - first_step == 2:
-                        clock = (time.time(), step)
-                    elif clock and step == (first_step + 12 if not fitted else (first_step + total) // 2):
-                        rate = (time.time() - clock[0]) / sum(planned[clock[1] : step])
-                        total = fit_total(step, rate, deadline - time.time(), planned[step:])
-                        warm, fitted = min(warm, max(step + 1, int(args.warmup * total))), fitted + 1
-                        bar.update(job, total=total)
                 bar.update(job, completed=step, loss=loss.item())
                 if step % 10 == 0 or step == total:
                     rundir.log_metrics(
@@ -284,11 +254,15 @@ def main(args: Args) -> dict:
                     )
                 if step % args.save_every == 0:
                     checkpoint()
-                if step >= total or (deadline and time.time() > deadline):
+                if step >= total:
                     break
-            if deadline and time.time() > deadline:
-                print(f"time limit reached at step {step}/{total}")
-                break
+                if guard and time.time() > guard:
+                    checkpoint()
+                    raise rundir.TimeGuardError(
+                        f"sft ({args.run_dir}) hit its time guard ({args.time_guard_minutes} min) at step "
+                        f"{step} of {total}: results are not comparable. Re-run the same command to "
+                        "resume, or raise --time-guard-minutes."
+                    )
     checkpoint()
 
     # 6. Save the policy as an ordinary HF folder (atomically: written aside, then renamed).

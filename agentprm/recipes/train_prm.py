@@ -3,9 +3,15 @@
 Algorithm 1 (AgentPRM), read top to bottom:
   for every batch of trajectories:
     1. one forward pass per rendered trajectory -> M_0..M_T (value read at the end of each a_t)
-    2. labels: td -> TD(lambda)+GAE targets from the CURRENT values (no gradient), recomputed every
-       batch; mc -> precomputed Math-Shepherd estimates (`agentprm mc-label`); pvm / orm -> outcome
-    3. loss L_Q + beta * L_A (beta = 1 paper, 0 = ablation), one optimizer step
+    2. labels: td -> TD(lambda)+GAE targets from the CURRENT values (no gradient, deterministic:
+       the head has no dropout by default; with --head-dropout > 0 the targets come from a separate
+       eval-mode pass), recomputed every batch; mc -> precomputed Math-Shepherd estimates
+       (`agentprm mc-label`); pvm / orm -> the outcome
+    3. loss L_Q + beta * L_A (td / mc: beta = 1 paper, 0 = ablation; pvm / orm: L_Q only, as the
+       paper's baselines), one optimizer step
+The budget is optimizer steps (--epochs, capped by --max-steps), never wall-clock time: the same
+command and seed train the same number of steps on any machine. --time-guard-minutes only stops a
+run that overruns, loudly, with an error.
 Paper defaults for pretrained backbones: <= 5 epochs, lr 1e-6. For the tiny preset (initialised from
 the SFT policy, as the paper initialises from its backbone) the tuned default is lr 1e-4.
 
@@ -39,10 +45,10 @@ from agentprm.diagnostics import (
     spearman,
     value_histogram,
 )
-from agentprm.losses import loss_a, loss_q
+from agentprm.losses import beta_for, loss_a, loss_q
 from agentprm.models.presets import PRESETS
 from agentprm.models.tokenizer import env_tokenizer
-from agentprm.models.value import build_value_model, load_value_model
+from agentprm.models.value import build_value_model, has_dropout, load_value_model
 from agentprm.prm_batch import encode, pad, step_values
 from agentprm.types import read_trajectories
 
@@ -64,8 +70,14 @@ class Args:
     """initialisation: an HF folder (the SFT policy or a pretrained LM; a value head is added) or a preset"""
     run_dir: Path = Path("runs/prm")
     """output: args.json, metrics.jsonl, checkpoint.pt, split.json, model/ (HF token-classification folder)"""
-    beta: float = 1.0
-    """weight of L_A (progress); 0 is the paper's ablation"""
+    beta: float | None = None
+    """weight of L_A (progress): default 1.0 for td / mc labels, 0 is the paper's ablation; pvm and orm
+    train with L_Q only (a non-zero value is refused)"""
+    td_form: str = "standard"
+    """TD indexing: standard (GAE's delta_t = r_t + gamma Q_{t+1} - Q_t) or literal (the paper's Eq.
+    12-14 as printed, delta_t = r_t + gamma Q_t - Q_{t-1}); see agentprm/labels.py and PAPER.md"""
+    head_dropout: float = 0.0
+    """dropout before the value head (transformers' default 0.1 made TD targets stochastic)"""
     gamma: float = 1.0
     """discount (not given in the paper; 1.0: the outcome is undiscounted)"""
     lam: float = 0.95
@@ -82,8 +94,10 @@ class Args:
     """share of TASKS held out for diagnostics"""
     save_every: int = 50
     """checkpoint every this many steps"""
-    max_minutes: float | None = None
-    """stop (and save) after this much wall-clock time"""
+    max_steps: int | None = None
+    """at most this many optimizer steps (default: --epochs passes over the data)"""
+    time_guard_minutes: float | None = None
+    """fail (after saving a checkpoint) if training runs longer than this: a guard, never a budget"""
     threads: int | None = None
     """torch CPU threads per process"""
     seed: int = 0
@@ -114,13 +128,19 @@ def load_mc(path: Path, hard: bool) -> dict[tuple[int, int], torch.Tensor]:
 
 
 def targets_for(
-    args: Args, enc, values: list[torch.Tensor], trajs, mc_table
+    args: Args, enc, values: list[torch.Tensor], trajs, mc_table, q_prev: list[torch.Tensor] | None = None
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(Qhat, mask) per trajectory of the batch, shaped like its values."""
+    """(Qhat, mask) per trajectory of the batch, shaped like its values.
+
+    values (and q_prev, Q_{-1} per trajectory, used by td_form="literal") must come from a
+    deterministic pass of the current model (`target_values`).
+    """
     out = []
-    for e, v in zip(enc, values, strict=True):
+    for k, (e, v) in enumerate(zip(enc, values, strict=True)):
         if args.labels == "td":
-            t, m = L.td_gae(v.detach().cpu(), e.outcome, gamma=args.gamma, lam=args.lam)
+            prev = None if q_prev is None else q_prev[k].detach().cpu()
+            t, m = L.td_gae(v.detach().cpu(), e.outcome, gamma=args.gamma, lam=args.lam, form=args.td_form,
+                            q_prev=prev)  # fmt: skip
         elif args.labels == "pvm":
             t, m = L.pvm(e.outcome, e.num_steps)
         elif args.labels == "orm":
@@ -135,11 +155,34 @@ def targets_for(
     return out
 
 
+def target_values(model, batch, pad_id: int, values, q_prev):
+    """The (values, Q_{-1}) TD targets are built from: the training pass's own, detached, when that
+    pass is deterministic (no active dropout); otherwise a separate eval-mode pass without gradient.
+    Either way two calls on the same batch and weights give identical targets."""
+    if not has_dropout(model):
+        return [v.detach() for v in values], [p.detach() for p in q_prev]
+    model.eval()
+    try:
+        with torch.no_grad():
+            return step_values(model, batch, pad_id)
+    finally:
+        model.train()
+
+
 def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, run: Path) -> dict:
     """Diagnostics on held-out tasks, written to diagnostics.json and value_distribution.png."""
     enc = encode(env, held, tokenizer, args.max_prompt_tokens)  # rendered once: scoring and targets
     values = score_encoded(model, enc, len(held), tokenizer.pad_token_id)
-    tgt = targets_for(args, enc, [values[e.index] for e in enc], held, mc_table)
+    q_prev = None
+    if args.labels == "td" and args.td_form == "literal":
+        model.eval()
+        with torch.no_grad():
+            q_prev = [
+                p
+                for i in range(0, len(enc), 16)
+                for p in step_values(model, enc[i : i + 16], tokenizer.pad_token_id)[1]
+            ]
+    tgt = targets_for(args, enc, [values[e.index] for e in enc], held, mc_table, q_prev)
     v, _ = pad([values[e.index] for e in enc])
     t, _ = pad([x for x, _ in tgt])
     m, _ = pad([x for _, x in tgt])
@@ -182,6 +225,14 @@ def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, 
 
 
 def main(args: Args) -> dict:
+    try:
+        args = dataclasses.replace(args, beta=beta_for(args.labels, args.beta))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    if args.td_form not in ("standard", "literal"):
+        raise SystemExit(f"--td-form must be standard or literal, not {args.td_form!r}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise SystemExit(f"--max-steps must be >= 1, got {args.max_steps}")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -212,9 +263,11 @@ def main(args: Args) -> dict:
     preset = args.model in PRESETS
     if preset:
         tokenizer = env_tokenizer(env, trajs)
-        model = build_value_model(args.model, tokenizer, seed=args.seed)
+        model = build_value_model(args.model, tokenizer, seed=args.seed, head_dropout=args.head_dropout)
     else:
-        model, tokenizer = load_value_model(args.model, device="cpu", seed=args.seed)
+        model, tokenizer = load_value_model(
+            args.model, device="cpu", seed=args.seed, head_dropout=args.head_dropout
+        )
     lr = (
         args.lr
         if args.lr is not None
@@ -223,6 +276,8 @@ def main(args: Args) -> dict:
     encoded = encode(env, train, tokenizer, args.max_prompt_tokens)
     steps_per_epoch = math.ceil(len(encoded) / args.batch_size)
     total = steps_per_epoch * args.epochs
+    if args.max_steps is not None:
+        total = min(total, args.max_steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     model, optimizer = accelerator.prepare(model, optimizer)
     if main_proc:
@@ -233,13 +288,14 @@ def main(args: Args) -> dict:
         )
 
     # 3. Resume.
-    step = 0
+    step, train_tokens = 0, 0
     ckpt_path = Path(args.run_dir) / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         accelerator.unwrap_model(model).load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
+        train_tokens = int(ckpt.get("train_tokens", 0))
         if main_proc:
             print(f"resumed from {ckpt_path} at step {step}/{total}")
 
@@ -251,6 +307,7 @@ def main(args: Args) -> dict:
                     "model": accelerator.unwrap_model(model).state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "step": step,
+                    "train_tokens": train_tokens,
                 },
                 ckpt_path,
             )
@@ -259,7 +316,7 @@ def main(args: Args) -> dict:
     model.train()
     rank, world = accelerator.process_index, accelerator.num_processes
     start = time.time()
-    deadline = start + 60 * args.max_minutes if args.max_minutes else None
+    guard = start + 60 * args.time_guard_minutes if args.time_guard_minutes else None
     columns = [TextColumn("train-prm"), BarColumn(), TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
                TimeRemainingColumn()]  # fmt: skip
     with Progress(*columns, transient=True, disable=not main_proc) as bar:
@@ -271,8 +328,12 @@ def main(args: Args) -> dict:
             for b in range(offset, steps_per_epoch):
                 global_batch = [encoded[i] for i in order[b * args.batch_size : (b + 1) * args.batch_size]]
                 local = global_batch[rank::world]
-                values, _ = step_values(model, local, tokenizer.pad_token_id) if local else ([], [])
-                tgt = targets_for(args, local, values, train, mc_table)
+                values, q_prev = step_values(model, local, tokenizer.pad_token_id) if local else ([], [])
+                if args.labels == "td" and local:  # targets from a deterministic pass (no gradient)
+                    tv, tp = target_values(model, local, tokenizer.pad_token_id, values, q_prev)
+                else:
+                    tv, tp = values, q_prev
+                tgt = targets_for(args, local, tv, train, mc_table, tp)
                 # Normalise by GLOBAL counts so every process's gradient is its share of the global mean
                 # (DDP averages gradients over processes, hence the factor `world`).
                 if local:
@@ -280,10 +341,13 @@ def main(args: Args) -> dict:
                     t, _ = pad([x for x, _ in tgt])
                     m, _ = pad([x for _, x in tgt])
                     pair = m[:, 1:] * m[:, :-1]
-                    counts = torch.tensor([m.sum(), pair.sum()], device=accelerator.device)
+                    n_tokens = sum(len(s.ids) for e in local for s in e.segments)
+                    counts = torch.tensor([m.sum(), pair.sum(), n_tokens], device=accelerator.device)
                 else:
-                    counts = torch.zeros(2, device=accelerator.device)
-                counts = accelerator.reduce(counts, reduction="sum").clamp(min=1)
+                    counts = torch.zeros(3, device=accelerator.device)
+                counts = accelerator.reduce(counts.float(), reduction="sum")
+                train_tokens += int(counts[2])
+                counts = counts[:2].clamp(min=1)
                 if local:
                     lq = loss_q(v, t, m) * m.sum() / counts[0] * world
                     la = loss_a(v, t, m) * pair.sum() / counts[1] * world
@@ -302,21 +366,27 @@ def main(args: Args) -> dict:
                                              "train/loss_q": float(logs[0]), "train/loss_a": float(logs[1])})  # fmt: skip
                 if step % args.save_every == 0:
                     checkpoint()
-                if deadline and time.time() > deadline:
+                if step >= total:
                     break
-            if deadline and time.time() > deadline:
-                if main_proc:
-                    print(f"time limit reached at step {step}/{total}")
-                break
+                if guard and time.time() > guard:
+                    checkpoint()
+                    raise rundir.TimeGuardError(
+                        f"train-prm ({args.run_dir}) hit its time guard ({args.time_guard_minutes} min) at "
+                        f"step {step} of {total}: results are not comparable. Re-run the same command "
+                        "to resume, or raise --time-guard-minutes."
+                    )
     checkpoint()
 
     # 5. Save the PRM as an HF token-classification folder (atomic rename).
-    summary = {"steps": step, "total_steps": total, "minutes": round((time.time() - start) / 60, 2)}
+    summary = {"steps": step, "total_steps": total, "train_tokens": train_tokens, "labels": args.labels,
+               "beta": args.beta, "minutes": round((time.time() - start) / 60, 2)}  # fmt: skip
     accelerator.wait_for_everyone()
     if main_proc:
         unwrapped = accelerator.unwrap_model(model)
         out = rundir.save_model(unwrapped, tokenizer, run / "model")
         summary["model"] = str(out)
+        # what report / evaluate read: each reward model's optimizer steps and training tokens
+        rundir.atomic_write_text(run / "summary.json", json.dumps(rundir.jsonable(summary), indent=2) + "\n")
         # 6. Held-out diagnostics: loss terms, sibling-pair and final-step ranking, Figure 7.
         held = [t for t in trajs if t.task in held_tasks]
         if held:
