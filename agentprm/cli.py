@@ -1,8 +1,47 @@
-"""`agentprm <command>`: each command is a recipe's Args dataclass, parsed by tyro."""
+"""`agentprm <command>`: each command is a recipe's Args dataclass, parsed by tyro.
+
+Errors: an expected error (bad input, a missing or corrupt file, a run dir in use or made with other
+arguments, no permission, a full disk, a server that cannot be reached) prints ONE line saying what
+to change and exits with status 2; anything else prints the traceback and asks for a bug report
+(status 1). `--debug` (anywhere on the command line) or AGENTPRM_DEBUG=1 always shows tracebacks.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
+import traceback
+
+# OSErrors that are the machine's state, not a bug: say which path and why.
+_EXPECTED_ERRNO = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENOENT,
+                   errno.EISDIR, errno.ENOTDIR, errno.ECONNREFUSED}  # fmt: skip
+
+
+def expected_error(exc: BaseException) -> str | None:
+    """The one-line message for an error a user can fix, or None for a bug.
+
+    >>> expected_error(ValueError("--n must be >= 1, got 0"))
+    'error: --n must be >= 1, got 0'
+    >>> expected_error(OSError(28, "No space left on device", "runs/x/checkpoint.pt"))
+    'error: runs/x/checkpoint.pt: No space left on device (free some space or choose another --run-dir)'
+    >>> expected_error(KeyError("oracle")) is None
+    True
+    """
+    from agentprm.policies.openai_server import OpenAIServerError
+    from agentprm.rundir import RunDirError, TimeGuardError
+
+    if isinstance(exc, OSError) and exc.errno in _EXPECTED_ERRNO:
+        where = exc.filename or ""
+        hint = {errno.ENOSPC: " (free some space or choose another --run-dir)",
+                errno.EDQUOT: " (over quota: free some space or choose another --run-dir)",
+                errno.EROFS: " (a read-only file system: choose another --run-dir)",
+                errno.EACCES: " (no permission: choose another path or fix its permissions)",
+                errno.EPERM: " (no permission: choose another path or fix its permissions)"}.get(exc.errno, "")  # fmt: skip
+        return f"error: {where + ': ' if where else ''}{exc.strerror or exc}{hint}"
+    if isinstance(exc, (ValueError, RunDirError, TimeGuardError, OpenAIServerError)):
+        return f"error: {exc}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,7 +86,9 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "report": (report.Args, report.main, "report.md and figures from run folders"),
     }
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("AGENTPRM_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print("usage: agentprm <command> [--help]\n\ncommands:")
         for name, (_, _, doc) in commands.items():
@@ -57,8 +98,25 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(2)
         return
     args_cls, run, doc = commands[argv[0]]
-    args = tyro.cli(args_cls, args=argv[1:], prog=f"agentprm {argv[0]}", description=doc)
-    run(args)
+    try:
+        args = tyro.cli(args_cls, args=argv[1:], prog=f"agentprm {argv[0]}", description=doc)
+        run(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"\nagentprm {argv[0]}: interrupted; re-run the same command to resume", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as exc:  # the one top-level handler
+        message = expected_error(exc)
+        if debug:
+            raise
+        if message is None:
+            traceback.print_exc()
+            print(f"agentprm {argv[0]}: unexpected error (a bug): please report it with the traceback above "
+                  "and the command line", file=sys.stderr)  # fmt: skip
+            raise SystemExit(1) from None
+        print(f"agentprm {argv[0]}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -23,21 +23,41 @@ def _num(d: dict, key: str) -> float:
 
 
 def _last_metrics(path: Path) -> dict:
-    lines = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines() if x.strip()] \
-        if (path / "metrics.jsonl").exists() else []  # fmt: skip
+    """The last metrics.jsonl record with a ledger (a torn last line, what a kill leaves, is skipped;
+    any other bad line raises ValueError naming path:line)."""
+    from agentprm.rundir import read_records
+
+    lines = read_records(path / "metrics.jsonl")
     return next((x for x in reversed(lines) if "ledger" in x), {})
+
+
+RESULTS_KEYS = ("env", "tasks", "pool", "policy", "greedy", "sample", "oracle", "bon", "beam")
+
+
+def _read_json(path: Path, required: tuple[str, ...] = ()) -> dict:
+    """A JSON object from `path`, with ValueError naming the file (and missing field) when it is not."""
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); re-run the command that writes it") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object; re-run the command that writes it")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}; re-run the command that writes it")
+    return data
 
 
 def load_runs(paths) -> dict:
     """{'evaluate': [(path, results)], 'prm': [(path, args, diagnostics)], 'cost': [(path, kind, metrics)]}."""
     out: dict = {"evaluate": [], "prm": [], "cost": []}
     for p in map(Path, paths):
-        args = json.loads((p / "args.json").read_text()) if (p / "args.json").exists() else {}
+        args = _read_json(p / "args.json") if (p / "args.json").exists() else {}
         metrics = _last_metrics(p)
         if (p / "results.json").exists():
-            out["evaluate"].append((p, json.loads((p / "results.json").read_text())))
+            out["evaluate"].append((p, _read_json(p / "results.json", RESULTS_KEYS)))
         elif (p / "diagnostics.json").exists():
-            out["prm"].append((p, args, json.loads((p / "diagnostics.json").read_text())))
+            out["prm"].append((p, args, _read_json(p / "diagnostics.json")))
         elif metrics:
             kind = "mc-label" if "rollouts" in metrics else "rollouts"
             out["cost"].append((p, kind, metrics))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
@@ -31,13 +32,121 @@ def jsonable(value):
     return value
 
 
-def prepare(run_dir: str | os.PathLike, args) -> Path:
-    """Create the run directory and (over)write args.json with the run's Args dataclass."""
+# Arguments that never change what a run writes: they may differ when a run is resumed.
+NEUTRAL_ARGS = frozenset(
+    {
+        "threads",
+        "save_every",
+        "time_guard_minutes",
+        "guard_minutes",
+        "overwrite",
+        "request_timeout",
+        "max_retries",
+    }
+)
+_LOCKS: dict[str, object] = {}  # run dir -> the open, flock'ed lock file this process holds
+
+
+def _release_all() -> None:
+    for f in _LOCKS.values():
+        f.close()  # closing drops the flock
+    _LOCKS.clear()
+
+
+atexit.register(_release_all)
+
+
+class RunDirError(ValueError):
+    """A run directory cannot be used as asked (in use by another process, other arguments)."""
+
+
+def lock(path: str | os.PathLike) -> None:
+    """Hold an exclusive lock on run dir `path` for the rest of this process (re-entrant).
+
+    The lock file (`.lock`) holds the owner's pid and host. A second process gets RunDirError naming
+    the holder. The OS drops the lock when its holder dies, so a lock left by a killed run is taken
+    over (with a warning naming the dead pid).
+    """
+    import fcntl
+    import socket
+    import warnings
+
+    path = Path(path)
+    key = str(path.resolve())
+    if key in _LOCKS:
+        return
+    f = open(path / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise RunDirError(
+            f"{path} is in use by {holder}: wait for it to finish, or choose another --run-dir"
+        ) from None
+    f.seek(0)
+    previous = f.read().split()
+    if len(previous) >= 2 and previous[0] == "pid" and previous[1].isdigit():
+        pid = int(previous[1])
+        if pid != os.getpid() and not _alive(pid):
+            warnings.warn(
+                f"{path}: taking over the lock of pid {pid}, which is no longer running", stacklevel=3
+            )
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on host {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    f.flush()
+    _LOCKS[key] = f
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prepare(run_dir: str | os.PathLike, args, neutral: frozenset[str] = frozenset()) -> Path:
+    """Create and lock the run directory, check a resumed run's arguments, write args.json.
+
+    A run dir that already has args.json is resumed only when every argument that determines its
+    outputs is unchanged (all but NEUTRAL_ARGS and the recipe's own `neutral` ones, e.g. the tasks
+    a collection may be extended to); otherwise RunDirError lists the differing fields. With
+    args.overwrite the directory is emptied first (a fresh start).
+    """
     path = Path(run_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / "args.json.tmp"
-    tmp.write_text(json.dumps(jsonable(args), indent=2) + "\n")
-    os.replace(tmp, path / "args.json")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create run dir {path}: {exc.strerror or exc}") from None
+    lock(path)
+    new = jsonable(args)
+    old_path = path / "args.json"
+    if getattr(args, "overwrite", False):
+        for child in path.iterdir():
+            if child.name == ".lock":
+                continue
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    elif old_path.exists():
+        try:
+            old = json.loads(old_path.read_text())
+        except ValueError:
+            raise RunDirError(
+                f"{old_path} is not valid JSON: fix it, or pass --overwrite to start fresh"
+            ) from None
+        skip = NEUTRAL_ARGS | set(neutral)
+        changed = [k for k in new if k in old and k not in skip and old[k] != new[k]]
+        if changed:
+            diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed)
+            raise RunDirError(
+                f"{path} was made with other arguments ({diff}); re-run with the same values, choose "
+                "another --run-dir, or pass --overwrite to start fresh"
+            )
+    atomic_write_text(old_path, json.dumps(new, indent=2) + "\n")
     return path
 
 
@@ -64,6 +173,36 @@ def save_checkpoint(obj, path: str | os.PathLike) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def rng_state() -> dict:
+    """The random states a resumed run must restore to equal an uninterrupted one (python, numpy,
+    torch CPU and, when present, CUDA): store it in every checkpoint."""
+    import random
+
+    import numpy as np
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict | None) -> None:
+    """Restore rng_state()'s output (None, from an older checkpoint, restores nothing)."""
+    if not state:
+        return
+    import random
+
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_model(model, tokenizer, out: str | os.PathLike) -> Path:

@@ -6,7 +6,14 @@ collection run can be killed at any moment and resumed (completed_keys tells wha
 
 Crash safety: each write is one "json\\n" line followed by flush + fsync, so a kill leaves at most
 one torn (newline-less) last line. TrajectoryWriter repairs it on open, the readers skip it with a
-warning; any other bad line is an error that names path:lineno.
+warning; any other bad line is an error that names path:lineno. A torn line is never valid JSON (a
+record's closing brace is the last byte before its newline), so a newline-less last line that IS
+valid JSON is a whole record, kept when valid and an error like any other when not.
+
+Validation: every record read or written must be a valid trajectory (Trajectory.from_dict: types,
+reward in [0, 1] or unknown, task index valid for its env), and (env, task, sample) is unique within
+a file: the readers raise CorruptLineError on a repeated key, and TrajectoryWriter refuses to append
+one, so a resumed collection can never write a line that makes its own file unreadable.
 
 Example:
     >>> import tempfile, os
@@ -32,6 +39,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # -- records -----------------------------------------------------------------------------
+
+# Task index space of each known environment: agentprm.envs enforces the same numbers (envs/splits.py
+# reads them from here; this module may not import envs). Records of other envs (an AgentGym import
+# of another task) are only checked for a non-negative index.
+NUM_TASKS: dict[str, int] = {"babyai": 40 * 10_000, "textcraft": 544}
 
 
 def _bad(name: str, expected: str, value: Any) -> ValueError:
@@ -82,6 +94,20 @@ def _dict(d: dict, key: str, prefix: str) -> dict:
     if isinstance(value, dict):
         return dict(value)
     raise _bad(prefix + key, "object", value)
+
+
+def _check_task(env: str, task: int) -> None:
+    """A task index must exist in its env: -1 or 600 for TextCraft (544 tasks) is a bug upstream."""
+    n = NUM_TASKS.get(env)
+    if task < 0 or (n is not None and task >= n):
+        valid = f"0 <= task < {n} for {env}" if n is not None else "task >= 0"
+        raise ValueError(f"field 'task': {task} is out of range: use {valid}")
+
+
+def _check_reward(reward: float) -> None:
+    """The outcome reward r(u, tau) lies in [0, 1]; NaN (unknown) is allowed, inf is not."""
+    if not math.isnan(reward) and not 0.0 <= reward <= 1.0:
+        raise ValueError(f"field 'reward': reward {reward!r} outside [0, 1]")
 
 
 def _check_keys(d: Any, allowed: frozenset[str], what: str, prefix: str) -> None:
@@ -220,14 +246,27 @@ class Trajectory:
     def from_dict(cls, d: dict) -> Trajectory:
         """Inverse of to_dict; steps may be lists. Raises ValueError naming the bad field.
 
+        Beyond types: reward in [0, 1] or null (unknown), sample >= 0, and task a valid index of
+        its env (0 <= task < NUM_TASKS[env] for a known env, task >= 0 otherwise).
+
         >>> Trajectory.from_dict({"env": "babyai"})
         Traceback (most recent call last):
         ...
         ValueError: missing required field 'task'
+        >>> Trajectory.from_dict({"env": "textcraft", "task": 544})
+        Traceback (most recent call last):
+        ...
+        ValueError: field 'task': 544 is out of range: use 0 <= task < 544 for textcraft
         """
         _check_keys(d, _TRAJECTORY_KEYS, "trajectory", "")
         env = _str(d, "env", "")
         task = _int(d, "task", "")
+        _check_task(env, task)
+        sample = _int(d, "sample", "", 0)
+        if sample < 0:
+            raise ValueError(f"field 'sample': {sample} is negative: samples are numbered 0, 1, ...")
+        reward = _float(d, "reward", "", null_is_nan=True)
+        _check_reward(reward)
         raw_steps = _get(d, "steps", "")
         if not isinstance(raw_steps, (list, tuple)):
             raise _bad("steps", "list", raw_steps)
@@ -235,10 +274,10 @@ class Trajectory:
         return cls(
             env=env,
             task=task,
-            sample=_int(d, "sample", "", 0),
+            sample=sample,
             initial_observation=_str(d, "initial_observation", ""),
             steps=steps,
-            reward=_float(d, "reward", "", null_is_nan=True),
+            reward=reward,
             success=_bool(d, "success", ""),
             terminated=_bool(d, "terminated", ""),
             truncated=_bool(d, "truncated", ""),
@@ -271,9 +310,11 @@ _TRAJECTORY_KEYS = frozenset(
 
 
 class CorruptLineError(ValueError):
-    """A line of a trajectory file is not valid JSON or not a valid trajectory.
+    """A line of a trajectory file is not valid JSON, not a valid trajectory, or repeats the
+    (env, task, sample) of an earlier line.
 
-    The message reads "<path>:<lineno>: <what is wrong>; fix or delete that line".
+    The message reads "<path>:<lineno>: <what is wrong>; fix or delete that line", e.g.
+    "t.jsonl:3: field 'reward': reward 7.5 outside [0, 1]; fix or delete that line".
     """
 
     def __init__(self, path: str | os.PathLike, lineno: int, reason: str):
@@ -287,17 +328,25 @@ class TrajectoryFileWarning(UserWarning):
     """A trajectory file had a torn last line, or a bad line was skipped (strict=False)."""
 
 
-def _parse_line(raw: bytes) -> Trajectory:
-    """One stored line -> Trajectory; ValueError (with a short reason) on anything wrong."""
+class _NotJSON(ValueError):
+    """Bytes that are not valid UTF-8 JSON: on a newline-less last line, what a kill leaves behind."""
+
+
+def _decode(raw: bytes) -> Any:
+    """One stored line -> its JSON value; _NotJSON (with a short reason) when it is not JSON."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"not valid UTF-8 ({e.reason} at byte {e.start})") from None
+        raise _NotJSON(f"not valid UTF-8 ({e.reason} at byte {e.start})") from None
     try:
-        d = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"not valid JSON ({e.msg} at column {e.colno})") from None
-    return Trajectory.from_dict(d)
+        raise _NotJSON(f"not valid JSON ({e.msg} at column {e.colno})") from None
+
+
+def _parse_line(raw: bytes) -> Trajectory:
+    """One stored line -> Trajectory; ValueError (with a short reason) on anything wrong."""
+    return Trajectory.from_dict(_decode(raw))
 
 
 def _dumps(traj: Trajectory) -> bytes:
@@ -309,6 +358,12 @@ def _dumps(traj: Trajectory) -> bytes:
     # and we split on b"\n" only, so one record is always exactly one line.
     # allow_nan=False: the file stays strict JSON that any reader (jq, pandas) accepts.
     return (json.dumps(d, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _duplicate(key: tuple[str, int, int], first: int) -> str:
+    """The reason a repeated resume key gives, e.g. "duplicate (task, sample) (3, 0), first at line 12"."""
+    env, task, sample = key
+    return f"duplicate (task, sample) ({task}, {sample}), first at line {first} (env {env!r})"
 
 
 def _count_newlines(f, end: int) -> int:
@@ -340,13 +395,17 @@ def _last_newline(f, size: int) -> int:
 class TrajectoryWriter:
     """Append trajectories to a JSONL file, one line each, durable after every write.
 
-    On open, a torn last line (no trailing newline: a crash mid-write) is dropped with a
-    TrajectoryFileWarning naming file and line number; earlier lines are kept. If that last line
-    happens to be a complete, valid trajectory (only its newline was lost) it is kept and the
-    newline added instead. Parent directories are created.
+    On open, a torn last line (no trailing newline, not valid JSON: a crash mid-write) is dropped
+    with a TrajectoryFileWarning naming file and line number; earlier lines are kept. If that last
+    line is complete JSON (only its newline was lost) it is kept and the newline added instead.
+    Then the file is read once (strictly: a bad line raises CorruptLineError) to learn its
+    (env, task, sample) keys, and write() refuses a key already there, so the file stays readable.
+    Parent directories are created.
 
-        with TrajectoryWriter("runs/x/trajectories.jsonl") as w:
-            w.write(traj)
+        done = completed_keys(path)
+        with TrajectoryWriter(path) as w:
+            for traj in play(job for job in jobs if job not in done):
+                w.write(traj)
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -354,9 +413,19 @@ class TrajectoryWriter:
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, exist_ok=True)
+        # key -> line number, to refuse and explain a duplicate before it reaches the file.
+        self._lines: dict[tuple[str, int, int], int] = {}
+        self._next_line = 1
         if os.path.exists(self.path):
             self._repair_torn_tail()
+            for lineno, traj in _records(self.path, strict=True):
+                self._lines[traj.key] = lineno
+            self._next_line = self._count_lines() + 1
         self._f = open(self.path, "ab")
+
+    def _count_lines(self) -> int:
+        with open(self.path, "rb") as f:
+            return _count_newlines(f, f.seek(0, os.SEEK_END))
 
     def _repair_torn_tail(self) -> None:
         with open(self.path, "r+b") as f:
@@ -370,35 +439,43 @@ class TrajectoryWriter:
             f.seek(cut)
             tail = f.read(size - cut)
             lineno = _count_newlines(f, cut) + 1
-            if not tail.strip():
+            try:
+                if tail.strip():
+                    _decode(tail)
+            except _NotJSON as e:
+                warnings.warn(
+                    f"{self.path}:{lineno}: torn last line (no trailing newline, {e}), "
+                    "left by an interrupted write; dropping it and keeping the lines before",
+                    TrajectoryFileWarning,
+                    stacklevel=3,
+                )
+                f.truncate(cut)
+            else:
+                # Complete JSON: keep it (the strict read that follows judges it as a record).
                 f.seek(size)
                 f.write(b"\n")
-            else:
-                try:
-                    _parse_line(tail)
-                except ValueError as e:
-                    warnings.warn(
-                        f"{self.path}:{lineno}: torn last line (no trailing newline, {e}), "
-                        "left by an interrupted write; dropping it and keeping the lines before",
-                        TrajectoryFileWarning,
-                        stacklevel=3,
-                    )
-                    f.truncate(cut)
-                else:
-                    f.seek(size)
-                    f.write(b"\n")
             f.flush()
             os.fsync(f.fileno())
 
     def write(self, traj: Trajectory) -> None:
-        """Append one trajectory as one line, then flush and fsync."""
+        """Append one trajectory as one line, then flush and fsync.
+
+        Raises ValueError, leaving the file untouched, for an invalid trajectory or one whose
+        (env, task, sample) is already in the file."""
         if self._f.closed:
             raise ValueError(f"TrajectoryWriter for {self.path} is closed")
         # Serialise first: a trajectory that cannot be encoded raises before touching the file.
         line = _dumps(traj)
+        if traj.key in self._lines:
+            raise ValueError(
+                f"{self.path}: cannot append {traj.key}: {_duplicate(traj.key, self._lines[traj.key])}; "
+                "skip the keys completed_keys() returns when resuming"
+            )
         self._f.write(line)
         self._f.flush()
         os.fsync(self._f.fileno())
+        self._lines[traj.key] = self._next_line
+        self._next_line += 1
 
     def close(self) -> None:
         self._f.close()
@@ -420,15 +497,9 @@ def write_trajectories(path: str | os.PathLike, trajs: Iterable[Trajectory]) -> 
     return n
 
 
-def iter_trajectories(path: str | os.PathLike, *, strict: bool = True) -> Iterator[Trajectory]:
-    """Yield the trajectories of a JSONL file in order; blank lines are ignored.
-
-    A bad line raises CorruptLineError("<path>:<lineno>: ...; fix or delete that line"), except
-    an unparseable last line without trailing newline (torn by a crash), which is skipped with a
-    TrajectoryFileWarning. strict=False skips every bad line with a warning naming path:lineno.
-    A missing file raises FileNotFoundError.
-    """
-    path = os.fspath(path)
+def _records(path: str, strict: bool) -> Iterator[tuple[int, Trajectory]]:
+    """(line number, trajectory) for every valid line; see iter_trajectories for the rules."""
+    first: dict[tuple[str, int, int], int] = {}
     with open(path, "rb") as f:
         # Iterating a binary file splits on b"\n" only, unlike str.splitlines, which would also
         # split on the U+2028 / U+0085 that ensure_ascii=False leaves raw inside strings.
@@ -437,16 +508,35 @@ def iter_trajectories(path: str | os.PathLike, *, strict: bool = True) -> Iterat
                 continue
             try:
                 traj = _parse_line(raw)
+                if traj.key in first:
+                    raise ValueError(_duplicate(traj.key, first[traj.key]))
             except ValueError as e:
-                torn = not raw.endswith(b"\n")
+                torn = isinstance(e, _NotJSON) and not raw.endswith(b"\n")
                 if torn or not strict:
                     what = "torn last line (no trailing newline)" if torn else "bad line"
                     warnings.warn(
-                        f"{path}:{lineno}: skipping {what}: {e}", TrajectoryFileWarning, stacklevel=2
+                        f"{path}:{lineno}: skipping {what}: {e}", TrajectoryFileWarning, stacklevel=3
                     )
                     continue
                 raise CorruptLineError(path, lineno, str(e)) from None
-            yield traj
+            first[traj.key] = lineno
+            yield lineno, traj
+
+
+def iter_trajectories(path: str | os.PathLike, *, strict: bool = True) -> Iterator[Trajectory]:
+    """Yield the trajectories of a JSONL file in order; blank lines are ignored.
+
+    Each line must be a valid record (Trajectory.from_dict: reward in [0, 1], a task index valid
+    for its env, ...) with an (env, task, sample) not seen on an earlier line. A bad line raises
+    CorruptLineError("<path>:<lineno>: <what is wrong>; fix or delete that line"), e.g.
+    "runs/c/trajectories.jsonl:13: duplicate (task, sample) (3, 0), first at line 12 (env 'babyai');
+    fix or delete that line", except a last line without trailing newline that is not valid JSON
+    (torn by a crash), which is skipped with a TrajectoryFileWarning. strict=False skips every bad
+    line with a warning naming path:lineno (of duplicates, the first line is kept).
+    A missing file raises FileNotFoundError.
+    """
+    for _, traj in _records(os.fspath(path), strict):
+        yield traj
 
 
 def read_trajectories(path: str | os.PathLike, *, strict: bool = True) -> list[Trajectory]:
@@ -456,6 +546,9 @@ def read_trajectories(path: str | os.PathLike, *, strict: bool = True) -> list[T
 
 def completed_keys(path: str | os.PathLike, *, strict: bool = True) -> set[tuple[str, int, int]]:
     """The (env, task, sample) keys already in path, for resuming a collection; missing file -> set().
+
+    The file is read with iter_trajectories' validation, so a resumed run stops at a corrupt or
+    duplicated line instead of silently redoing or skipping work.
 
     >>> completed_keys("/nonexistent/trajectories.jsonl")
     set()

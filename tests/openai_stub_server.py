@@ -1,6 +1,7 @@
 """A small, real OpenAI-compatible chat-completions server for tests (stdlib only, deterministic).
 
-    python tests/openai_stub_server.py --port 8123 [--fail-first K] [--ignore-n] [--host 127.0.0.1]
+    python tests/openai_stub_server.py --port 8123 [--fail-first K] [--ignore-n] [--seeded]
+        [--malformed KIND [--malformed-first K]] [--delay SECONDS] [--host 127.0.0.1]
 
 Prints "listening on http://HOST:PORT" (flushed) once it accepts connections; --port 0 picks a free
 port, which the printed line reveals. Endpoints:
@@ -10,12 +11,16 @@ port, which the printed line reveals. Endpoints:
   cut to max_tokens whitespace tokens (finish_reason "length" when cut, else "stop"); usage counts
   whitespace tokens: prompt_tokens over all messages' contents, completion_tokens over all choices.
   Unknown model -> 404 with an OpenAI-style error body; a malformed body -> 400.
-- GET  /stub/requests        -> every chat-completions body received so far (for asserting what a
-  client sent); not part of the OpenAI API.
+- GET  /stub/requests        -> {"requests": every chat-completions body answered so far (for
+  asserting what a client sent), "attempts": how many chat-completions POSTs arrived, counting the
+  ones answered with 503 or a malformed body}; not part of the OpenAI API.
 Flags: --fail-first K answers the first K chat-completions requests with 503; --ignore-n always
 returns a single choice, like servers that ignore n; --seeded makes every choice's Action a
 function of (messages, seed, choice index), like a sampling server that honours seeds (vLLM): the
 same request gives the same answer, a different seed (or choice) a different one.
+--malformed KIND answers chat-completions requests with status 200 and a body that is not a valid
+chat completion (KIND: one of MALFORMED below), every request, or only the first K with
+--malformed-first K; --delay SECONDS waits that long before answering each chat-completions request.
 """
 
 from __future__ import annotations
@@ -46,6 +51,30 @@ def seeded_reply(messages: list, seed, choice: int) -> str:
     return f"Thought:\nDraw {k % 9973}.\n\nAction:\n{SEEDED_ACTIONS[k % len(SEEDED_ACTIONS)]}"
 
 
+# --malformed KIND -> the raw body of a 200 answer that no chat-completions client should accept.
+MALFORMED: dict[str, bytes] = {
+    "non-utf8": b'{"choices": [{"message": {"content": "\xff\xfe caf\xe9"}}]}',
+    "html": b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+    "list": b'[{"index": 0, "message": {"role": "assistant", "content": "turn left"}}]',
+    "null": b"null",
+    "bad-usage": json.dumps({
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Action:\nturn left"},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": "many", "total_tokens": 3},
+    }).encode(),
+    "list-content": json.dumps({
+        "choices": [{"index": 0, "message": {"role": "assistant",
+                                             "content": [{"type": "text", "text": "turn left"}]},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }).encode(),
+    "no-choices": json.dumps({
+        "id": "chatcmpl-stub", "object": "chat.completion", "model": MODEL,
+        "usage": {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3},
+    }).encode(),
+}  # fmt: skip
+
+
 def truncate(text: str, max_tokens: int) -> tuple[str, int, str]:
     """Cut `text` after max_tokens whitespace tokens, keeping its own spacing.
 
@@ -61,9 +90,21 @@ def truncate(text: str, max_tokens: int) -> tuple[str, int, str]:
 class StubServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr, fail_first: int, ignore_n: bool, seeded: bool = False):
+    def __init__(
+        self,
+        addr,
+        fail_first: int,
+        ignore_n: bool,
+        seeded: bool = False,
+        malformed: str | None = None,
+        malformed_first: int = 0,
+        delay: float = 0.0,
+    ):
         super().__init__(addr, Handler)
         self.seeded = seeded
+        self.malformed = malformed
+        self.malformed_first = malformed_first
+        self.delay = delay
         self.fail_first = fail_first
         self.ignore_n = ignore_n
         self.lock = threading.Lock()
@@ -78,8 +119,8 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # keep test output clean
         pass
 
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
+    def _send(self, status: int, body: dict | bytes) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -96,7 +137,9 @@ class Handler(BaseHTTPRequestHandler):
             )
         elif self.path == "/stub/requests":
             with self.server.lock:
-                self._send(200, {"requests": list(self.server.received)})
+                self._send(
+                    200, {"requests": list(self.server.received), "attempts": self.server.chat_requests}
+                )
         else:
             self._error(404, f"no route {self.path}", "NotFoundError")
 
@@ -107,9 +150,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(404, f"no route {self.path}", "NotFoundError")
         with self.server.lock:
             self.server.chat_requests += 1
-            failing = self.server.chat_requests <= self.server.fail_first
-        if failing:
+            count = self.server.chat_requests
+        if self.server.delay:
+            time.sleep(self.server.delay)
+        if count <= self.server.fail_first:
             return self._error(503, "stub is warming up (--fail-first)", "ServiceUnavailableError")
+        malformed_first = self.server.malformed_first
+        if self.server.malformed and (malformed_first <= 0 or count <= malformed_first):
+            return self._send(200, MALFORMED[self.server.malformed])
         try:
             body = json.loads(raw)
             messages = body["messages"]
@@ -162,8 +210,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fail-first", type=int, default=0, help="answer the first K chat requests with 503")
     ap.add_argument("--ignore-n", action="store_true", help="always return one choice")
     ap.add_argument("--seeded", action="store_true", help="answers depend on (messages, seed, choice)")
+    ap.add_argument("--malformed", choices=sorted(MALFORMED), help="answer 200 with this malformed body")
+    ap.add_argument(
+        "--malformed-first", type=int, default=0, help="only the first K chat requests (0: every one)"
+    )
+    ap.add_argument("--delay", type=float, default=0.0, help="seconds to wait before each chat answer")
     args = ap.parse_args(argv)
-    server = StubServer((args.host, args.port), args.fail_first, args.ignore_n, args.seeded)
+    server = StubServer(
+        (args.host, args.port),
+        args.fail_first,
+        args.ignore_n,
+        args.seeded,
+        malformed=args.malformed,
+        malformed_first=args.malformed_first,
+        delay=args.delay,
+    )
     host, port = server.server_address[:2]
     print(f"listening on http://{host}:{port}", flush=True)
     try:

@@ -6,11 +6,14 @@ import random
 import string
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
 import agentprm.envs as E
+from agentprm.envs.base import EPISODE_OVER
 from agentprm.envs.react import NO_ACTION, ONLY_ONE_ACTION
+from agentprm.types import NUM_TASKS
 
 NAMES = sorted(E.ENV_IDS)
 TASKS = {"babyai": [0, 1, 11, 23, 41, 77], "textcraft": [0, 5, 100, 300, 543]}
@@ -107,3 +110,47 @@ def test_fuzz_never_raises(name):
             assert obs == NO_ACTION
         if term or trunc or i % 200 == 0:
             env.reset(options={"task": TASKS[name][i % len(TASKS[name])]})
+
+
+# The shortest wins: BabyAI task 2 (GoToRedBall seed 0, the ball is reachable), TextCraft task 0.
+WIN = {
+    "babyai": (2, ["pickup red ball 1"]),
+    "textcraft": (0, ["get 1 acacia logs", "craft 4 acacia planks using 1 acacia logs"]),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_reward_after_the_episode_ended(name):
+    env = E.make(name)
+    task, commands = WIN[name]
+    env.reset(options={"task": task})
+    for command in commands:
+        _, reward, terminated, _, info = env.step(f"Thought: go.\nAction: {command}")
+    assert terminated and reward > 0 and info["success"]
+    # Winning again, or writing junk, changes nothing and pays nothing until the next reset.
+    for response in [*(f"Action: {c}" for c in commands), "no action here", "Action: a\nAction: b"]:
+        obs, reward, terminated, truncated, info = env.step(response)
+        assert obs.startswith(EPISODE_OVER), obs
+        assert (reward, terminated, truncated, info["action"]) == (0.0, False, False, None)
+        assert info["success"]  # the outcome stays what it was
+    env.reset(options={"task": task})
+    for command in commands:
+        _, reward, terminated, _, _ = env.step(f"Action: {command}")
+    assert terminated and reward > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_task_must_be_an_int_in_range(name):
+    env = E.make(name)
+    num_tasks = env.unwrapped.num_tasks
+    assert num_tasks == NUM_TASKS[name]  # the records' check (agentprm.types) agrees with the env
+    # int() used to turn these into another task silently (3.7 -> 3, True -> 1, "3" -> 3).
+    for task in (3.7, 2.0, np.float64(2.0), True, False, np.bool_(True), "3", None, [1]):
+        with pytest.raises(ValueError, match=f"not an integer .*use an int with 0 <= task < {num_tasks}"):
+            env.reset(options={"task": task})
+    for task in (num_tasks, 10**30, -(10**30)):
+        with pytest.raises(ValueError, match=f"out of range .*use 0 <= task < {num_tasks}"):
+            env.reset(options={"task": task})
+    for task in (np.int64(5), np.int32(num_tasks - 1), np.uint8(0)):
+        assert env.reset(options={"task": task})[1]["task"] == int(task)
+        assert type(env.unwrapped.task) is int

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "agentprm"
 LAYERS = {
     "types": 0, "envs": 1, "experts": 2, "agentgym": 2, "prompts": 2, "models": 3, "policy": 3,
     "policies": 3, "rollout": 4, "labels": 5, "losses": 5, "prm_batch": 5, "mc": 5, "diagnostics": 6,
-    "search": 6, "scorers": 6, "evaluation": 5, "rundir": 0, "report": 7,
+    "search": 6, "scorers": 6, "evaluation": 5, "rundir": 0, "validate": 0, "report": 7,
     "recipes": 8, "cli": 9,
 }  # fmt: skip
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import _thread
 import json
+import os
 import selectors
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -15,6 +19,8 @@ import pytest
 
 from agentprm.policies.openai_server import OpenAIServerError, OpenAIServerPolicy, serve_instructions
 from agentprm.policy import Generation, SamplingParams
+
+from .openai_stub_server import MALFORMED
 
 STUB = Path(__file__).with_name("openai_stub_server.py")
 
@@ -75,10 +81,15 @@ def stub_with():
         stop(proc)
 
 
+def stub_log(base_url: str) -> dict:
+    """{"requests": the chat-completions bodies the stub answered, "attempts": the POSTs it got}."""
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stub/requests", timeout=5) as r:
+        return json.loads(r.read())
+
+
 def received(base_url: str) -> list[dict]:
     """The chat-completions bodies the stub has received."""
-    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stub/requests", timeout=5) as r:
-        return json.loads(r.read())["requests"]
+    return stub_log(base_url)["requests"]
 
 
 def states(k: int) -> list[list[dict[str, str]]]:
@@ -197,3 +208,88 @@ def test_constructor_checks_and_docs(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     assert OpenAIServerPolicy("http://x/v1", "m").api_key == "EMPTY"
     assert "vllm serve Qwen/Qwen2.5-3B-Instruct --dtype bfloat16 --port 8000" in serve_instructions()
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+def test_malformed_200_is_retried_then_quoted(stub_with, kind):
+    # A 200 whose body is not a chat completion: retried like a 5xx, then an OpenAIServerError that
+    # quotes the body's first bytes (never AttributeError / UnicodeDecodeError / KeyError / ValueError).
+    base_url = stub_with("--malformed", kind)
+    policy = OpenAIServerPolicy(base_url, "stub-model", max_retries=2, backoff=0.01)
+    with pytest.raises(OpenAIServerError) as info:
+        policy.generate(states(1), SamplingParams(n=2))
+    msg = str(info.value)
+    assert "after 3 attempts" in msg and "malformed 200 answer" in msg
+    assert repr(MALFORMED[kind][:40])[:-1] in msg  # the body's first bytes, as a bytes literal
+    assert "OpenAI-compatible server" in msg
+    assert stub_log(base_url)["attempts"] == 3
+
+
+def test_malformed_200_then_good_answer_recovers(stub_with):
+    base_url = stub_with("--malformed", "bad-usage", "--malformed-first", "2")
+    policy = OpenAIServerPolicy(base_url, "stub-model", max_retries=2, backoff=0.01)
+    (gens,) = policy.generate(states(1), SamplingParams(n=3))
+    assert gens == [Generation(expected_text(0), 14, 12, "stop")] * 3
+    assert stub_log(base_url)["attempts"] == 3
+
+
+def test_per_state_seeds_sent_and_resent_on_retry(stub_with):
+    # State i's requests carry seeds[i] (not params.seed); a retry after a malformed answer resends
+    # the same seed, and a follow-up for a server that ignores n sends seed + choices collected so far.
+    base_url = stub_with("--ignore-n", "--malformed", "no-choices", "--malformed-first", "1")
+    policy = OpenAIServerPolicy(base_url, "stub-model", concurrency=1, max_retries=1, backoff=0.01)
+    outs = policy.generate(states(3), SamplingParams(n=2, seed=7), seeds=[1000, 2000, 3000])
+    assert [len(gens) for gens in outs] == [2] * 3
+    log = stub_log(base_url)
+    assert log["attempts"] == 7  # one malformed answer retried, then two requests per state
+    sent = sorted((b["messages"][1]["content"][:6], b["n"], b["seed"]) for b in log["requests"])
+    assert sent == [
+        ("Task 0", 1, 1001), ("Task 0", 2, 1000),
+        ("Task 1", 1, 2001), ("Task 1", 2, 2000),
+        ("Task 2", 1, 3001), ("Task 2", 2, 3000),
+    ]  # fmt: skip
+
+
+def interrupt_after(seconds: float, how: str) -> threading.Timer:
+    """Ctrl-C in `seconds`: a real SIGINT to this process, or _thread.interrupt_main (which only sets
+    the flag, like a SIGINT the OS delivered to another thread)."""
+    if how == "sigint":
+        timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    else:
+        timer = threading.Timer(seconds, _thread.interrupt_main)
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("how", ["sigint", "interrupt_main"])
+def test_ctrl_c_during_backoff_interrupts_at_once(stub_with, how):
+    base_url = stub_with("--fail-first", "1000")
+    policy = OpenAIServerPolicy(base_url, "stub-model", max_retries=5, backoff=4.0, max_backoff=4.0)
+    timer = interrupt_after(0.5, how)
+    start = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            policy.generate(states(3), SamplingParams())
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 2.0
+    # The workers stopped waiting too: no retry reaches the server afterwards.
+    attempts = stub_log(base_url)["attempts"]
+    assert attempts == 3
+    time.sleep(0.5)
+    assert stub_log(base_url)["attempts"] == attempts
+
+
+@pytest.mark.parametrize("how", ["sigint", "interrupt_main"])
+def test_ctrl_c_mid_request_does_not_wait_for_it(stub_with, how):
+    base_url = stub_with("--delay", "20")
+    policy = OpenAIServerPolicy(base_url, "stub-model", concurrency=2, timeout=60)
+    timer = interrupt_after(0.5, how)
+    start = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            policy.generate(states(4), SamplingParams())
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 2.0
+    assert stub_log(base_url)["attempts"] == 2  # the two queued states were never sent

@@ -256,6 +256,12 @@ def test_killed_collect_resumes_without_loss_or_duplicates(expert_data, tmp_path
     keys = [t.key for t in after]
     assert len(keys) == len(set(keys)) == 24
     assert all(before[k] == t for t in after if (k := t.key) in before)  # finished ones kept as they were
+    # the ledger adds up over the killed run and the resumed one: every stored trajectory's cost
+    ledger = [json.loads(x) for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()][-1][
+        "ledger"
+    ]
+    assert ledger["episodes"] == 24 and ledger["policy_tokens"] == sum(t.response_tokens for t in after)
+    assert ledger["env_steps"] == sum(t.num_steps for t in after)
 
 
 def test_extending_a_collection_draws_new_samples(tokenizer):

@@ -337,6 +337,49 @@ def test_fuzz_2000_responses_never_raise(env):
             env.reset(seed=i, options={"task": i % TEXTCRAFT_NUM_GOALS})
 
 
+@pytest.mark.parametrize(
+    "prefix, suffix, start",
+    [
+        ("", "", "Could not execute xxx"),
+        ("get 1 ", "", "Could not find xxx"),
+        ("craft 1 stick using ", "", "Wrong item format: xxx"),
+        ("craft 1 ", " using 1 oak logs", "Could not find enough items to craft minecraft:xxx"),
+    ],
+)
+def test_a_response_in_the_action_space_gives_an_observation_in_the_observation_space(
+    env, prefix, suffix, start
+):
+    # Error observations used to quote the whole command: 1,000,000 characters in, 1,000,010 out.
+    env.reset(options={"task": 0})
+    pad = env.action_space.max_length - len("Action: " + prefix + suffix)
+    response = "Action: " + prefix + "x" * pad + suffix
+    assert len(response) == env.action_space.max_length and env.action_space.contains(response)
+    obs = env.step(response)[0]
+    assert obs.startswith(start) and obs.endswith("x...") and len(obs) < 1100
+    assert env.observation_space.contains(obs)
+
+
+def test_the_goal_pays_once(env):
+    env.reset(options={"task": 0})
+    crafts = [
+        env.step_command(c)[1:3] for c in ["get 2 acacia logs", "craft 4 acacia planks using 1 acacia logs"]
+    ]
+    assert crafts[-1] == (1.0, True)
+    # Crafting it again used to pay 1.0 again (and terminate again) from the logs left over.
+    obs, reward, terminated, truncated, info = env.step_command("craft 4 acacia planks using 1 acacia logs")
+    assert (obs, reward, terminated, truncated) == (
+        "The episode has ended. Please reset the environment.",
+        0.0,
+        False,
+        False,
+    )
+    assert (
+        info["success"]
+        and info["score"] == 1.0
+        and env.inventory == {"minecraft:acacia_logs": 1, "minecraft:acacia_planks": 4}
+    )
+
+
 def test_env_checker_and_no_torch():
     from gymnasium.utils.env_checker import check_env
 

@@ -26,20 +26,25 @@ for _name, _id in ENV_IDS.items():
 
 
 def env_id(name: str) -> str:
-    """Short name ("babyai") or full id -> registered id, with a clear error otherwise."""
-    if name in ENV_IDS.values():
-        return name
-    if name.lower() not in ENV_IDS:
-        raise ValueError(f"unknown environment {name!r}: choose one of {sorted(ENV_IDS)}")
-    return ENV_IDS[name.lower()]
+    """Short name or full id, in any case -> registered id ("BabyAI" -> "agentprm/BabyAI-v0")."""
+    return ENV_IDS[short_name(name)]
 
 
 def short_name(name: str) -> str:
-    """Full id or short name -> short name ("agentprm/BabyAI-v0" -> "babyai")."""
-    for short, full in ENV_IDS.items():
-        if name in (short, full):
-            return short
-    raise ValueError(f"unknown environment {name!r}: choose one of {sorted(ENV_IDS)}")
+    """Full id or short name, in any case -> short name; ValueError naming the choices otherwise.
+
+    >>> short_name("agentprm/BabyAI-v0"), short_name("TEXTCRAFT"), short_name("agentprm/babyai-v0")
+    ('babyai', 'textcraft', 'babyai')
+    """
+    if isinstance(name, str):
+        key = name.lower()
+        for short, full in ENV_IDS.items():
+            if key in (short, full.lower()):
+                return short
+    raise ValueError(
+        f"unknown environment {name!r:.80}: choose one of {sorted(ENV_IDS)} "
+        f"or an id {sorted(ENV_IDS.values())} (any case)"
+    )
 
 
 def make(name: str, **kwargs) -> gym.Env:

@@ -29,7 +29,7 @@ import numpy as np
 from minigrid.core.constants import DIR_TO_VEC, IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
 from minigrid.envs.babyai import GoToObj
 
-from agentprm.envs.base import TextEnv
+from agentprm.envs.base import EPISODE_OVER, TextEnv
 
 LEVELS = (
     "GoToRedBallGrey", "GoToRedBall", "GoToRedBallNoDists", "GoToObjS6", "GoToLocalS8N7",
@@ -332,7 +332,8 @@ class BabyAITextEnv(TextEnv):
     """BabyAI text env. reset(options={"task": i}); step(response) with a ReAct response.
 
     info: success, score (minigrid reward, 0 until success), task, level, seed, goal,
-    available_actions, primitive_steps.
+    available_actions, primitive_steps. After the episode ends, a step answers "The episode has
+    ended. Please reset the environment." and the action list, with reward 0 (TextEnv).
     """
 
     num_tasks = NUM_LEVELS * SEEDS_PER_LEVEL
@@ -345,7 +346,6 @@ class BabyAITextEnv(TextEnv):
         self.goal = ""
         self.score = 0.0
         self.success = False
-        self.finished = False
 
     def _reset_task(self, task: int):
         level, name, seed = level_of(task)
@@ -357,7 +357,7 @@ class BabyAITextEnv(TextEnv):
             self.grid_env.reset(seed=seed)
         self.level, self.level_name, self.seed_ = level, name, seed
         self.goal = goal_text(self.grid_env.mission)
-        self.score, self.success, self.finished = 0.0, False, False
+        self.score, self.success = 0.0, False
         self.view = describe(self.grid_env)
         obs = f"Your goal: {self.goal}\n{self.view.description}" + format_actions(self.view.available_actions)
         return obs, self._info()
@@ -377,9 +377,11 @@ class BabyAITextEnv(TextEnv):
     def _reply(self, text: str, reward: float = 0.0, terminated: bool = False, truncated: bool = False):
         return text + format_actions(self.view.available_actions), reward, terminated, truncated, self._info()
 
+    def _ended_observation(self) -> str:
+        # Every BabyAI observation ends with the action list, as AgentGym's server writes it.
+        return EPISODE_OVER + format_actions(self.view.available_actions)
+
     def _execute(self, command: str):
-        if self.finished:
-            return self._reply("The episode has ended. Please reset the environment.")
         action = command.lower().strip().replace("pick up", "pickup")
         if action == "":
             return self._reply(NO_CHANGE)
@@ -400,5 +402,4 @@ class BabyAITextEnv(TextEnv):
             self.success = reward > 0
             self.score = reward
             text += COMPLETED if self.success else FAILED
-        self.finished = terminated or truncated
         return self._reply(text, reward, terminated, truncated)

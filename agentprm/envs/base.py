@@ -9,6 +9,7 @@ an error observation instead of an exception. info always carries:
 
 from __future__ import annotations
 
+import numbers
 import string
 from typing import Any
 
@@ -18,6 +19,30 @@ from gymnasium import spaces
 from agentprm.envs.react import format_react, parse_react
 
 MAX_TEXT = 1_000_000
+EPISODE_OVER = "The episode has ended. Please reset the environment."
+
+
+def check_task(task: Any, num_tasks: int, env: str) -> int:
+    """A task index given to reset -> int, or ValueError naming the valid range.
+
+    Integers only (numpy integers included): a float or a bool would silently play another task
+    (3.7 -> task 3, True -> task 1), and a string is a caller's bug.
+
+    >>> check_task(3, 544, "TextCraftEnv")
+    3
+    >>> check_task(3.7, 544, "TextCraftEnv")
+    Traceback (most recent call last):
+    ...
+    ValueError: task index 3.7 (float) is not an integer for TextCraftEnv: use an int with 0 <= task < 544
+    """
+    if isinstance(task, bool) or not isinstance(task, numbers.Integral):
+        raise ValueError(
+            f"task index {task!r:.80} ({type(task).__name__}) is not an integer for {env}: "
+            f"use an int with 0 <= task < {num_tasks}"
+        )
+    if not 0 <= task < num_tasks:
+        raise ValueError(f"task index {task} is out of range for {env}: use 0 <= task < {num_tasks}")
+    return int(task)
 
 
 class AnyText(spaces.Text):
@@ -37,9 +62,15 @@ class AnyText(spaces.Text):
 class TextEnv(gym.Env):
     """Base class: subclasses implement _reset_task(task, rng) and _execute(command).
 
-    Task selection: reset(seed=s, options={"task": i}) plays task i; without options["task"] the
-    task index is drawn from the seeded RNG over range(num_tasks). The seed also seeds the task's
-    own randomness where the task has any (never the task identity).
+    Task selection: reset(seed=s, options={"task": i}) plays task i (an int, 0 <= i < num_tasks,
+    else ValueError); without options["task"] the task index is drawn from the seeded RNG over
+    range(num_tasks). The seed also seeds the task's own randomness where the task has any (never
+    the task identity).
+
+    After the episode ends (_execute returned terminated or truncated; the TimeLimit wrapper's round
+    cap is not the env's to see), every further step answers _ended_observation() (EPISODE_OVER)
+    with reward 0 and terminated = truncated = False, and changes nothing, until the next reset:
+    Gymnasium leaves such steps undefined, and a caller that keeps stepping must not be paid twice.
     """
 
     metadata = {"render_modes": ["ansi"]}
@@ -50,6 +81,7 @@ class TextEnv(gym.Env):
         self.action_space = AnyText()
         self.render_mode = render_mode
         self.task: int | None = None
+        self.ended = False
         self._last_obs = ""
 
     # -- subclass hooks -------------------------------------------------------------------
@@ -64,20 +96,20 @@ class TextEnv(gym.Env):
     def _info(self) -> dict:
         raise NotImplementedError
 
+    def _ended_observation(self) -> str:
+        """What a step after the end of the episode observes (BabyAI adds its action list)."""
+        return EPISODE_OVER
+
     # -- Gymnasium API --------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         options = options or {}
         if "task" in options:
-            task = int(options["task"])
-            if not 0 <= task < self.num_tasks:
-                raise ValueError(
-                    f"task index {task} is out of range for {type(self).__name__}: "
-                    f"use 0 <= task < {self.num_tasks}"
-                )
+            task = check_task(options["task"], self.num_tasks, type(self).__name__)
         else:
             task = int(self.np_random.integers(self.num_tasks))
         self.task = task
+        self.ended = False
         obs, info = self._reset_task(task)
         self._last_obs = obs
         return obs, info
@@ -85,6 +117,8 @@ class TextEnv(gym.Env):
     def step(self, action: str):
         if self.task is None:
             raise RuntimeError("call reset() before step()")
+        if self.ended:
+            return self._after_end()
         parsed = parse_react(action, strict_charset=self.strict_charset)
         if parsed.error is not None:
             info = self._info()
@@ -95,8 +129,17 @@ class TextEnv(gym.Env):
         obs, reward, terminated, truncated, info = self._execute(parsed.action)
         info["action"] = parsed.action
         info["parse_error"] = False
+        self.ended = terminated or truncated
         self._last_obs = obs
         return obs, reward, terminated, truncated, info
+
+    def _after_end(self):
+        """A step after the episode ended: nothing is executed, no reward (see the class docstring)."""
+        info = self._info()
+        info["action"] = None
+        info["parse_error"] = False
+        obs = self._last_obs = self._ended_observation()
+        return obs, 0.0, False, False, info
 
     def step_command(self, command: str):
         """Step with a bare command (typed by a human, or a scripted policy)."""

@@ -11,11 +11,20 @@ BabyAI: task i -> level (i % 40) + 1 with seed i // 40.
 TextCraft: task i -> goals[i], the 544 goals of depth >= 1 sorted by (depth, name).
   test  = 97 goals spread evenly over the depth-sorted list: round(k * 544 / 97), k = 0..96.
   train = the other 447 goals.
+
+parse_tasks reads a --tasks argument strictly: anything but a split name, a non-empty range or a
+list of distinct valid indices is a ValueError that says what to write instead.
 """
 
 from __future__ import annotations
 
-TEXTCRAFT_NUM_GOALS = 544
+import re
+
+from agentprm.envs import short_name
+from agentprm.types import NUM_TASKS
+
+# Both counts live in agentprm.types, whose record checks must agree with the envs.
+TEXTCRAFT_NUM_GOALS = NUM_TASKS["textcraft"]
 # 0-based positions in envs.babyai.LEVELS (a task's level is LEVELS[i % 40]).
 BABYAI_SHORT_LEVELS = (0, 1, 2, 3, 4, 8, 9, 10, 12, 13, 18, 19, 29)
 
@@ -42,36 +51,98 @@ SPLITS: dict[str, dict[str, list[int]]] = {"babyai": _babyai(), "textcraft": _te
 
 
 def split(env: str, name: str) -> list[int]:
-    """Task indices of a pinned split. >>> len(split("babyai", "test"))  # 90"""
-    if env not in SPLITS:
-        raise ValueError(f"no splits for environment {env!r}: choose one of {sorted(SPLITS)}")
-    if name not in SPLITS[env]:
+    """Task indices of a pinned split; env and name in any case. >>> len(split("babyai", "test"))  # 90"""
+    env = short_name(env)
+    if name.lower() not in SPLITS[env]:
         raise ValueError(f"unknown split {name!r} for {env}: choose one of {sorted(SPLITS[env])}")
-    return list(SPLITS[env][name])
+    return list(SPLITS[env][name.lower()])
+
+
+# ASCII digits only: int() would also take "+3", "3_0", " 3" and other scripts' digits.
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _index(text: str, num_tasks: int, end: bool = False) -> int:
+    """One written index -> int; ValueError(reason) unless 0 <= i < num_tasks (<= for a range end)."""
+    text = text.strip()
+    if not _DIGITS.fullmatch(text):
+        raise ValueError(f"{text!r:.40} is not a task index (a whole number >= 0)")
+    limit = num_tasks + 1 if end else num_tasks
+    # Compare lengths first: int() refuses strings over 4300 digits, and none is in range anyway.
+    if len(text.lstrip("0")) > len(str(limit)) or int(text) >= limit:
+        if end:
+            raise ValueError(
+                f"the range end {text:.40} is past the last task (an end excluded is <= {num_tasks})"
+            )
+        raise ValueError(f"task {text:.40} is out of range ({num_tasks} tasks: 0 <= i < {num_tasks})")
+    return int(text)
+
+
+def _range(lo_text: str, hi_text: str, num_tasks: int, end_included: bool) -> list[int]:
+    """The range a:b (end excluded) or a-b (end included) -> its indices; ValueError(reason) if empty."""
+    sign = "-" if end_included else ":"
+    if not lo_text.strip() or not hi_text.strip():
+        raise ValueError(
+            f"the range {lo_text.strip()}{sign}{hi_text.strip()} needs a start and an end (indices are >= 0)"
+        )
+    lo = _index(lo_text, num_tasks)
+    hi = _index(hi_text, num_tasks, end=not end_included) + (1 if end_included else 0)
+    if hi <= lo:
+        raise ValueError(f"the range {lo_text.strip()}{sign}{hi_text.strip()} is empty or reversed")
+    return list(range(lo, hi))
+
+
+def _listed(spec: str, num_tasks: int) -> list[int]:
+    """The list 1,5,9 -> [1, 5, 9]; ValueError(reason) on an empty item or a repeated index."""
+    tasks: list[int] = []
+    seen: set[int] = set()
+    for item in spec.split(","):
+        if not item.strip():
+            raise ValueError("it has an empty item (two commas in a row, or one at an end)")
+        task = _index(item, num_tasks)
+        if task in seen:
+            # A repeated task would be played twice under the same (task, sample) resume key.
+            raise ValueError(f"task {task} is listed twice")
+        seen.add(task)
+        tasks.append(task)
+    return tasks
 
 
 def parse_tasks(env: str, spec: str) -> list[int]:
-    """A split name ("test"), a range ("0:400", "0-399"), a list ("1,5,9") -> task indices.
+    """A split name ("test"), a range ("0:400" end excluded, "0-399" end included) or a list of
+    distinct indices ("1,5,9") -> task indices; env is a short name or id, in any case.
+
+    Raises ValueError naming the split names and the valid index range for anything else: an empty
+    spec, an empty or reversed range ("5:2", "3-1"), an index outside the env's tasks, "1,,2".
 
     >>> parse_tasks("babyai", "0:3")
     [0, 1, 2]
-    >>> parse_tasks("babyai", "3-5")
+    >>> parse_tasks("BabyAI", "3-5")
     [3, 4, 5]
+    >>> parse_tasks("textcraft", "0:545")
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot read tasks '0:545' for textcraft: the range end 545 is past the last task (an end excluded is <= 544). Give a split name (test, train), a range like 0:400 (end excluded) or 0-399 (end included), or a list like 1,5,9 of distinct indices 0 <= i < 544
     """
-    spec = spec.strip()
-    if env in SPLITS and spec in SPLITS[env]:
-        return split(env, spec)
+    env = short_name(env)
+    num_tasks = NUM_TASKS[env]
+    text = spec.strip() if isinstance(spec, str) else ""
+    if text.lower() in SPLITS[env]:
+        return split(env, text)
     try:
-        if ":" in spec:
-            lo, hi = spec.split(":", 1)
-            return list(range(int(lo), int(hi)))
-        if "-" in spec and not spec.startswith("-"):
-            lo, hi = spec.split("-", 1)
-            return list(range(int(lo), int(hi) + 1))
-        return [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        names = ", ".join(sorted(SPLITS.get(env, {})))
+        if not isinstance(spec, str):
+            raise ValueError(f"it is a {type(spec).__name__}, not a string")
+        if not text:
+            raise ValueError("it is empty")
+        if ":" in text:
+            return _range(*text.split(":", 1), num_tasks, end_included=False)
+        if "-" in text:
+            return _range(*text.split("-", 1), num_tasks, end_included=True)
+        return _listed(text, num_tasks)
+    except ValueError as e:
+        names = ", ".join(sorted(SPLITS[env]))
         raise ValueError(
-            f"cannot read tasks {spec!r}: give a split name ({names}), a range like 0:400 "
-            f"(end excluded) or 0-399 (end included), or a list like 1,5,9"
+            f"cannot read tasks {spec!r:.80} for {env}: {e}. Give a split name ({names}), a range like "
+            f"0:400 (end excluded) or 0-399 (end included), or a list like 1,5,9 of distinct indices "
+            f"0 <= i < {num_tasks}"
         ) from None

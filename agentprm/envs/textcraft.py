@@ -43,6 +43,8 @@ Deviations from upstream's step(), all deliberate:
   printed a Python dataclass repr); "Could not find enough items to craft <id>" names a tag output
   by its tag id (upstream printed "None").
 - A count too long for int() (over 4000 digits) is "Could not execute <action>" (upstream raised).
+- An error observation quotes at most MAX_QUOTE characters of the command, then "..." (upstream
+  quoted it whole), so that no response makes an observation longer than the observation space.
 Kept from upstream: "Wrong item format: <piece>" for a craft input without a count; "get 0 <item>"
 adds a zero entry to the inventory; "inventory<anything>" lists the inventory (prefix match);
 the count written before the crafted item is ignored (one craft = one application of the recipe).
@@ -87,6 +89,9 @@ _INVENTORY_RE = re.compile(r"inventory")
 _COUNT_RE = re.compile(r"([0-9]+) (.*)")
 # int() refuses strings over 4300 digits (Python >= 3.11); no meaningful count is anywhere near.
 _MAX_DIGITS = 4000
+# Error observations quote the command; a model's longest real command is far shorter, while a
+# quote of a 1 MB response would overflow the observation space (and the next prompt).
+MAX_QUOTE = 1000
 
 
 def display(name: str) -> str:
@@ -314,6 +319,15 @@ def recipe_lines(goal: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted(lines)), tuple(sorted(others - lines))
 
 
+def _quote(text: str) -> str:
+    """Part of a command as an error observation quotes it.
+
+    >>> _quote("x" * 1001)[-5:], len(_quote("x" * 1001)), _quote("oak logs")
+    ('xx...', 1003, 'oak logs')
+    """
+    return text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE] + "..."
+
+
 def _count(digits: str) -> int | None:
     digits = digits.lstrip("0") or "0"
     return int(digits) if len(digits) <= _MAX_DIGITS else None
@@ -328,6 +342,9 @@ class TextCraftEnv(TextEnv):
 
     info: "task", "goal" (item id), "success" (goal crafted), "score" (1.0 once crafted, else 0.0).
     `inventory` (item id -> count) and `goal` are public for experts and tests.
+
+    Crafting the goal ends the episode: any later step answers "The episode has ended. Please reset
+    the environment." with reward 0 (TextEnv), so the goal's reward is paid once per episode.
     """
 
     num_tasks = TEXTCRAFT_NUM_GOALS
@@ -379,7 +396,7 @@ class TextCraftEnv(TextEnv):
 
     def _run(self, command: str) -> str:
         """One command -> its observation; updates the inventory. Never raises."""
-        failed = f"Could not execute {command}"
+        failed = f"Could not execute {_quote(command)}"
         if m := _CRAFT_RE.match(command):
             return self._craft(m.group(1), m.group(2)) or failed
         if m := _GET_RE.match(command):
@@ -388,7 +405,7 @@ class TextCraftEnv(TextEnv):
                 return failed
             name = to_id(text)
             if not self.tree.is_base(name):  # craftable, a tag, or no such item
-                return f"Could not find {text}"
+                return f"Could not find {_quote(text)}"
             self.inventory[name] = self.inventory.get(name, 0) + amount
             return f"Got {amount} {text}"
         if _INVENTORY_RE.match(command):
@@ -408,7 +425,7 @@ class TextCraftEnv(TextEnv):
             piece = piece.strip()
             m = _COUNT_RE.match(piece)
             if not m:
-                return f"Wrong item format: {piece}"
+                return f"Wrong item format: {_quote(piece)}"
             k = _count(m.group(1))
             if k is None:
                 return None
@@ -416,10 +433,10 @@ class TextCraftEnv(TextEnv):
         output = to_id(output_text)
         # Upstream checks each named input against the inventory on its own (a tag never matches).
         if any(name in self.tree.tags or self.inventory.get(name, -1) < k for name, k in given):
-            return f"Could not find enough items to craft {output}"
+            return f"Could not find enough items to craft {_quote(output)}"
         recipe = next((r for r in self.tree.recipes.get(output, ()) if self._matches(r, given)), None)
         if recipe is None:
-            return f"Could not find a valid recipe for {output_text}"
+            return f"Could not find a valid recipe for {_quote(output_text)}"
         for name, k in given:
             self.inventory[name] -= k
             if self.inventory[name] == 0:

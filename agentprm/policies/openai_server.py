@@ -18,22 +18,26 @@ Starting a server (docs only; nothing here starts one, see `serve_instructions()
     llama.cpp  llama-server -m qwen2.5-3b-instruct-q4_k_m.gguf --port 8080 --parallel 16
                -> base_url="http://localhost:8080/v1", model: any name (llama.cpp serves one model)
 
-Transport is the standard library's urllib: the brief preferred httpx, but `httpx` is not importable
-in this environment and the package adds no dependency for one HTTP POST.
+Transport is the official `openai` SDK (`openai.OpenAI(...).chat.completions.with_raw_response
+.create`), with the SDK's own retries off (max_retries=0): the backoff loop here retries instead,
+because it also retries malformed 200 answers, and Ctrl-C cuts its waits short (the SDK sleeps in
+time.sleep on a worker thread, which nothing can wake). The raw body is parsed and checked here
+rather than by the SDK's lenient pydantic models, so a 200 answer that is not a chat completion (an
+HTML page, `null`, a string where a count belongs) fails with an error quoting it, never with an
+AttributeError.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
+import queue
 import random
-import time
-import urllib.error
-import urllib.request
+import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
+from typing import Any
 
 from agentprm.policy import Generation, Messages, SamplingParams
 
@@ -41,6 +45,10 @@ log = logging.getLogger(__name__)
 
 # 408 (request timeout) and 409 (conflict, e.g. an overloaded router) are transient like 429 and 5xx.
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+# How often the thread in generate() wakes while it waits for its workers: a Ctrl-C is acted on
+# within this many seconds even if the OS delivered SIGINT to a worker thread.
+_POLL_S = 0.1
 
 
 def serve_instructions(model: str = "Qwen/Qwen2.5-3B-Instruct") -> str:
@@ -62,7 +70,18 @@ def serve_instructions(model: str = "Qwen/Qwen2.5-3B-Instruct") -> str:
 
 
 class OpenAIServerError(RuntimeError):
-    """The server refused a request, or could not be reached after all retries."""
+    """The server refused a request, or could not be reached (or gave no usable answer) after all retries."""
+
+
+class _Malformed(Exception):
+    """A 200 answer whose body is not a chat completion; retried like a 5xx."""
+
+    def __init__(self, reason: str, raw: bytes) -> None:
+        super().__init__(f"malformed 200 answer ({reason}); the body begins {raw[:200]!r}")
+
+
+class _Cancelled(Exception):
+    """generate() is no longer waiting (Ctrl-C, or another state failed): the worker stops."""
 
 
 class OpenAIServerPolicy:
@@ -82,13 +101,28 @@ class OpenAIServerPolicy:
       A server that sends no usage yields 0 for both counts, with a warning.
     - finish_reason is the choice's own ("stop", "length", ...; a missing one reads "stop").
 
-    Errors: connection errors, timeouts, HTTP 408/409/429/5xx are retried up to max_retries times
-    with exponential backoff and jitter (backoff * 2**attempt seconds, capped at max_backoff, times a
-    random factor in [0.5, 1]; a 429's Retry-After is honoured up to max_backoff). Any other 4xx
-    raises OpenAIServerError at once with the server's message and what to change (a model the
-    server does not serve -> the models it lists at GET {base_url}/models).
+    Errors: connection errors, timeouts, HTTP 408/409/429/5xx and malformed 200 answers (not JSON or
+    not UTF-8, no choices, a message content or a usage count of the wrong type) are retried up to
+    max_retries times with exponential backoff and jitter (backoff * 2**attempt seconds, capped at
+    max_backoff, times a random factor in [0.5, 1]; a Retry-After / retry-after-ms header is honoured
+    up to max_backoff), then raise OpenAIServerError (for a malformed answer it quotes the body's
+    first bytes). Any other 4xx raises OpenAIServerError at once with the server's message and what
+    to change (401/403 -> the api key; a model the server does not serve -> the models it lists at
+    GET {base_url}/models; 404 -> base_url needs the API prefix such as /v1). The first state that
+    fails stops the others: they make no further attempts.
 
-    `timeout` bounds each socket operation (connect, each read), not the whole request.
+    `timeout` is the SDK's (httpx's) timeout: it bounds each phase of a request (connecting, waiting
+    for a pooled connection, sending, and each read), not the whole request. Worst case for one
+    request against a server that stalls every attempt: (max_retries + 1) * timeout +
+    max_retries * max_backoff, i.e. 6 * 120 + 5 * 30 = 870 s with the defaults (a server that
+    answers errors at once costs only the backoffs, at most 1 + 2 + 4 + 8 + 16 = 31 s without
+    Retry-After). A state whose server ignores n needs up to n requests. (A server that keeps
+    sending a byte now and then, each within `timeout`, is not cut off: httpx has no total timeout.)
+
+    Ctrl-C: generate() raises KeyboardInterrupt within ~0.1 s, also while workers wait in a
+    backoff or are mid-request. Workers are daemon threads (not a ThreadPoolExecutor, whose threads
+    the interpreter joins at exit): a worker in a backoff stops at once, one mid-request is
+    abandoned (its answer is dropped), and neither keeps the process alive.
 
     Example:
         policy = OpenAIServerPolicy("http://localhost:8000/v1", "Qwen/Qwen2.5-3B-Instruct", concurrency=32)
@@ -109,12 +143,14 @@ class OpenAIServerPolicy:
         backoff: float = 1.0,
         max_backoff: float = 30.0,
     ) -> None:
+        import openai
+
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
-        if concurrency < 1 or max_retries < 0 or timeout <= 0:
+        if concurrency < 1 or max_retries < 0 or timeout <= 0 or backoff < 0 or max_backoff < 0:
             raise ValueError(
-                f"need concurrency >= 1, max_retries >= 0, timeout > 0; "
-                f"got {concurrency=}, {max_retries=}, {timeout=}"
+                f"need concurrency >= 1, max_retries >= 0, timeout > 0, backoff >= 0, max_backoff >= 0; "
+                f"got {concurrency=}, {max_retries=}, {timeout=}, {backoff=}, {max_backoff=}"
             )
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -127,6 +163,10 @@ class OpenAIServerPolicy:
         self.stop = list(stop) if stop else None
         self.backoff = backoff
         self.max_backoff = max_backoff
+        # One client (one connection pool, thread-safe) for all workers; retries are ours (_post_chat).
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=self.api_key, timeout=timeout, max_retries=0
+        )
 
     def __repr__(self) -> str:
         # The api key stays out of reprs, logs and tracebacks.
@@ -145,108 +185,127 @@ class OpenAIServerPolicy:
             raise ValueError(f"{len(seeds)} seeds for {len(states)} states: give one seed per state")
         if not states:
             return []
-        per_state = seeds if seeds is not None else [params.seed] * len(states)
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(states))) as pool:
-            futures = [
-                pool.submit(self._sample_state, messages, params, seed)
-                for messages, seed in zip(states, per_state, strict=True)
-            ]
-            try:
-                return [f.result() for f in futures]
-            except BaseException:
-                # Fail fast: do not keep retrying the other states against a server that is down.
-                for f in futures:
-                    f.cancel()
-                raise
+        jobs = list(zip(states, seeds if seeds is not None else [params.seed] * len(states), strict=True))
+        futures: list[Future] = [Future() for _ in jobs]
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(len(jobs)):
+            todo.put(i)
+        cancel = threading.Event()
 
-    def _sample_state(self, messages: Messages, params: SamplingParams, seed: int | None) -> list[Generation]:
+        def work() -> None:
+            while not cancel.is_set():
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                if not futures[i].set_running_or_notify_cancel():
+                    continue
+                try:
+                    futures[i].set_result(self._sample_state(jobs[i][0], params, jobs[i][1], cancel))
+                except BaseException as exc:  # handed to the waiting thread, which re-raises it
+                    futures[i].set_exception(exc)
+
+        try:
+            for k in range(min(self.concurrency, len(jobs))):
+                threading.Thread(target=work, name=f"agentprm-openai-{k}", daemon=True).start()
+            pending = set(futures)
+            while pending:
+                # A short timeout, not a blocking wait: see _POLL_S. FIRST_EXCEPTION: fail fast.
+                done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    f.result()  # re-raises a state's error
+            return [f.result() for f in futures]
+        finally:
+            # Normal return, a state's error or Ctrl-C: workers stop at their next backoff or attempt,
+            # queued states are never started, and nothing here waits for a request in flight.
+            cancel.set()
+            for f in futures:
+                f.cancel()
+
+    def _sample_state(
+        self, messages: Messages, params: SamplingParams, seed: int | None, cancel: threading.Event
+    ) -> list[Generation]:
         gens: list[Generation] = []
         prompt_tokens: int | None = None
         while len(gens) < params.n:
-            body = {
+            want = params.n - len(gens)
+            request: dict[str, Any] = {
                 "model": self.model,
                 "messages": messages,
-                "n": params.n - len(gens),
-                "temperature": params.temperature,
+                "n": want,
+                "temperature": 0 if params.temperature == 0 else params.temperature,
                 "top_p": params.top_p,
                 "max_tokens": params.max_new_tokens,
             }
             if seed is not None:
-                body["seed"] = seed + len(gens)
+                request["seed"] = seed + len(gens)
             if self.stop:
-                body["stop"] = self.stop
-            resp = self._post("/chat/completions", body)
-            choices = sorted(resp.get("choices") or [], key=lambda c: c.get("index", 0))
-            if not choices:
-                raise OpenAIServerError(f"{self.base_url}/chat/completions returned no choices: {resp}")
-            choices = choices[: params.n - len(gens)]
-            usage = resp.get("usage") or {}
-            if not usage:
+                request["stop"] = self.stop
+            choices, usage = self._post_chat(request, cancel)
+            choices = choices[:want]
+            if usage is None:
                 warnings.warn(
                     f"{self.base_url} sent no 'usage'; token counts are recorded as 0", stacklevel=2
                 )
+                usage = {}
             if prompt_tokens is None:
-                prompt_tokens = int(usage.get("prompt_tokens", 0))
-            per_choice, extra = divmod(int(usage.get("completion_tokens", 0)), len(choices))
-            for i, choice in enumerate(choices):
+                prompt_tokens = usage.get("prompt_tokens", 0)
+            per_choice, extra = divmod(usage.get("completion_tokens", 0), len(choices))
+            for i, (text, finish_reason) in enumerate(choices):
                 gens.append(
                     Generation(
-                        text=(choice.get("message") or {}).get("content") or "",
+                        text=text,
                         prompt_tokens=prompt_tokens,
                         completion_tokens=per_choice + (1 if i < extra else 0),
-                        finish_reason=choice.get("finish_reason") or "stop",
+                        finish_reason=finish_reason,
                     )
                 )
         return gens
 
-    def _request(self, method: str, path: str, body: dict | None, timeout: float) -> dict:
-        """One HTTP exchange; returns the decoded JSON body, raises HTTPError / OSError on failure."""
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={
-                "Authorization": f"Bearer {self.api_key}",
-                "Content-Type": "application/json",
-                "User-Agent": "agentprm",
-            },
-        )
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read()
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise OpenAIServerError(
-                f"{method} {self.base_url + path} answered with non-JSON: {raw[:300]!r}"
-            ) from exc
+    def _post_chat(
+        self, request: dict[str, Any], cancel: threading.Event
+    ) -> tuple[list[tuple[str, str]], dict[str, int] | None]:
+        """POST one chat-completions request with retries; returns _parse_completion's (choices, usage)."""
+        import openai
 
-    def _post(self, path: str, body: dict) -> dict:
-        url = self.base_url + path
-        last = ""
+        url = f"{self.base_url}/chat/completions"
+        last, malformed = "", False
         for attempt in range(self.max_retries + 1):
+            if cancel.is_set():
+                raise _Cancelled
             retry_after = None
             try:
-                return self._request("POST", path, body, self.timeout)
-            except urllib.error.HTTPError as exc:
+                raw = self._client.chat.completions.with_raw_response.create(**request)
+                return _parse_completion(raw.http_response.content)
+            except openai.APIStatusError as exc:
                 message = _error_message(exc)
-                if exc.code not in RETRY_STATUS:
-                    raise OpenAIServerError(self._explain(exc.code, message)) from None
-                last = f"HTTP {exc.code}: {message}"
-                retry_after = _retry_after(exc)
-            except (OSError, http.client.HTTPException) as exc:
-                # URLError (connection refused, DNS), TimeoutError, ConnectionResetError, and
-                # RemoteDisconnected / IncompleteRead from a server that died mid-answer.
-                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+                if exc.status_code not in RETRY_STATUS:
+                    raise OpenAIServerError(self._explain(exc.status_code, message)) from None
+                last, malformed = f"HTTP {exc.status_code}: {message}", False
+                retry_after = _retry_after(exc.response.headers)
+            except openai.APIConnectionError as exc:  # also APITimeoutError; connection refused, reset, DNS
+                cause = exc.__cause__
+                last, malformed = f"{type(exc).__name__}: {exc}", False
+                if cause is not None:
+                    last += f" ({type(cause).__name__}: {cause})"
+            except _Malformed as exc:
+                last, malformed = str(exc), True
             if attempt == self.max_retries:
                 break
-            delay = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+            delay = min(self.max_backoff, self.backoff * 2 ** min(attempt, 60)) * random.uniform(0.5, 1.0)
             if retry_after is not None:
                 delay = min(self.max_backoff, max(delay, retry_after))
             log.warning(
                 "POST %s failed (%s); retry %d/%d in %.1fs", url, last, attempt + 1, self.max_retries, delay
             )
-            time.sleep(delay)
+            if cancel.wait(delay):
+                raise _Cancelled
+        if malformed:
+            raise OpenAIServerError(
+                f"POST {url} failed after {self.max_retries + 1} attempts; last error: {last}. "
+                f"The server answered 200 but not with an OpenAI chat completion: check that base_url "
+                f"points at an OpenAI-compatible server (not a proxy's or another service's page)."
+            )
         raise OpenAIServerError(
             f"POST {url} failed after {self.max_retries + 1} attempts; last error: {last}. "
             f"Is the server running at {self.base_url} and is it healthy? Start one with e.g.\n"
@@ -255,10 +314,12 @@ class OpenAIServerPolicy:
 
     def _list_models(self) -> list[str] | None:
         """Model ids from GET {base_url}/models, or None if the server does not answer that."""
+        import openai
+
         try:
-            resp = self._request("GET", "/models", None, min(self.timeout, 10.0))
-            return [str(m["id"]) for m in resp.get("data", [])]
-        except (OSError, http.client.HTTPException, OpenAIServerError, KeyError, TypeError, AttributeError):
+            raw = self._client.models.with_raw_response.list(timeout=min(self.timeout, 10.0))
+            return [str(m["id"]) for m in json.loads(raw.http_response.content)["data"]]
+        except (openai.OpenAIError, ValueError, KeyError, TypeError):
             return None
 
     def _explain(self, status: int, message: str) -> str:
@@ -286,16 +347,89 @@ class OpenAIServerPolicy:
         )
 
 
-def _error_message(exc: urllib.error.HTTPError) -> str:
-    """The server's own error text: OpenAI {"error": {"message"}}, FastAPI {"detail"}, or raw text."""
+def _parse_completion(raw: bytes) -> tuple[list[tuple[str, str]], dict[str, int] | None]:
+    """Check a 200 body: ([(text, finish_reason) per choice, in index order], usage or None).
+
+    Raises _Malformed for anything that is not a chat completion. A missing or empty usage is None; a
+    count missing from it is 0; a missing content (e.g. only tool calls) is "".
+
+    >>> _parse_completion(b'{"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": 3}}')
+    ([('hi', 'stop')], {'prompt_tokens': 3, 'completion_tokens': 0})
+    >>> _parse_completion(b'null')
+    Traceback (most recent call last):
+    ...
+    agentprm.policies.openai_server._Malformed: malformed 200 answer (null, not a JSON object); the body begins b'null'
+    """
+
+    def bad(reason: str) -> _Malformed:
+        return _Malformed(reason, raw)
+
     try:
-        raw = exc.read().decode("utf-8", "replace")
-    except OSError:
-        return exc.reason or ""
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise bad("not UTF-8") from None
+    except ValueError:
+        raise bad("not JSON") from None
+    if not isinstance(body, dict):
+        raise bad(f"{_json_type(body)}, not a JSON object")
+    choices = body.get("choices")
+    if "choices" not in body:
+        raise bad("no 'choices'")
+    if not isinstance(choices, list) or not choices:
+        raise bad(f"'choices' is {_json_type(choices)}, not a non-empty list")
+    out: list[tuple[int, str, str]] = []
+    for position, choice in enumerate(choices):
+        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+            raise bad(f"choice {position} has no 'message' object")
+        index = choice.get("index", position)
+        content = choice["message"].get("content")
+        finish_reason = choice.get("finish_reason")
+        if not _is_count(index):
+            raise bad(f"choice {position} has index {index!r}")
+        if content is not None and not isinstance(content, str):
+            raise bad(f"choice {position}'s message content is {_json_type(content)}, not a string")
+        if finish_reason is not None and not isinstance(finish_reason, str):
+            raise bad(f"choice {position}'s finish_reason is {_json_type(finish_reason)}, not a string")
+        out.append((int(index), content or "", finish_reason or "stop"))
+    out.sort(key=lambda c: c[0])
+    usage = body.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise bad(f"'usage' is {_json_type(usage)}, not an object")
+    counts = None
+    if usage:
+        counts = {}
+        for key in ("prompt_tokens", "completion_tokens"):
+            value = usage.get(key)
+            if value is not None and not _is_count(value):
+                raise bad(f"usage.{key} is {value!r}, not a token count")
+            counts[key] = int(value or 0)
+    return [(text, finish) for _, text, finish in out], counts
+
+
+def _is_count(value: object) -> bool:
+    """A non-negative whole number (JSON 3 or 3.0), not a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value >= 0 and float(value).is_integer()
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _error_message(exc: Any) -> str:
+    """The server's own error text from an openai.APIStatusError: OpenAI {"error": {"message"}},
+    FastAPI {"detail"}, or the raw text."""
+    try:
+        raw = exc.response.text
+    except Exception:  # an unreadable body: the SDK's own summary
+        return str(exc.message)
     try:
         body = json.loads(raw)
-    except json.JSONDecodeError:
-        return raw[:500] or str(exc.reason)
+    except ValueError:
+        return raw[:500] or str(exc.message)
     if isinstance(body, dict):
         err = body.get("error")
         if isinstance(err, dict) and err.get("message"):
@@ -306,10 +440,17 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
     return raw[:500]
 
 
-def _retry_after(exc: urllib.error.HTTPError) -> float | None:
-    """Seconds from a Retry-After header given as a number (the HTTP-date form is ignored)."""
-    value = exc.headers.get("Retry-After") if exc.headers else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from a retry-after-ms or Retry-After header given as a number (the HTTP-date form is ignored).
+
+    >>> _retry_after({"retry-after": "2"}), _retry_after({"retry-after-ms": "250"}), _retry_after({})
+    (2.0, 0.25, None)
+    """
+    for key, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(key)) * scale
+        except (TypeError, ValueError):
+            continue
+        if value >= 0 and value == value:  # not NaN
+            return value
+    return None

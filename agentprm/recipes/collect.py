@@ -16,10 +16,14 @@ from rich.progress import Progress
 
 import agentprm.envs as E
 from agentprm import rundir
+from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.policy import SamplingParams
 from agentprm.rollout import collect
 from agentprm.types import TrajectoryWriter, completed_keys, read_trajectories
+
+# Arguments a resumed run may change: they add work (more tasks, samples) or only set batching.
+RESUME_NEUTRAL = frozenset({"tasks", "n", "batch_size", "max_active"})
 
 
 @dataclasses.dataclass
@@ -52,9 +56,27 @@ class Args:
     """torch CPU threads"""
     seed: int = 0
     """sampling seed"""
+    request_timeout: float = 120.0
+    """openai:<model>@<url> policies: seconds a stalled server gets (to connect, for each read) before a retry"""
+    max_retries: int = 5
+    """openai:<model>@<url> policies: retries of a failed request (connection error, timeout, HTTP 408/409/429/5xx,
+    malformed answer) with exponential backoff, before the run stops with an error"""
+    overwrite: bool = False
+    """start this run dir afresh (delete what it holds) instead of resuming it"""
+
+    def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
+        V.sampling(self)
+        V.at_least(self, 1, "n", "max_active")
 
 
-def make_policy(spec: str, batch_size: int, max_prompt_tokens: int | None, prefix_cache: bool = True):
+def make_policy(
+    spec: str,
+    batch_size: int,
+    max_prompt_tokens: int | None,
+    prefix_cache: bool = True,
+    request_timeout: float = 120.0,
+    max_retries: int = 5,
+):
     """'openai:<model>@<base_url>' or an HF folder / smollm2 -> a Policy.
 
     Local models reuse each episode's KV cache across rounds (prefix_cache; they then decode with
@@ -69,7 +91,9 @@ def make_policy(spec: str, batch_size: int, max_prompt_tokens: int | None, prefi
             raise SystemExit(
                 "give the server as openai:<model>@<base_url>, e.g. openai:Qwen/Qwen2.5-3B-Instruct@http://localhost:8000/v1"
             )
-        return OpenAIServerPolicy(base_url=base_url, model=model)
+        return OpenAIServerPolicy(
+            base_url=base_url, model=model, timeout=request_timeout, max_retries=max_retries
+        )
     from agentprm.models.loading import load_policy_model
     from agentprm.policies.hf import HFPolicy
 
@@ -96,10 +120,26 @@ def summarize(trajs) -> dict:
     }
 
 
+def store_ledger(trajs, run: Path, this_run) -> dict:
+    """The collection's cost over EVERY run that filled the store, read from the stored trajectories
+    (each carries its own tokens and steps), so a killed and resumed collection still adds up.
+    generate_calls and seconds are summed over the runs that finished (metrics.jsonl's run_ledger)."""
+    earlier = [r.get("run_ledger", {}) for r in rundir.read_records(run / "metrics.jsonl", repair=False)]
+    return {
+        "episodes": len(trajs),
+        "env_steps": sum(t.num_steps for t in trajs),
+        "prompt_tokens": sum(t.prompt_tokens for t in trajs),
+        "policy_tokens": sum(t.response_tokens for t in trajs),
+        "generate_calls": this_run.generate_calls + sum(r.get("generate_calls", 0) for r in earlier),
+        "replay_steps": sum(t.meta.get("prefix_steps", 0) for t in trajs),
+        "seconds": this_run.seconds + sum(r.get("seconds", 0.0) for r in earlier),
+    }
+
+
 def main(args: Args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = rundir.prepare(args.run_dir, args)
+    run = rundir.prepare(args.run_dir, args, neutral=RESUME_NEUTRAL)
     env = E.short_name(args.env)
     out = run / "trajectories.jsonl"
 
@@ -112,7 +152,13 @@ def main(args: Args) -> dict:
     )
 
     # 2. Play them, all envs together, streaming each finished trajectory to the store.
-    policy = make_policy(args.policy, args.batch_size, args.max_prompt_tokens)
+    policy = make_policy(
+        args.policy,
+        args.batch_size,
+        args.max_prompt_tokens,
+        request_timeout=args.request_timeout,
+        max_retries=args.max_retries,
+    )
     params = SamplingParams(
         n=1,
         temperature=args.temperature,
@@ -141,7 +187,11 @@ def main(args: Args) -> dict:
     # 3. Report over everything requested (including earlier runs' trajectories).
     wanted = {(env, t, s) for t in tasks for s in range(args.n)}
     trajs = [t for t in read_trajectories(out) if t.key in wanted]
-    summary = {**summarize(trajs), "ledger": dataclasses.asdict(ledger)}
+    summary = {
+        **summarize(trajs),
+        "ledger": store_ledger(trajs, run, ledger),
+        "run_ledger": dataclasses.asdict(ledger),
+    }
     rundir.log_metrics(run, summary)
     print(
         f"collect {env}: success rate {summary['success_rate']:.3f}, mean reward {summary['mean_reward']:.3f}, "

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from agentprm import report as report_lib
 from agentprm import rundir
+from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.recipes import collect, evaluate, expert, report, sft, train_prm
 
@@ -57,13 +58,13 @@ class Args:
     """expert trajectories for SFT (the first ones of --train-tasks)"""
     model: str = "tiny"
     """the policy preset created from scratch (tests use the far smaller `test`)"""
-    sft_steps: int = 330
+    sft_steps: int = 300
     """SFT optimizer steps (batch 8; about 3.5 minutes on 2 idle cores)"""
     rollout_tasks: int = 32
     """training tasks the PRM rollouts are drawn on (the last ones of --train-tasks, unseen in SFT)"""
     samples: int = 8
     """rollouts per training task (the paper: 16)"""
-    prm_steps: int = 20
+    prm_steps: int = 15
     """optimizer steps of EACH reward model, batch 16 trajectories (TD targets need the value head
     trained first: on TextCraft, 17 steps left AgentPRM below PVM and 44 put it above;
     benchmarks/README.md)"""
@@ -83,6 +84,23 @@ class Args:
     """round cap for rollouts and evaluation (the expert needs <= 2.1 on these levels on average)"""
     threads: int = 2
     """torch CPU threads"""
+    overwrite: bool = False
+    """start this run dir afresh (delete what it holds) instead of resuming it"""
+
+    def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
+        V.at_least(
+            self,
+            1,
+            "expert_tasks",
+            "sft_steps",
+            "rollout_tasks",
+            "samples",
+            "prm_steps",
+            "pool",
+            "max_rounds",
+            "threads",
+        )
+        V.positive(self, "prm_lr", "guard_minutes")
 
 
 def _stage(run: Path, name: str, fn):

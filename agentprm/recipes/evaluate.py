@@ -24,6 +24,7 @@ from rich.table import Table
 
 import agentprm.envs as E
 from agentprm import rundir
+from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.evaluation import aggregate, best_of_n, bootstrap_ci, oracle_at_n, paired_difference, wilson
 from agentprm.models.value import load_value_model
@@ -31,6 +32,9 @@ from agentprm.recipes.collect import make_policy
 from agentprm.scorers import PRMScorer
 from agentprm.search import SearchConfig, SearchLedger, beam_search, greedy, sample_pool
 from agentprm.types import TrajectoryWriter, completed_keys, read_trajectories
+
+# Arguments a resumed run may change: they add work (more tasks, samples) or only set batching.
+RESUME_NEUTRAL = frozenset({"tasks", "pool", "beams", "reward_models", "batch_size", "chunk"})
 
 
 @dataclasses.dataclass
@@ -65,6 +69,21 @@ class Args:
     """torch CPU threads"""
     seed: int = 0
     """sampling seed"""
+    request_timeout: float = 120.0
+    """openai:<model>@<url> policies: seconds a stalled server gets (to connect, for each read) before a retry"""
+    max_retries: int = 5
+    """openai:<model>@<url> policies: retries of a failed request (connection error, timeout, HTTP 408/409/429/5xx,
+    malformed answer) with exponential backoff, before the run stops with an error"""
+    overwrite: bool = False
+    """start this run dir afresh (delete what it holds) instead of resuming it"""
+
+    def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
+        V.sampling(self)
+        V.at_least(self, 1, "pool", "chunk")
+        for beam in self.beams:
+            n, sep, m = beam.lower().partition("x")
+            if not (sep and n.isdigit() and m.isdigit() and int(n) >= 1 and int(m) >= 1):
+                raise ValueError(f"--beams takes NxM with N, M >= 1 (e.g. 2x2 4x4), got {beam!r}")
 
 
 def _resume(path: Path, env: str, tasks: list[int], n: int, play) -> list:
@@ -181,11 +200,17 @@ def load_reward_model(spec: str) -> tuple[str, Path, dict]:
 def main(args: Args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = rundir.prepare(args.run_dir, args)
+    run = rundir.prepare(args.run_dir, args, neutral=RESUME_NEUTRAL)
     env = E.short_name(args.env)
     tasks = parse_tasks(env, args.tasks)
     console = Console()
-    policy = make_policy(args.policy, args.batch_size, args.max_prompt_tokens)
+    policy = make_policy(
+        args.policy,
+        args.batch_size,
+        args.max_prompt_tokens,
+        request_timeout=args.request_timeout,
+        max_retries=args.max_retries,
+    )
     config = SearchConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                           max_rounds=args.max_rounds, seed=args.seed, max_active=args.batch_size)  # fmt: skip
     results: dict = {"env": env, "tasks": len(tasks), "pool": args.pool, "policy": args.policy}
@@ -260,12 +285,18 @@ def main(args: Args) -> dict:
         results["beam"][name] = {}
         for beam in args.beams:
             n, m = (int(x) for x in beam.lower().split("x"))
-            ledger = SearchLedger()
             cfg = dataclasses.replace(config, n=n, m=m)
+            stage = f"beam {name} @{beam}"
 
-            def play_beam(todo, cfg=cfg, ledger=ledger, scorer=scorer):
+            def play_beam(todo, cfg=cfg, scorer=scorer, stage=stage):
                 for start in range(0, len(todo), args.chunk):  # chunks are written as they finish
-                    yield from beam_search(env, todo[start : start + args.chunk], policy, scorer, cfg, ledger)
+                    chunk_ledger = SearchLedger()
+                    yield from beam_search(
+                        env, todo[start : start + args.chunk], policy, scorer, cfg, chunk_ledger
+                    )
+                    # resumed here once the chunk's last trajectory is written: its cost is saved with
+                    # it, so a killed run's ledger still adds up to what its trajectories cost
+                    _spent(run, stage, chunk_ledger)
 
             trajs = _resume(run / f"beam_{name}_{n}x{m}.jsonl", env, tasks, 1, play_beam)
             paired.setdefault(f"beam@{beam}", {})[name] = {
@@ -274,7 +305,7 @@ def main(args: Args) -> dict:
             }
             results["beam"][name][beam] = {
                 **_rates(trajs),
-                "ledger": _spent(run, f"beam {name} @{beam}", ledger),
+                "ledger": _spent(run, stage, SearchLedger()),  # the stage's total over every run
             }
             console.print(f"{name}: beam @{beam} success {results['beam'][name][beam]['success']:.3f}, "
                           f"reward {results['beam'][name][beam]['reward']:.3f}")  # fmt: skip

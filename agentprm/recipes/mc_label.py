@@ -25,11 +25,15 @@ from rich.progress import Progress
 
 import agentprm.envs as E
 from agentprm import rundir
+from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.policy import SamplingParams
 from agentprm.recipes.collect import make_policy
 from agentprm.rollout import collect
 from agentprm.types import read_trajectories
+
+# Arguments a resumed run may change: they add work (more tasks, samples) or only set batching.
+RESUME_NEUTRAL = frozenset({"batch_size", "max_active"})
 
 
 @dataclasses.dataclass
@@ -62,12 +66,23 @@ class Args:
     """torch CPU threads"""
     seed: int = 0
     """sampling seed"""
+    request_timeout: float = 120.0
+    """openai:<model>@<url> policies: seconds a stalled server gets (to connect, for each read) before a retry"""
+    max_retries: int = 5
+    """openai:<model>@<url> policies: retries of a failed request (connection error, timeout, HTTP 408/409/429/5xx,
+    malformed answer) with exponential backoff, before the run stops with an error"""
+    overwrite: bool = False
+    """start this run dir afresh (delete what it holds) instead of resuming it"""
+
+    def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
+        V.sampling(self)
+        V.at_least(self, 1, "n_mc", "max_active")
 
 
 def main(args: Args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = rundir.prepare(args.run_dir, args)
+    run = rundir.prepare(args.run_dir, args, neutral=RESUME_NEUTRAL)
     env = E.short_name(args.env)
     out = run / "mc_labels.jsonl"
 
@@ -91,9 +106,15 @@ def main(args: Args) -> dict:
                 jobs.append((traj.task, sample, responses[: t + 1]))
                 owner[(traj.task, sample)] = (i, t)
     outcomes = collections.defaultdict(lambda: collections.defaultdict(list))
-    cost = collections.defaultdict(lambda: [0, 0])  # seed -> [policy tokens, env steps]
+    cost = collections.defaultdict(lambda: [0, 0, 0])  # seed -> [policy tokens, env steps, prompt tokens]
     remaining = collections.Counter(i for i, _ in owner.values())
-    policy = make_policy(args.policy, args.batch_size, args.max_prompt_tokens)
+    policy = make_policy(
+        args.policy,
+        args.batch_size,
+        args.max_prompt_tokens,
+        request_timeout=args.request_timeout,
+        max_retries=args.max_retries,
+    )
     params = SamplingParams(
         n=1, temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
@@ -102,7 +123,8 @@ def main(args: Args) -> dict:
         traj = seeds[i]
         per_step = [outcomes[i][t] for t in range(traj.num_steps - 1)] + [[float(traj.reward)]]
         rec = {"task": traj.task, "sample": traj.sample, "outcomes": per_step,
-               "policy_tokens": cost[i][0], "env_steps": cost[i][1]}  # fmt: skip
+               "policy_tokens": cost[i][0], "env_steps": cost[i][1], "prompt_tokens": cost[i][2],
+               "rollouts": sum(len(o) for o in per_step[:-1])}  # fmt: skip
         with open(out, "a") as f:
             f.write(json.dumps(rec) + "\n")
             f.flush()
@@ -116,6 +138,7 @@ def main(args: Args) -> dict:
             outcomes[i][t].append(float(traj.reward))
             cost[i][0] += traj.response_tokens
             cost[i][1] += traj.num_steps
+            cost[i][2] += traj.prompt_tokens
             remaining[i] -= 1
             if remaining[i] == 0:
                 flush(i)
@@ -126,7 +149,17 @@ def main(args: Args) -> dict:
     for i, traj in enumerate(seeds):  # one-step seeds need no rollouts: label = their outcome
         if traj.num_steps == 1:
             flush(i)
-    summary = {"seeds": len(seeds), "rollouts": len(jobs), "ledger": dataclasses.asdict(ledger)}
+    # The cost over every run that filled the file (each record carries its own), so a killed and
+    # resumed labelling still adds up; this invocation's own ledger is kept as run_ledger.
+    records = rundir.read_records(out)
+    total = {"episodes": sum(r.get("rollouts", 0) for r in records),
+             "env_steps": sum(r.get("env_steps", 0) for r in records),
+             "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in records),
+             "policy_tokens": sum(r.get("policy_tokens", 0) for r in records),
+             "replay_steps": ledger.replay_steps, "generate_calls": ledger.generate_calls,
+             "seconds": ledger.seconds}  # fmt: skip
+    summary = {"seeds": len(seeds), "seeds_total": len(records), "rollouts": total["episodes"], "ledger": total,
+               "run_ledger": dataclasses.asdict(ledger)}  # fmt: skip
     rundir.log_metrics(run, summary)
     print(
         f"mc-label done: {len(jobs)} rollouts, {ledger.policy_tokens} policy tokens, {ledger.env_steps} env steps"

@@ -29,6 +29,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 import agentprm.envs as E
 from agentprm import rundir
+from agentprm import validate as V
 from agentprm.models.loading import load_policy_model
 from agentprm.models.presets import PRESETS, build_model
 from agentprm.models.tokenizer import env_tokenizer
@@ -76,6 +77,15 @@ class Args:
     """torch CPU threads (default: torch's choice)"""
     seed: int = 0
     """seeds data order, model init and dropout"""
+    overwrite: bool = False
+    """start this run dir afresh (delete what it holds) instead of resuming it"""
+
+    def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
+        V.at_least(self, 1, "epochs", "batch_size", "max_prompt_tokens", "save_every", "max_steps", "threads")
+        V.at_least(self, 64, "vocab_size")
+        V.positive(self, "lr", "time_guard_minutes")
+        V.at_least(self, 0.0, "prompt_loss_weight")
+        V.within(self, "warmup", 0.0, 1.0, high_open=True)
 
 
 def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -189,6 +199,7 @@ def main(args: Args) -> dict:
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         step = ckpt["step"]
+        rundir.set_rng_state(ckpt.get("rng"))
         total, warm = ckpt.get("total", total), ckpt.get("warm", warm)
         if preset:
             tokenizer = ckpt["tokenizer"]
@@ -201,6 +212,7 @@ def main(args: Args) -> dict:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "step": step,
+                "rng": rundir.rng_state(),
                 "total": total,
                 "warm": warm,
                 "tokenizer": tokenizer,

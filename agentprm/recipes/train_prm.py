@@ -38,6 +38,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 import agentprm.envs as E
 from agentprm import labels as L
 from agentprm import rundir
+from agentprm import validate as V
 from agentprm.diagnostics import (
     final_step_accuracy,
     score_encoded,
@@ -102,6 +103,19 @@ class Args:
     """torch CPU threads per process"""
     seed: int = 0
     """seeds the split, data order and head initialisation"""
+    overwrite: bool = False
+    """start this run dir afresh (delete what it holds) instead of resuming it"""
+
+    def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
+        V.one_of(self, "labels", ("td", "mc", "pvm", "orm"))
+        V.one_of(self, "td_form", ("standard", "literal"))
+        V.at_least(self, 1, "epochs", "batch_size", "max_prompt_tokens", "save_every", "max_steps", "threads")
+        V.at_least(self, 0.0, "beta")
+        V.positive(self, "lr", "time_guard_minutes")
+        V.within(self, "gamma", 0.0, 1.0, low_open=True)
+        V.within(self, "lam", 0.0, 1.0)
+        V.within(self, "heldout", 0.0, 1.0, high_open=True)
+        V.within(self, "head_dropout", 0.0, 1.0, high_open=True)
 
 
 def split_tasks(tasks: list[int], heldout: float, seed: int) -> tuple[set[int], set[int]]:
@@ -295,6 +309,7 @@ def main(args: Args) -> dict:
         accelerator.unwrap_model(model).load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
+        rundir.set_rng_state(ckpt.get("rng"))
         train_tokens = int(ckpt.get("train_tokens", 0))
         if main_proc:
             print(f"resumed from {ckpt_path} at step {step}/{total}")
@@ -307,6 +322,7 @@ def main(args: Args) -> dict:
                     "model": accelerator.unwrap_model(model).state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "step": step,
+                    "rng": rundir.rng_state(),
                     "train_tokens": train_tokens,
                 },
                 ckpt_path,

@@ -1,0 +1,137 @@
+"""Nothing lost, nothing silently wrong: run-dir locks and argument checks (as real processes), a
+resumed train-prm equal to an uninterrupted one, reports that survive a torn metrics line, and a CLI
+that answers expected errors in one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from agentprm import rundir
+from agentprm.cli import main as cli_main
+from agentprm.experts import make_expert
+from agentprm.recipes import collect as collect_recipe
+from agentprm.recipes import train_prm
+from agentprm.report import load_runs
+from agentprm.rollout import run_episode
+from agentprm.types import Trajectory, write_trajectories
+
+
+def agentprm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "agentprm.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
+    run = tmp_path / "c"
+    run.mkdir()
+    rundir.lock(run)  # this test process holds the run dir, as a running collect would
+    proc = agentprm(
+        "collect", "--policy", str(tmp_path / "no-model"), "--tasks", "0:2", "--run-dir", str(run)
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "is in use by pid" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    (run / ".lock").write_text(f"pid {dead.stdout.strip()} on host h since then\n")
+    with pytest.warns(UserWarning, match="no longer running"):
+        rundir.prepare(run, collect_recipe.Args(run_dir=run))
+
+
+def test_changed_arguments_are_refused_unless_overwrite(tmp_path):
+    run = str(tmp_path / "c")
+    first = agentprm("collect", "--policy", "A", "--tasks", "0:2", "--run-dir", run)
+    assert (
+        first.returncode != 0 and (tmp_path / "c" / "args.json").exists()
+    )  # "A" is no model: it fails later
+    second = agentprm("collect", "--policy", "B", "--temperature", "0.5", "--tasks", "0:2", "--run-dir", run)
+    assert second.returncode == 2
+    assert "other arguments (policy: 'A' -> 'B', temperature: 1.0 -> 0.5)" in second.stderr
+    # output-neutral and extending arguments may change; --overwrite starts afresh
+    assert "other arguments" not in agentprm("collect", "--policy", "A", "--tasks", "0:4", "--threads", "1",
+                                             "--run-dir", run).stderr  # fmt: skip
+    (tmp_path / "c" / "stale.txt").write_text("x")
+    third = agentprm("collect", "--policy", "B", "--tasks", "0:2", "--run-dir", run, "--overwrite")
+    assert "other arguments" not in third.stderr and not (tmp_path / "c" / "stale.txt").exists()
+    assert json.loads((tmp_path / "c" / "args.json").read_text())["policy"] == "B"
+
+
+@pytest.fixture(scope="module")
+def rollouts(tmp_path_factory):
+    trajs = [run_episode("babyai", t, make_expert("babyai")) for t in (400, 405, 411, 416, 420)]
+    trajs += [Trajectory(**{**t.__dict__, "sample": 1, "steps": t.steps[:1], "reward": 0.0, "success": False})
+              for t in trajs]  # fmt: skip
+    path = tmp_path_factory.mktemp("data") / "rollouts.jsonl"
+    write_trajectories(path, trajs)
+    return path
+
+
+def test_resumed_train_prm_equals_an_uninterrupted_one(rollouts, tmp_path, monkeypatch):
+    def args(name):  # head dropout on: the resumed run must also restore the RNG state
+        return train_prm.Args(data=rollouts, model="test", run_dir=tmp_path / name, labels="td", epochs=3,
+                              batch_size=2, heldout=0.2, save_every=2, head_dropout=0.3, max_prompt_tokens=2048)  # fmt: skip
+
+    train_prm.main(args("whole"))
+    log = rundir.log_metrics
+
+    def crash_at_step_3(run, metrics):
+        log(run, metrics)
+        if metrics.get("step") == 3:
+            raise KeyboardInterrupt  # a kill after step 3; the last checkpoint is step 2's
+
+    monkeypatch.setattr(rundir, "log_metrics", crash_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_prm.main(args("resumed"))
+    monkeypatch.setattr(rundir, "log_metrics", log)
+    for f in rundir._LOCKS.values():  # a new process would hold no lock
+        f.close()
+    rundir._LOCKS.clear()
+    train_prm.main(args("resumed"))
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_report_survives_a_torn_metrics_line_and_names_a_corrupt_results_file(tmp_path):
+    run = tmp_path / "collect"
+    run.mkdir()
+    good = {"ledger": {"episodes": 1, "policy_tokens": 5, "prompt_tokens": 9, "env_steps": 1, "seconds": 1.0}}
+    (run / "metrics.jsonl").write_text(json.dumps(good) + "\n" + '{"ledger": {"episo')  # a kill mid-write
+    with pytest.warns(UserWarning, match="torn"):
+        assert load_runs([run])["cost"][0][2] == good
+    ev = tmp_path / "evaluate"
+    ev.mkdir()
+    (ev / "results.json").write_text(json.dumps({"env": "babyai"}))
+    with pytest.raises(ValueError, match="results.json lacks tasks, pool"):
+        load_runs([ev])
+
+
+def test_cli_answers_expected_errors_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["report", "--runs", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("agentprm report: error:") and len(err.strip().splitlines()) == 1
+    # a bug (here: a KeyError from a broken run folder object) prints its traceback and asks for a report
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "results.json").write_text(json.dumps(dict.fromkeys(
+        ("env", "tasks", "pool", "policy", "greedy", "sample", "oracle", "bon", "beam"), {})))  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["report", "--runs", str(bad), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "Traceback" in err and "please report it" in err
+    with pytest.raises((IndexError, KeyError, TypeError)):  # --debug re-raises the bug itself
+        cli_main(["--debug", "report", "--runs", str(bad), "--out", str(tmp_path / "o")])
