@@ -135,3 +135,27 @@ def test_cli_answers_expected_errors_in_one_line(tmp_path, capsys):
     assert exit_.value.code == 1 and "Traceback" in err and "please report it" in err
     with pytest.raises((IndexError, KeyError, TypeError)):  # --debug re-raises the bug itself
         cli_main(["--debug", "report", "--runs", str(bad), "--out", str(tmp_path / "o")])
+
+
+def test_a_full_disk_names_the_path_and_keeps_the_last_checkpoint(rollouts, tmp_path, monkeypatch):
+    import errno
+
+    from agentprm.cli import expected_error
+
+    args = train_prm.Args(data=rollouts, model="test", run_dir=tmp_path / "p", labels="td", epochs=2, batch_size=2,
+                          heldout=0.2, save_every=2, max_prompt_tokens=2048)  # fmt: skip
+    real, saves = torch.save, []
+
+    def disk_fills_up(obj, f, *a, **kw):  # the second checkpoint finds the disk full
+        saves.append(f)
+        if len(saves) >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(f))
+        return real(obj, f, *a, **kw)
+
+    monkeypatch.setattr(torch, "save", disk_fills_up)
+    with pytest.raises(OSError) as exc:
+        train_prm.main(args)
+    monkeypatch.setattr(torch, "save", real)
+    assert torch.load(tmp_path / "p" / "checkpoint.pt", weights_only=False)["step"] == 2  # the last good one
+    message = expected_error(exc.value)
+    assert "checkpoint.tmp: No space left on device (free some space" in message

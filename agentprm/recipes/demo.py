@@ -59,7 +59,7 @@ class Args:
     model: str = "tiny"
     """the policy preset created from scratch (tests use the far smaller `test`)"""
     sft_steps: int = 300
-    """SFT optimizer steps (batch 8; about 3.5 minutes on 2 idle cores)"""
+    """SFT optimizer steps (batch 8; about 3 minutes on 2 idle cores)"""
     rollout_tasks: int = 32
     """training tasks the PRM rollouts are drawn on (the last ones of --train-tasks, unseen in SFT)"""
     samples: int = 8
@@ -70,8 +70,9 @@ class Args:
     benchmarks/README.md)"""
     prm_lr: float = 3e-4
     """learning rate of the reward models (a few dozen steps fit the budget)"""
-    guard_minutes: float = 15.0
-    """a training stage still running after this long fails with an error (a guard, not a budget)"""
+    guard_minutes: float = 60.0
+    """a training stage still running after this long fails with an error (a guard, not a budget;
+    re-running resumes it): on an idle 2-core machine SFT takes ~3 minutes, each reward model ~2"""
     seed: int = 0
     """seeds every stage: SFT, rollouts, reward models, evaluation"""
     reward_models: tuple[str, ...] = tuple(REWARD_MODELS)
