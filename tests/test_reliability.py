@@ -159,3 +159,31 @@ def test_a_full_disk_names_the_path_and_keeps_the_last_checkpoint(rollouts, tmp_
     assert torch.load(tmp_path / "p" / "checkpoint.pt", weights_only=False)["step"] == 2  # the last good one
     message = expected_error(exc.value)
     assert "checkpoint.tmp: No space left on device (free some space" in message
+
+
+def test_beam_search_ledger_adds_up_after_a_kill(tmp_path, monkeypatch):
+    from agentprm.recipes import evaluate
+    from tests.test_pipeline import _tiny_sft
+
+    data = tmp_path / "expert.jsonl"
+    write_trajectories(data, [run_episode("babyai", t, make_expert("babyai")) for t in range(400, 420)])
+    _tiny_sft(data, tmp_path / "sft")
+    policy = str(tmp_path / "sft" / "model")
+    train_prm.main(train_prm.Args(data=data, model=policy, run_dir=tmp_path / "orm", labels="orm", epochs=1,
+                                  batch_size=8, heldout=0.2, max_prompt_tokens=512))  # fmt: skip
+    args = evaluate.Args(policy=policy, reward_models=(f"orm={tmp_path / 'orm'}",), tasks="0:3", pool=2,
+                         beams=("2x2",), max_rounds=2, max_new_tokens=8, run_dir=tmp_path / "eval", chunk=1)  # fmt: skip
+    real, calls = evaluate.beam_search, []
+
+    def killed_in_the_second_chunk(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(evaluate, "beam_search", killed_in_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.main(args)
+    monkeypatch.setattr(evaluate, "beam_search", real)
+    results = evaluate.main(args)
+    assert results["beam"]["orm"]["2x2"]["ledger"]["episodes"] == 3  # the killed run's chunk counts too
