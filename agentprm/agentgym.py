@@ -37,7 +37,7 @@ from agentprm.types import Step, Trajectory
 
 OK_REPLY = "OK. I'll follow your instructions and try my best to solve the task."
 # Envs whose AgentGym clients strip characters outside [A-Za-z0-9, ] from the command.
-STRICT_CHARSET_ENVS = frozenset({"babyai", "textcraft"})
+STRICT_CHARSET_ENVS = frozenset({"babyai", "babyai-agentgym", "textcraft"})
 _ITEM_ID_RE = re.compile(r"([a-z][a-z0-9_]*)_([0-9]+)")
 
 

@@ -21,7 +21,12 @@ from agentprm.types import Messages
 OK_REPLY = "OK. I'll follow your instructions and try my best to solve the task."
 # Role names appear only through chat templates: add them to a tokenizer's training text.
 ROLE_WORDS = ["user\n", "assistant\n", "system\n"]
-SYSTEM_PROMPTS = {"babyai": babyai.SYSTEM_PROMPT, "textcraft": textcraft.SYSTEM_PROMPT}
+# babyai-agentgym (AgentGym-exact BabyAI) is the same task, so it has the same prompt.
+SYSTEM_PROMPTS = {
+    "babyai": babyai.SYSTEM_PROMPT,
+    "babyai-agentgym": babyai.SYSTEM_PROMPT,
+    "textcraft": textcraft.SYSTEM_PROMPT,
+}
 
 
 def instruction(env: str) -> str:

@@ -43,7 +43,7 @@ from typing import Any
 # Task index space of each known environment: agentprm.envs enforces the same numbers (envs/splits.py
 # reads them from here; this module may not import envs). Records of other envs (an AgentGym import
 # of another task) are only checked for a non-negative index.
-NUM_TASKS: dict[str, int] = {"babyai": 40 * 10_000, "textcraft": 544}
+NUM_TASKS: dict[str, int] = {"babyai": 40 * 10_000, "babyai-agentgym": 40 * 10_000, "textcraft": 544}
 
 
 def _bad(name: str, expected: str, value: Any) -> ValueError:

@@ -77,7 +77,9 @@ def test_textcraft_names_and_make():
 
 @pytest.mark.parametrize("name", ["webshop", "babyai-v0", "", None, "agentprm/BabyAI-v1"])
 def test_unknown_env_names_list_the_choices(name):
-    with pytest.raises(ValueError, match=r"unknown environment .*\['babyai', 'textcraft'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown environment .*\['babyai', 'babyai-agentgym', 'textcraft'\]"
+    ):
         E.short_name(name)
     with pytest.raises(ValueError, match="unknown environment"):
         parse_tasks(name, "0:3")

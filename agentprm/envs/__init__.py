@@ -1,8 +1,13 @@
 """Registers the text environments with Gymnasium. Nothing here imports torch.
 
 Ids (round caps set at registration, overridable with gym.make(..., max_episode_steps=N)):
-  agentprm/BabyAI-v0     20 rounds, tasks = index -> (level (i % 40) + 1, seed i // 40)
-  agentprm/TextCraft-v0  20 rounds, tasks = the 544 goals of depth >= 1, sorted by (depth, name)
+  agentprm/BabyAI-v0           20 rounds, tasks = index -> (level (i % 40) + 1, seed i // 40)
+  agentprm/BabyAI-AgentGym-v0  the same tasks, AgentGym's server behaviour exactly, bugs included
+                               (BabyAITextEnv(compat="agentgym"); short name "babyai-agentgym")
+  agentprm/TextCraft-v0        20 rounds, tasks = the 544 goals of depth >= 1, sorted by (depth, name)
+
+A variant of an env (babyai-agentgym) has its own short name, so records say which one played,
+and shares its family's splits, prompt and expert: family(name) gives the family.
 """
 
 from __future__ import annotations
@@ -11,18 +16,37 @@ import gymnasium as gym
 
 ENV_IDS = {
     "babyai": "agentprm/BabyAI-v0",
+    "babyai-agentgym": "agentprm/BabyAI-AgentGym-v0",
     "textcraft": "agentprm/TextCraft-v0",
 }
-MAX_ROUNDS = {"babyai": 20, "textcraft": 20}
+MAX_ROUNDS = {"babyai": 20, "babyai-agentgym": 20, "textcraft": 20}
+# short name -> the env whose tasks, splits, prompt and expert it uses
+FAMILY = {"babyai": "babyai", "babyai-agentgym": "babyai", "textcraft": "textcraft"}
 
 _ENTRY_POINTS = {
     "babyai": "agentprm.envs.babyai:BabyAITextEnv",
+    "babyai-agentgym": "agentprm.envs.babyai:BabyAITextEnv",
     "textcraft": "agentprm.envs.textcraft:TextCraftEnv",
 }
+_KWARGS = {"babyai-agentgym": {"compat": "agentgym"}}
 
 for _name, _id in ENV_IDS.items():
     if _id not in gym.registry:
-        gym.register(id=_id, entry_point=_ENTRY_POINTS[_name], max_episode_steps=MAX_ROUNDS[_name])
+        gym.register(
+            id=_id,
+            entry_point=_ENTRY_POINTS[_name],
+            max_episode_steps=MAX_ROUNDS[_name],
+            kwargs=_KWARGS.get(_name, {}),
+        )
+
+
+def family(name: str) -> str:
+    """Short name or id -> the env family whose splits, prompt and expert it shares.
+
+    >>> family("babyai-agentgym"), family("agentprm/BabyAI-AgentGym-v0"), family("textcraft")
+    ('babyai', 'babyai', 'textcraft')
+    """
+    return FAMILY[short_name(name)]
 
 
 def env_id(name: str) -> str:
@@ -64,4 +88,4 @@ def rejected(env: str, observation: str) -> bool:
     >>> rejected("babyai", "The action is not recognized. Please check valid actions. Available actions: []")
     True
     """
-    return observation.startswith(_REJECTED[short_name(env)])
+    return observation.startswith(_REJECTED[family(env)])

@@ -15,6 +15,9 @@ Deviations from AgentGym's server, all deliberate and tested:
   minigrid's own verdict. A failed mission (e.g. picking up the wrong object in some levels) ends
   the episode with reward 0 and "The task has failed." in the observation.
 - The upstream error text for an unreachable door printed a Python dict; ours names the door.
+Each of these, and the rest of AgentGym's observable behaviour (its search window, trailing moves,
+step limit, response parsing), is one switch of agentprm.envs.babyai_agentgym.AgentGymQuirks:
+BabyAITextEnv(compat="agentgym") (env "babyai-agentgym") reproduces AgentGym's server exactly.
 """
 
 from __future__ import annotations
@@ -29,6 +32,16 @@ import numpy as np
 from minigrid.core.constants import DIR_TO_VEC, IDX_TO_COLOR, IDX_TO_OBJECT, STATE_TO_IDX
 from minigrid.envs.babyai import GoToObj
 
+from agentprm.envs.babyai_agentgym import (
+    PROJECT,
+    AgentGymQuirks,
+    parse_response,
+    quirks_for,
+    run_primitives,
+    search_path,
+    search_window,
+    wins,
+)
 from agentprm.envs.base import EPISODE_OVER, TextEnv
 
 LEVELS = (
@@ -111,19 +124,19 @@ class View:
         return list(self.macros)
 
 
-def _scan(env) -> tuple[list[_Obj], list[_Obj], list[tuple[int, int]]]:
-    """Objects in view (near to far), barriers straight ahead, and the window's absolute cells."""
-    image = env.gen_obs()["image"]  # (7, 7, 3): object, colour, state; agent at AGENT facing -j
+def _scan(env, image=None) -> tuple[list[_Obj], list[_Obj]]:
+    """Objects in `image` (default: the current view), near to far, and barriers straight ahead."""
+    if image is None:
+        image = env.gen_obs()["image"]  # (7, 7, 3): object, colour, state; agent at AGENT facing -j
     pos = np.array(env.agent_pos)
     f_vec, r_vec = np.array(env.dir_vec), np.array(env.right_vec)
-    objs, barriers, window = [], [], []
+    objs, barriers = [], []
     for j in range(VIEW):  # far row first, as upstream, so ties in distance keep this order
         for i in range(VIEW):
             front, right = AGENT[1] - j, i - AGENT[0]
             ax, ay = (int(v) for v in pos + f_vec * front + r_vec * right)
             if ax < 0 or ay < 0:
                 continue
-            window.append((ax, ay))
             if front == 0 and right == 0:  # the agent's cell shows what it carries
                 continue
             kind = IDX_TO_OBJECT[int(image[i, j, 0])]
@@ -139,64 +152,89 @@ def _scan(env) -> tuple[list[_Obj], list[_Obj], list[tuple[int, int]]]:
                 barriers.append(_Obj(kind, kind, (ax, ay), front, 0, front))
     objs.sort(key=lambda o: o.dist)  # stable: equal distances stay in scan order
     barriers.sort(key=lambda o: o.front)
-    return objs, barriers, window
+    return objs, barriers
 
 
-def _bfs(env, goal: tuple[int, int], objs: list[_Obj], window: list[tuple[int, int]], arrive: bool):
-    """Shortest primitive path (forward, left, right) to stand on `goal` (arrive) or to face it.
+def _bfs(env, goal: tuple[int, int], objs: list[_Obj], quirks: AgentGymQuirks, arrive: bool):
+    """A primitive path (forward, left, right) to stand on `goal` (arrive) or to face it, or None.
 
     Blocked cells: wall, box, lava, ball, key; the search stays inside the visible window. Doors
     are not blocked (a closed door simply stops the macro when `forward` fails, as upstream).
-    Returns None when no path exists.
+    The project's search returns a shortest path; quirks.agentgym_path_choice and
+    quirks.offbyone_search_window reproduce AgentGym's (agentprm.envs.babyai_agentgym).
     """
     blocked = {o.pos for o in objs if o.kind in _BLOCKING}
-    inside = set(window)
     start = (tuple(int(v) for v in env.agent_pos), int(env.agent_dir))
-    parent: dict = {start: None}
-    queue = [start]
-    head = 0
-    while head < len(queue):
-        state = queue[head]
-        head += 1
+    inside = search_window(start[0], start[1], quirks.offbyone_search_window)
+
+    def is_goal(state) -> bool:
         (x, y), d = state
         dx, dy = DIR_TO_VEC[d]
-        done = (x, y) == goal if arrive else (x + dx, y + dy) == goal
-        if done:
-            path = []
-            while parent[state] is not None:
-                state, action = parent[state]
-                path.append(action)
-            return path[::-1]
-        for action in (FORWARD, LEFT, RIGHT):
-            if action == FORWARD:
-                nxt = ((x + int(dx), y + int(dy)), d)
-                if nxt[0] not in inside or nxt[0] in blocked:
-                    continue
-            else:
-                nxt = ((x, y), (d - 1) % 4 if action == LEFT else (d + 1) % 4)
-            if nxt not in parent:
-                parent[nxt] = (state, action)
-                queue.append(nxt)
-    return None
+        return (x, y) == goal if arrive else (x + int(dx), y + int(dy)) == goal
+
+    return search_path(start, is_goal, blocked, inside, quirks.agentgym_path_choice)
 
 
-def describe(env) -> View:
+def describe(env, quirks: AgentGymQuirks = PROJECT, image=None) -> View:
     """Describe a minigrid BabyAI env's current state in AgentGym's words, with command macros.
+
+    image: the view to describe (default: the current one; AgentGym's stale first observation
+    passes the image reset() returned). quirks: AgentGym's numbering, path search and messages.
 
     Example (task 1: GoToRedBall seed 0) description:
         "In front of you in this room, you can see several objects: There is a grey box 1 ...
-         The room has walls around you. You are not carrying anything."
+         The room has walls around you. You are facing a wall 6 steps away. You are not carrying anything."
     """
-    objs, barriers, window = _scan(env)
+    objs, barriers = _scan(env, image)
     carrying = env.carrying
     listed = [o for o in objs if o.kind != "wall"]
-    number: dict[int, int] = {}  # id(obj) -> its per-name counter, shared by text and commands
+    number: dict[int, int] = {}  # id(obj) -> its per-name counter in the description
     counts: dict[str, int] = {}
     for o in listed:
         counts[o.name] = counts.get(o.name, 0) + 1
         number[id(o)] = counts[o.name]
 
-    if objs:  # upstream: walls count for "something in sight" but are never listed
+    text = _description(listed, number, barriers, carrying, bool(objs))
+    macros: dict[str, list[int]] = {"turn left": [LEFT], "turn right": [RIGHT]}
+    errors: dict[str, str] = {}
+    if not barriers or barriers[0].front > 1:
+        macros["move forward"] = [FORWARD]
+    else:
+        errors["move forward"] = "There is a barrier in front of you, you can't move forward."
+
+    def path_to(o: _Obj, arrive: bool = False):
+        return _bfs(env, o.pos, objs, quirks, arrive)
+
+    if carrying is None:
+        targets = [o for o in listed if o.kind not in ("door", "goal")]
+        _object_commands("pickup", targets, number, path_to, quirks, macros, errors)
+        errors["drop"] = "You cannot drop the object, as you are not carrying anything."
+    else:
+        ahead = tuple(int(v) for v in np.array(env.agent_pos) + np.array(env.dir_vec))
+        if any(o.pos == ahead and o.kind in _BLOCKING for o in objs):
+            errors["drop"] = "You cannot drop the object, as there is already an object in front of you."
+        else:
+            macros["drop"] = [DROP]
+
+    _door_commands(listed, number, carrying, path_to, quirks, macros, errors)
+
+    for o in listed:
+        if o.kind == "goal":
+            path = path_to(o, arrive=True)
+            if path is None:
+                errors["go to goal"] = "You cannot go to the goal, as there is no path leading to it."
+            else:
+                macros["go to goal"] = path
+
+    targets = [o for o in listed if o.kind != "goal"]
+    _object_commands("go to", targets, number, path_to, quirks, macros, errors)
+    macros["check available actions"] = []
+    return View(text, macros, errors)
+
+
+def _description(listed: list[_Obj], number: dict, barriers: list[_Obj], carrying, any_seen: bool) -> str:
+    """The observation text: objects near to far, the barrier ahead, what the agent carries."""
+    if any_seen:  # upstream: walls count for "something in sight" but are never listed
         parts = ["In front of you in this room, you can see several objects: "]
         for o in listed:
             if o.right == 0:
@@ -215,40 +253,39 @@ def describe(env) -> View:
         text += f"You are carrying a {carrying.color} {carrying.type}."
     else:
         text += "You are not carrying anything."
+    return text
 
-    macros: dict[str, list[int]] = {"turn left": [LEFT], "turn right": [RIGHT]}
-    errors: dict[str, str] = {}
-    if not barriers or barriers[0].front > 1:
-        macros["move forward"] = [FORWARD]
-    else:
-        errors["move forward"] = "There is a barrier in front of you, you can't move forward."
 
-    if carrying is None:
-        for o in listed:
-            if o.kind in ("door", "goal"):
-                continue
-            cmd = f"pickup {o.name} {number[id(o)]}"
-            path = _bfs(env, o.pos, objs, window, arrive=False)
-            if path is None:
-                errors[cmd] = (
-                    f"You cannot pickup {o.name} {number[id(o)]}, as there is no path leading to it."
-                )
-            else:
-                macros[cmd] = path + [PICKUP]
-        errors["drop"] = "You cannot drop the object, as you are not carrying anything."
-    else:
-        ahead = tuple(int(v) for v in np.array(env.agent_pos) + np.array(env.dir_vec))
-        if any(o.pos == ahead and o.kind in _BLOCKING for o in objs):
-            errors["drop"] = "You cannot drop the object, as there is already an object in front of you."
-        else:
-            macros["drop"] = [DROP]
+def _object_commands(verb, targets, number, path_to, quirks: AgentGymQuirks, macros, errors) -> None:
+    """Add "pickup <obj> <k>" or "go to <obj> <k>" (verb) for each target, or its no-path error.
 
+    k is the description's number. With quirks.agentgym_numbering it is AgentGym's instead: the
+    rank among the REACHABLE objects of that name, so with an unreachable "red ball 1" in front of a
+    reachable "red ball 2", "pickup red ball 1" picks up the description's red ball 2 (and the
+    error for the unreachable one is filed under the next free number).
+    """
+    reachable: dict[str, int] = {}
+    for o in targets:
+        path = path_to(o)
+        k = reachable.get(o.name, 0) + 1 if quirks.agentgym_numbering else number[id(o)]
+        cmd = f"{verb} {o.name} {k}"
+        if path is None:
+            errors[cmd] = f"You cannot {verb} {o.name} {k}, as there is no path leading to it."
+            continue
+        reachable[o.name] = reachable.get(o.name, 0) + 1
+        macros[cmd] = path + [PICKUP] if verb == "pickup" else path
+
+
+def _door_commands(listed, number, carrying, path_to, quirks: AgentGymQuirks, macros, errors) -> None:
+    """Add "go through", "toggle and go through" and "toggle" for the doors in view, or errors."""
+    seen: dict[str, int] = {}  # AgentGym's door counter, printed by dict_in_door_error
     for o in listed:
         if o.kind != "door":
             continue
+        seen[o.name] = seen.get(o.name, 0) + 1
         name = f"{o.name} {number[id(o)]}"
         if " open " in f" {o.name} ":
-            path = _bfs(env, o.pos, objs, window, arrive=True)
+            path = path_to(o, arrive=True)
             if path is None:
                 errors[f"go through {name}"] = (
                     f"You cannot go through {name}, as there is no path leading to it."
@@ -256,25 +293,27 @@ def describe(env) -> View:
             else:
                 macros[f"go through {name}"] = path
             continue
+        toggle_cmd = f"toggle and go through {name}"
         if "locked" in o.name:
             if carrying is None or carrying.type != "key":
-                errors[f"toggle and go through {name}"] = (
+                errors[toggle_cmd] = (
                     f"You cannot toggle and go through {name}, as you are not carrying a key."
                 )
                 continue
             if carrying.color != o.name.split(" ")[0]:
-                errors[f"toggle and go through {name}"] = (
+                errors[toggle_cmd] = (
                     f"You cannot toggle and go through {name}, as the color of the key you are "
                     "carrying does not match the color of door."
                 )
                 continue
-        path = _bfs(env, o.pos, objs, window, arrive=False)
+        path = path_to(o)
         if path is None:
-            errors[f"toggle and go through {name}"] = (
-                f"You cannot toggle and go through {name}, as there is no path leading to it."
+            shown = f"{o.name} {seen}" if quirks.dict_in_door_error else name
+            errors[toggle_cmd] = (
+                f"You cannot toggle and go through {shown}, as there is no path leading to it."
             )
         else:
-            macros[f"toggle and go through {name}"] = path + [TOGGLE, FORWARD]
+            macros[toggle_cmd] = path + [TOGGLE, FORWARD]
             if not path:
                 macros["toggle"] = [TOGGLE]
         if "closed" in o.name:
@@ -282,45 +321,15 @@ def describe(env) -> View:
                 f"You cannot go through {name}, as it is closed. You should toggle it first."
             )
 
-    for o in listed:
-        if o.kind == "goal":
-            path = _bfs(env, o.pos, objs, window, arrive=True)
-            if path is None:
-                errors["go to goal"] = "You cannot go to the goal, as there is no path leading to it."
-            else:
-                macros["go to goal"] = path
 
-    for o in listed:
-        if o.kind == "goal":
-            continue
-        cmd = f"go to {o.name} {number[id(o)]}"
-        path = _bfs(env, o.pos, objs, window, arrive=False)
-        if path is None:
-            errors[cmd] = f"You cannot go to {o.name} {number[id(o)]}, as there is no path leading to it."
-        else:
-            macros[cmd] = path
-
-    macros["check available actions"] = []
-    return View(text, macros, errors)
-
-
-def run_macro(env, macro: list[int]) -> tuple[float, bool, bool]:
+def run_macro(env, macro: list[int], quirks: AgentGymQuirks = PROJECT) -> tuple[float, bool, bool]:
     """Execute a command's primitives on a minigrid env -> (reward, terminated, truncated).
 
     Stops early when the episode ends or when a primitive changes nothing in the agent's view
-    (it was blocked, e.g. `forward` into a closed door), as AgentGym's server does.
+    (it was blocked, e.g. `forward` into a closed door), as AgentGym's server does. AgentGym's
+    trailing moves and step limit: agentprm.envs.babyai_agentgym.run_primitives.
     """
-    reward, terminated, truncated = 0.0, False, False
-    image = env.gen_obs()["image"]
-    for primitive in macro:
-        obs, r, terminated, truncated, _ = env.step(primitive)
-        reward += float(r)
-        if terminated or truncated:
-            break
-        if np.array_equal(obs["image"], image):
-            break
-        image = obs["image"]
-    return reward, terminated, truncated
+    return run_primitives(env, macro, quirks)
 
 
 def format_actions(actions: list[str]) -> str:
@@ -331,21 +340,34 @@ def format_actions(actions: list[str]) -> str:
 class BabyAITextEnv(TextEnv):
     """BabyAI text env. reset(options={"task": i}); step(response) with a ReAct response.
 
+    compat="agentgym" (gym id agentprm/BabyAI-AgentGym-v0, short name "babyai-agentgym") reproduces
+    AgentGym's server and client exactly, bugs included; quirks=AgentGymQuirks(...) picks single
+    switches (agentprm.envs.babyai_agentgym). The default keeps the project's fixes.
+
     info: success, score (minigrid reward, 0 until success), task, level, seed, goal,
     available_actions, primitive_steps. After the episode ends, a step answers "The episode has
     ended. Please reset the environment." and the action list, with reward 0 (TextEnv).
+    In AgentGym mode, reward is the server's per-step "reward", success is its "done", and score is
+    its cumulative "score" (what AgentGym's client reports as the reward) clipped to [0, 1], with
+    the raw value in info["agentgym_score"].
     """
 
     num_tasks = NUM_LEVELS * SEEDS_PER_LEVEL
 
-    def __init__(self, render_mode: str | None = None):
+    def __init__(
+        self, render_mode: str | None = None, compat: str | None = None, quirks: AgentGymQuirks | None = None
+    ):
         super().__init__(render_mode=render_mode)
+        self.quirks = quirks_for(compat, quirks)
         self._levels: dict[str, minigrid.minigrid_env.MiniGridEnv] = {}
         self.grid_env = None
         self.view: View | None = None
         self.goal = ""
         self.score = 0.0
         self.success = False
+        self._image = None  # the view the next command compares with (None: the current one)
+        self._last_reward = 0.0  # AgentGym's server reward, repeated by sticky_reward
+        self._total = 0.0  # AgentGym's cumulative score
 
     def _reset_task(self, task: int):
         level, name, seed = level_of(task)
@@ -354,16 +376,19 @@ class BabyAITextEnv(TextEnv):
         self.grid_env = self._levels[name]
         # minigrid prints "Sampling rejected: ..." while generating some levels; keep stdout clean.
         with contextlib.redirect_stdout(io.StringIO()):
-            self.grid_env.reset(seed=seed)
+            first, _ = self.grid_env.reset(seed=seed)
         self.level, self.level_name, self.seed_ = level, name, seed
         self.goal = goal_text(self.grid_env.mission)
         self.score, self.success = 0.0, False
-        self.view = describe(self.grid_env)
+        self._last_reward, self._total = 0.0, 0.0
+        # PutNext levels hand the agent its object after reset() built `first` (AgentGym describes it).
+        self._image = first["image"] if self.quirks.stale_first_obs else None
+        self.view = describe(self.grid_env, self.quirks, self._image)
         obs = f"Your goal: {self.goal}\n{self.view.description}" + format_actions(self.view.available_actions)
         return obs, self._info()
 
     def _info(self) -> dict:
-        return {
+        info = {
             "success": self.success,
             "score": self.score,
             "task": self.task,
@@ -373,33 +398,63 @@ class BabyAITextEnv(TextEnv):
             "available_actions": self.view.available_actions if self.view else [],
             "primitive_steps": int(self.grid_env.step_count) if self.grid_env else 0,
         }
+        if self.quirks != PROJECT:
+            info["agentgym_score"] = self._total
+        return info
+
+    def _parse(self, response: str):
+        return parse_response(response, self.quirks)
 
     def _reply(self, text: str, reward: float = 0.0, terminated: bool = False, truncated: bool = False):
         return text + format_actions(self.view.available_actions), reward, terminated, truncated, self._info()
+
+    def _no_macro(self, text: str):
+        """A step that runs no primitive: reward 0, or AgentGym's repeated last reward."""
+        reward = self._last_reward if self.quirks.sticky_reward else 0.0
+        self._add_score(reward)
+        return self._reply(text, reward)
+
+    def _add_score(self, reward: float) -> None:
+        self._total += reward
+        if self.quirks.done_reset_quirk:  # AgentGym's score: the sum of its step rewards
+            self.score = min(max(self._total, 0.0), 1.0)
 
     def _ended_observation(self) -> str:
         # Every BabyAI observation ends with the action list, as AgentGym's server writes it.
         return EPISODE_OVER + format_actions(self.view.available_actions)
 
     def _execute(self, command: str):
-        action = command.lower().strip().replace("pick up", "pickup")
+        action = command.lower().strip()
+        if not self.quirks.no_pickup_alias:
+            action = action.replace("pick up", "pickup")
         if action == "":
-            return self._reply(NO_CHANGE)
+            return self._no_macro(NO_CHANGE)
         if "check" in action:  # upstream: any command mentioning "check" lists the actions
-            return self._reply(
+            return self._no_macro(
                 "You can take the following actions: " + ", ".join(self.view.available_actions)
             )
         if action not in self.view.macros:
-            return self._reply(self.view.errors.get(action, NOT_RECOGNIZED))
+            return self._no_macro(self.view.errors.get(action, NOT_RECOGNIZED))
         macro = self.view.macros[action]
         if not macro:
-            return self._reply(NO_CHANGE)
+            return self._no_macro(NO_CHANGE)
         env = self.grid_env
-        reward, terminated, truncated = run_macro(env, macro)
-        self.view = describe(env)
+        reward, terminated, truncated = run_primitives(env, macro, self.quirks, self._image)
+        self._image = None
+        self._last_reward = reward
+        self.view = describe(env, self.quirks)
         text = self.view.description
         if terminated:
-            self.success = reward > 0
-            self.score = reward
-            text += COMPLETED if self.success else FAILED
+            text, terminated = self._outcome(text, reward)
+        self._add_score(reward)
         return self._reply(text, reward, terminated, truncated)
+
+    def _outcome(self, text: str, reward: float) -> tuple[str, bool]:
+        """minigrid ended the mission with `reward` -> (observation text, whether the episode ends)."""
+        self.success = wins(reward, True, self.quirks)
+        if self.quirks.done_reset_quirk:
+            # AgentGym: "completed" even for a failure, then done only above a reward of 0.5 (its
+            # score, the sum of its step rewards, is kept by _add_score).
+            return text + COMPLETED, self.success
+        self.score = reward
+        return text + (COMPLETED if self.success else FAILED), True

@@ -96,6 +96,10 @@ class TextEnv(gym.Env):
     def _info(self) -> dict:
         raise NotImplementedError
 
+    def _parse(self, response: str):
+        """The model's response -> Parsed command or error (BabyAI's AgentGym mode overrides it)."""
+        return parse_react(response, strict_charset=self.strict_charset)
+
     def _ended_observation(self) -> str:
         """What a step after the end of the episode observes (BabyAI adds its action list)."""
         return EPISODE_OVER
@@ -119,7 +123,7 @@ class TextEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         if self.ended:
             return self._after_end()
-        parsed = parse_react(action, strict_charset=self.strict_charset)
+        parsed = self._parse(action)
         if parsed.error is not None:
             info = self._info()
             info["action"] = None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from agentprm.envs import short_name
+from agentprm.envs import family
 from agentprm.types import NUM_TASKS
 
 # Both counts live in agentprm.types, whose record checks must agree with the envs.
@@ -52,7 +52,7 @@ SPLITS: dict[str, dict[str, list[int]]] = {"babyai": _babyai(), "textcraft": _te
 
 def split(env: str, name: str) -> list[int]:
     """Task indices of a pinned split; env and name in any case. >>> len(split("babyai", "test"))  # 90"""
-    env = short_name(env)
+    env = family(env)  # a variant (babyai-agentgym) shares its family's splits
     if name.lower() not in SPLITS[env]:
         raise ValueError(f"unknown split {name!r} for {env}: choose one of {sorted(SPLITS[env])}")
     return list(SPLITS[env][name.lower()])
@@ -124,7 +124,7 @@ def parse_tasks(env: str, spec: str) -> list[int]:
     ...
     ValueError: cannot read tasks '0:545' for textcraft: the range end 545 is past the last task (an end excluded is <= 544). Give a split name (test, train), a range like 0:400 (end excluded) or 0-399 (end included), or a list like 1,5,9 of distinct indices 0 <= i < 544
     """
-    env = short_name(env)
+    env = family(env)  # a variant (babyai-agentgym) shares its family's splits
     num_tasks = NUM_TASKS[env]
     text = spec.strip() if isinstance(spec, str) else ""
     if text.lower() in SPLITS[env]:

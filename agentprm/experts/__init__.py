@@ -9,7 +9,7 @@ def make_expert(env: str, mistakes: float = 0.0, misread: float = 0.0, goal_mist
     mistakes (BabyAI only): probability per round of a deliberate invalid command before the planned
     one (recovery data; see BabyAIExpert); misread: share of those whose Thought misstates the goal;
     goal_mistakes: share of those naming the goal's object while it is not in view."""
-    if env == "babyai":
+    if env in ("babyai", "babyai-agentgym"):  # the same expert for AgentGym-exact BabyAI
         from agentprm.experts.babyai import BabyAIExpert
 
         return BabyAIExpert(mistakes=mistakes, misread=misread, goal_mistakes=goal_mistakes)

@@ -25,6 +25,7 @@ from minigrid.core.constants import COLOR_NAMES
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
 from agentprm.envs.babyai import BabyAITextEnv, run_macro
+from agentprm.envs.babyai_agentgym import wins
 from agentprm.envs.react import format_react
 
 # Levels the bot (or the text layer under it) cannot solve: reported, never hidden.
@@ -164,8 +165,10 @@ class BabyAIExpert:
             if not macro:
                 continue
             world = copy.deepcopy(text_env.grid_env)
-            reward, terminated, _ = run_macro(world, macro)
-            if terminated and reward > 0:
+            # The env's own command semantics (AgentGym's trailing moves and done quirk in its mode):
+            # a command that wins in the default env may leave AgentGym's episode running.
+            reward, terminated, _ = run_macro(world, macro, text_env.quirks)
+            if wins(reward, terminated, text_env.quirks):
                 k = self.horizon + 1  # winning now beats any partial progress
             else:
                 k = index.get(_world_key(world), 0)

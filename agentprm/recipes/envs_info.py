@@ -35,10 +35,11 @@ def main(args: Args) -> None:
     for col in ("name", "gymnasium id", "round cap", "train", "test", "tasks"):
         table.add_column(col)
     for name, env_id in E.ENV_IDS.items():
-        sp = splits.SPLITS[name]
+        sp = splits.SPLITS[E.family(name)]  # babyai-agentgym shares BabyAI's splits
         what = (
             "index i -> level (i % 40) + 1, seed i // 40"
-            if name == "babyai"
+            + (" (AgentGym's server, bugs included)" if name == "babyai-agentgym" else "")
+            if E.family(name) == "babyai"
             else f"{splits.TEXTCRAFT_NUM_GOALS} goals of depth >= 1 sorted by (depth, name)"
         )
         table.add_row(
