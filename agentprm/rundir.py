@@ -16,6 +16,19 @@ class TimeGuardError(RuntimeError):
     are optimizer steps; the guard only catches a run that overruns, and says so)."""
 
 
+def check_time_guard(
+    deadline: float | None, stage: str, minutes: float | None, step: int, total: int, save
+) -> None:
+    """Past `deadline` (time.time() seconds): call save() (a checkpoint), then raise TimeGuardError
+    saying which stage stopped where. None: no guard."""
+    if deadline and time.time() > deadline:
+        save()
+        raise TimeGuardError(
+            f"{stage} hit its time guard ({minutes} min) at step {step} of {total}: results are not "
+            "comparable. Re-run the same command to resume, or raise --time-guard-minutes."
+        )
+
+
 def jsonable(value):
     """Paths, dataclasses, tuples -> JSON types; NaN (a metric that was not measured) -> None,
     so that every file we write is strict JSON."""

@@ -268,13 +268,8 @@ def main(args: Args) -> dict:
                     checkpoint()
                 if step >= total:
                     break
-                if guard and time.time() > guard:
-                    checkpoint()
-                    raise rundir.TimeGuardError(
-                        f"sft ({args.run_dir}) hit its time guard ({args.time_guard_minutes} min) at step "
-                        f"{step} of {total}: results are not comparable. Re-run the same command to "
-                        "resume, or raise --time-guard-minutes."
-                    )
+                rundir.check_time_guard(guard, f"sft ({args.run_dir})", args.time_guard_minutes, step, total,
+                                        checkpoint)  # fmt: skip
     checkpoint()
 
     # 6. Save the policy as an ordinary HF folder (atomically: written aside, then renamed).

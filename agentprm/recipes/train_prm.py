@@ -384,13 +384,8 @@ def main(args: Args) -> dict:
                     checkpoint()
                 if step >= total:
                     break
-                if guard and time.time() > guard:
-                    checkpoint()
-                    raise rundir.TimeGuardError(
-                        f"train-prm ({args.run_dir}) hit its time guard ({args.time_guard_minutes} min) at "
-                        f"step {step} of {total}: results are not comparable. Re-run the same command "
-                        "to resume, or raise --time-guard-minutes."
-                    )
+                rundir.check_time_guard(guard, f"train-prm ({args.run_dir})", args.time_guard_minutes, step, total,
+                                        checkpoint)  # fmt: skip
     checkpoint()
 
     # 5. Save the PRM as an HF token-classification folder (atomic rename).
