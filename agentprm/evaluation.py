@@ -122,6 +122,18 @@ def efficiency_ratio(ns: Sequence[int], baseline: Sequence[float], method: Seque
     return None
 
 
+def agentprm_name(reward_models: dict) -> str | None:
+    """The reward model that is AgentPRM: trained on td labels with beta > 0 (the others are
+    baselines). reward_models: {name: {"labels": ..., "beta": ...}} as in results.json.
+
+    >>> agentprm_name({"orm": {"labels": "orm", "beta": 0.0}, "a": {"labels": "td", "beta": 1.0}})
+    'a'
+    """
+    return next(
+        (n for n, i in reward_models.items() if i.get("labels") == "td" and (i.get("beta") or 0) > 0), None
+    )
+
+
 def bootstrap_ci(values: Sequence[float], seed: int = 0, n_boot: int = 2000, level: float = 0.95
                  ) -> tuple[float, float, float]:  # fmt: skip
     """(mean, low, high): percentile bootstrap interval of the mean over tasks.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agentprm.evaluation import efficiency_ratio
+from agentprm.evaluation import agentprm_name, efficiency_ratio
 
 
 def _num(d: dict, key: str) -> float:
@@ -80,7 +80,7 @@ def _ns(results: dict) -> list[int]:
 def _method_and_baselines(results: dict) -> tuple[str | None, list[str]]:
     """AgentPRM = the reward model trained on td labels with beta > 0; the others are baselines."""
     rms = results.get("reward_models", {})
-    method = next((n for n, i in rms.items() if i.get("labels") == "td" and (i.get("beta") or 0) > 0), None)
+    method = agentprm_name(rms)
     return method, [n for n in rms if n != method]
 
 

@@ -173,6 +173,9 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
         active = [b for task in tasks for b in beams[task] if not b.done]
         if not active:
             break
+        slots = [
+            k for task in tasks for k, b in enumerate(beams[task]) if not b.done
+        ]  # beam index in its task
         # 1. M candidates per partial trajectory (N*M for a root), one policy call per width.
         widths = [config.n * config.m if not b.steps else config.m for b in active]
         candidates: list[list] = [[] for _ in active]
@@ -186,8 +189,7 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
             # a fresh random stream per round and per chunk of tasks (see rollout.collect), and each
             # request's own seed from (seed, task, round, beam): identical to no other request
             salt = 1_000_003 * tasks[0] + 104_729 * rounds + width
-            seeds = [derive_seed(config.seed, active[i].task, rounds, beams[active[i].task].index(active[i]))
-                     for i in idx]  # fmt: skip
+            seeds = [derive_seed(config.seed, active[i].task, rounds, slots[i]) for i in idx]
             gens = policy.generate(states, _params(config, n=width, salt=salt), seeds=seeds)
             ledger.generate_calls += 1
             for i, g in zip(idx, gens, strict=True):
@@ -200,10 +202,8 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
         unique = [list(dict.fromkeys(g.text for g in gens)) for gens in candidates]
         before = scorer.tokens
         unique_scores = scorer.score(short, [b.history() for b in active], unique)
-        scores = [
-            [dict(zip(u, s, strict=True))[g.text] for g in gens]
-            for u, s, gens in zip(unique, unique_scores, candidates, strict=True)
-        ]
+        tables = [dict(zip(u, s, strict=True)) for u, s in zip(unique, unique_scores, strict=True)]
+        scores = [[table[g.text] for g in gens] for table, gens in zip(tables, candidates, strict=True)]
         ledger.prm_tokens += scorer.tokens - before
         ledger.prm_calls += 1
         # 3. Per task: top N of the new candidates and the finished trajectories.

@@ -26,7 +26,15 @@ import agentprm.envs as E
 from agentprm import rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
-from agentprm.evaluation import aggregate, best_of_n, bootstrap_ci, oracle_at_n, paired_difference, wilson
+from agentprm.evaluation import (
+    agentprm_name,
+    aggregate,
+    best_of_n,
+    bootstrap_ci,
+    oracle_at_n,
+    paired_difference,
+    wilson,
+)
 from agentprm.models.value import load_value_model
 from agentprm.recipes.collect import make_policy
 from agentprm.scorers import PRMScorer
@@ -311,8 +319,7 @@ def main(args: Args) -> dict:
                           f"reward {results['beam'][name][beam]['reward']:.3f}")  # fmt: skip
     results["ledgers"] = ledgers
     # AgentPRM (td labels, beta > 0) against each baseline, paired over the same tasks.
-    method = next((n for n, i in results["reward_models"].items()
-                   if i.get("labels") == "td" and (i.get("beta") or 0) > 0), None)  # fmt: skip
+    method = agentprm_name(results["reward_models"])
     results["comparison"] = {"method": method, "baselines": compare(method, paired) if method else {}}
 
     # 4. Save and summarise.

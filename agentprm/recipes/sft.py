@@ -172,8 +172,6 @@ def main(args: Args) -> dict:
     steps_per_epoch = math.ceil(len(examples) / args.batch_size)
     total = steps_per_epoch * args.epochs
     if args.max_steps is not None:
-        if args.max_steps < 1:
-            raise SystemExit(f"--max-steps must be >= 1, got {args.max_steps}")
         total = min(total, args.max_steps)
     print(
         f"sft: {len(trajs)} trajectories -> {len(examples)} sequences (mean {sum(lengths) / len(lengths):.0f} "

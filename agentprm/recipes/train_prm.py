@@ -186,16 +186,8 @@ def target_values(model, batch, pad_id: int, values, q_prev):
 def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, run: Path) -> dict:
     """Diagnostics on held-out tasks, written to diagnostics.json and value_distribution.png."""
     enc = encode(env, held, tokenizer, args.max_prompt_tokens)  # rendered once: scoring and targets
-    values = score_encoded(model, enc, len(held), tokenizer.pad_token_id)
-    q_prev = None
-    if args.labels == "td" and args.td_form == "literal":
-        model.eval()
-        with torch.no_grad():
-            q_prev = [
-                p
-                for i in range(0, len(enc), 16)
-                for p in step_values(model, enc[i : i + 16], tokenizer.pad_token_id)[1]
-            ]
+    q_prev: list[torch.Tensor] = []  # Q_{-1} per encoded trajectory (the literal TD form uses it)
+    values = score_encoded(model, enc, len(held), tokenizer.pad_token_id, q_prev=q_prev)
     tgt = targets_for(args, enc, [values[e.index] for e in enc], held, mc_table, q_prev)
     v, _ = pad([values[e.index] for e in enc])
     t, _ = pad([x for x, _ in tgt])
@@ -243,10 +235,6 @@ def main(args: Args) -> dict:
         args = dataclasses.replace(args, beta=beta_for(args.labels, args.beta))
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
-    if args.td_form not in ("standard", "literal"):
-        raise SystemExit(f"--td-form must be standard or literal, not {args.td_form!r}")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise SystemExit(f"--max-steps must be >= 1, got {args.max_steps}")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     if args.threads:
         torch.set_num_threads(args.threads)
