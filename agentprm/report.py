@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import agentprm.envs as E
 from agentprm.evaluation import agentprm_name, efficiency_ratio
 
 
@@ -88,6 +89,7 @@ def evaluate_section(path: Path, results: dict) -> list[str]:
     ns = _ns(results)
     top = str(ns[-1])
     lines = [f"## {results['env']}: {results['tasks']} test tasks ({path})", "",
+             f"Environment `{results['env']}`: {E.mode_note(results['env'])}.", "",
              f"Policy `{results['policy']}`; Best-of-N pool of {results['pool']} samples per task. "
              "Success rate and mean reward, each with a 95% confidence interval over tasks.", "",
              "### Beam search and baselines (the paper's Table 1 layout)", "",
@@ -192,7 +194,8 @@ def summary_table(results: dict) -> list[str]:
     rows += [(f"{name} Best-of-{top}", c["last"][top]) for name, c in results["bon"].items()]
     rows.append((f"oracle pass@{top}", results["oracle"][top]))
     width = max(len(label) for label, _ in rows)
-    lines = [f"{'method'.ljust(width)}  success rate [95% CI]   mean reward [95% CI]"]
+    lines = [f"environment {results['env']}: {E.mode_note(results['env'])}", ""]
+    lines += [f"{'method'.ljust(width)}  success rate [95% CI]   mean reward [95% CI]"]
     lines += [f"{label.ljust(width)}  {_ci(r, 'success'):<23} {_ci(r, 'reward')}" for label, r in rows]
     rms = results.get("reward_models", {})
     lines += [""] + [f"{n}: {i.get('labels')} labels, beta {i.get('beta')}, {i.get('steps', 'n/a')} optimizer "

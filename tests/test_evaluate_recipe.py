@@ -57,6 +57,9 @@ def test_evaluate_then_report(expert_data, tmp_path):  # noqa: F811
     text = path.read_text()
     assert "| greedy (SFT) |" in text and "agentprm beam @2x2" in text and "oracle pass@4" in text
     assert "Compute efficiency" in text and "held-out diagnostics" in text
+    # which env mode produced the numbers, and what they compare with (issue 14)
+    assert "Environment `babyai`: corrected BabyAI" in text and "use babyai-agentgym" in text
+    assert report.summary_table(again)[0].startswith("environment babyai: corrected BabyAI")
     assert (tmp_path / "report" / "figure3_babyai.png").stat().st_size > 1000
     assert (tmp_path / "report" / "figure4_babyai.png").exists()  # two td models: the ablation figure
     json.loads((tmp_path / "eval" / "results.json").read_text())  # valid JSON on disk

@@ -8,7 +8,10 @@ import agentprm.envs as E
 from agentprm.envs.splits import parse_tasks, split
 
 NUM = {"babyai": 400_000, "textcraft": 544}
-NAMES = {"babyai": "test, test_short, train, train_short", "textcraft": "test, train"}
+NAMES = {
+    "babyai": "test, test_short, train, train_short",
+    "textcraft": "agenteval, agenteval_unseen, test, train",
+}
 
 
 @pytest.mark.parametrize("env", sorted(NUM))

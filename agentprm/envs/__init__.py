@@ -4,7 +4,7 @@ Ids (round caps set at registration, overridable with gym.make(..., max_episode_
   agentprm/BabyAI-v0           20 rounds, tasks = index -> (level (i % 40) + 1, seed i // 40)
   agentprm/BabyAI-AgentGym-v0  the same tasks, AgentGym's server behaviour exactly, bugs included
                                (BabyAITextEnv(compat="agentgym"); short name "babyai-agentgym")
-  agentprm/TextCraft-v0        20 rounds, tasks = the 544 goals of depth >= 1, sorted by (depth, name)
+  agentprm/TextCraft-v0        20 rounds, tasks = the 544 goals of depth >= 1 in AgentGym's order
 
 A variant of an env (babyai-agentgym) has its own short name, so records say which one played,
 and shares its family's splits, prompt and expert: family(name) gives the family.
@@ -74,6 +74,26 @@ def short_name(name: str) -> str:
 def make(name: str, **kwargs) -> gym.Env:
     """gym.make by short name or id; kwargs go to gym.make (e.g. max_episode_steps)."""
     return gym.make(env_id(name), **kwargs)
+
+
+# What a number measured on each env can be set beside (printed by evaluate and report).
+MODE_NOTES = {
+    "babyai": "corrected BabyAI (the project's fixes); success runs 12-16 points above AgentGym's "
+    "server for the same behaviour, so use babyai-agentgym to compare with the paper",
+    "babyai-agentgym": "AgentGym-exact BabyAI (AgentGym's server and client, bugs included): "
+    "the paper's setting; the paper reports mean reward",
+    "textcraft": "TextCraft on AgentGym's recipe tree and goal order (recipe files in sorted order): "
+    "the paper's setting",
+}
+
+
+def mode_note(name: str) -> str:
+    """Short name or id -> one line saying which env mode produced a number and what it compares with.
+
+    >>> mode_note("agentprm/BabyAI-AgentGym-v0").startswith("AgentGym-exact")
+    True
+    """
+    return MODE_NOTES[short_name(name)]
 
 
 # How each environment answers a command it refused (nothing happened): agentprm.envs.babyai's

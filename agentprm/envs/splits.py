@@ -8,9 +8,17 @@ BabyAI: task i -> level (i % 40) + 1 with seed i // 40.
   test_short / train_short = the same splits restricted to the 13 short-horizon levels (GoTo*,
           OpenRedDoor, OpenDoorLoc, PickupLoc, PickupDistDebug, ActionObjDoor; the expert needs <= 2.1
           rounds on average): 33 test tasks. `agentprm demo` uses them to fit 20 CPU minutes.
-TextCraft: task i -> goals[i], the 544 goals of depth >= 1 sorted by (depth, name).
+TextCraft: task i -> goals[i], the 544 goals of depth >= 1 in AgentGym's order (depth, then recipe
+  file order; envs/textcraft.py).
   test  = 97 goals spread evenly over the depth-sorted list: round(k * 544 / 97), k = 0..96.
   train = the other 447 goals.
+  agenteval = AgentGym's AgentEval TextCraft test ids, 0-30, 140-180, 420-444, 533-535 (100 ids:
+          31 / 41 / 25 / 3 goals of depth 1 / 2 / 3 / 4). Upstream the goal behind an id inside a
+          depth depends on the server's file order (os.listdir), so across AgentGym installations
+          only this depth composition is reproducible; here the ids name the goals of sorted file
+          order. It overlaps both `test` and `train`: a policy or PRM trained on `train` and
+          evaluated on `agenteval` has seen some of its goals (the `agenteval_unseen` split drops
+          them).
 
 parse_tasks reads a --tasks argument strictly: anything but a split name, a non-empty range or a
 list of distinct valid indices is a ValueError that says what to write instead.
@@ -44,7 +52,9 @@ def _textcraft() -> dict[str, list[int]]:
     test = sorted({round(k * TEXTCRAFT_NUM_GOALS / 97) for k in range(97)})
     test_set = set(test)
     train = [i for i in range(TEXTCRAFT_NUM_GOALS) if i not in test_set]
-    return {"test": test, "train": train}
+    agenteval = [*range(0, 31), *range(140, 181), *range(420, 445), *range(533, 536)]
+    unseen = [i for i in agenteval if i in test_set]
+    return {"test": test, "train": train, "agenteval": agenteval, "agenteval_unseen": unseen}
 
 
 SPLITS: dict[str, dict[str, list[int]]] = {"babyai": _babyai(), "textcraft": _textcraft()}
@@ -60,6 +70,7 @@ def split(env: str, name: str) -> list[int]:
 
 # ASCII digits only: int() would also take "+3", "3_0", " 3" and other scripts' digits.
 _DIGITS = re.compile(r"[0-9]+")
+_NAME = re.compile(r"[A-Za-z]")
 
 
 def _index(text: str, num_tasks: int, end: bool = False) -> int:
@@ -92,14 +103,20 @@ def _range(lo_text: str, hi_text: str, num_tasks: int, end_included: bool) -> li
     return list(range(lo, hi))
 
 
-def _listed(spec: str, num_tasks: int) -> list[int]:
-    """The list 1,5,9 -> [1, 5, 9]; ValueError(reason) on an empty item or a repeated index."""
+def _listed(spec: str, num_tasks: int, env: str) -> list[int]:
+    """The list 1,5,9 -> [1, 5, 9]; ValueError(reason) on an empty item or a repeated index.
+    For TextCraft an item may be a goal's name ("gold ingot")."""
     tasks: list[int] = []
     seen: set[int] = set()
     for item in spec.split(","):
         if not item.strip():
             raise ValueError("it has an empty item (two commas in a row, or one at an end)")
-        task = _index(item, num_tasks)
+        if env == "textcraft" and _NAME.search(item):  # "3.5" or "+3" stays a bad index
+            from agentprm.envs.textcraft import task_of_goal  # the tree loads only when needed
+
+            task = task_of_goal(item)
+        else:
+            task = _index(item, num_tasks)
         if task in seen:
             # A repeated task would be played twice under the same (task, sample) resume key.
             raise ValueError(f"task {task} is listed twice")
@@ -122,7 +139,7 @@ def parse_tasks(env: str, spec: str) -> list[int]:
     >>> parse_tasks("textcraft", "0:545")
     Traceback (most recent call last):
     ...
-    ValueError: cannot read tasks '0:545' for textcraft: the range end 545 is past the last task (an end excluded is <= 544). Give a split name (test, train), a range like 0:400 (end excluded) or 0-399 (end included), or a list like 1,5,9 of distinct indices 0 <= i < 544
+    ValueError: cannot read tasks '0:545' for textcraft: the range end 545 is past the last task (an end excluded is <= 544). Give a split name (agenteval, agenteval_unseen, test, train), a range like 0:400 (end excluded) or 0-399 (end included), or a list like 1,5,9 of distinct indices 0 <= i < 544 or goal names ('gold ingot,stick')
     """
     env = family(env)  # a variant (babyai-agentgym) shares its family's splits
     num_tasks = NUM_TASKS[env]
@@ -138,11 +155,11 @@ def parse_tasks(env: str, spec: str) -> list[int]:
             return _range(*text.split(":", 1), num_tasks, end_included=False)
         if "-" in text:
             return _range(*text.split("-", 1), num_tasks, end_included=True)
-        return _listed(text, num_tasks)
+        return _listed(text, num_tasks, env)
     except ValueError as e:
         names = ", ".join(sorted(SPLITS[env]))
         raise ValueError(
             f"cannot read tasks {spec!r:.80} for {env}: {e}. Give a split name ({names}), a range like "
             f"0:400 (end excluded) or 0-399 (end included), or a list like 1,5,9 of distinct indices "
-            f"0 <= i < {num_tasks}"
+            f"0 <= i < {num_tasks}" + (" or goal names ('gold ingot,stick')" if env == "textcraft" else "")
         ) from None

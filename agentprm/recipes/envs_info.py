@@ -40,7 +40,7 @@ def main(args: Args) -> None:
             "index i -> level (i % 40) + 1, seed i // 40"
             + (" (AgentGym's server, bugs included)" if name == "babyai-agentgym" else "")
             if E.family(name) == "babyai"
-            else f"{splits.TEXTCRAFT_NUM_GOALS} goals of depth >= 1 sorted by (depth, name)"
+            else f"{splits.TEXTCRAFT_NUM_GOALS} goals of depth >= 1 in AgentGym's order (depth, then recipe file)"
         )
         table.add_row(
             name, env_id, str(E.MAX_ROUNDS[name]), str(len(sp["train"])), str(len(sp["test"])), what

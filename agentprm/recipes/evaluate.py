@@ -222,6 +222,7 @@ def main(args: Args) -> dict:
     config = SearchConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                           max_rounds=args.max_rounds, seed=args.seed, max_active=args.batch_size)  # fmt: skip
     results: dict = {"env": env, "tasks": len(tasks), "pool": args.pool, "policy": args.policy}
+    console.print(f"environment {env}: {E.mode_note(env)}")
     ledgers: dict[str, dict] = {}
 
     # 1. Greedy (the SFT baseline).
