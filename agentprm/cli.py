@@ -62,12 +62,18 @@ def main(argv: list[str] | None = None) -> None:
         mc_label,
         play,
         report,
+        reproduce,
         sft,
         train_prm,
     )
 
     commands = {
         "demo": (demo.Args, demo.main, "the main job, end to end on the embedded default (see README)"),
+        "reproduce": (
+            reproduce.Args,
+            reproduce.main,
+            "the paper's comparison with statistical power (resumable study, hours on CPU)",
+        ),
         "envs": (envs_info.Args, envs_info.main, "list environments, round caps and pinned splits"),
         "play": (play.Args, play.main, "play an episode by typing commands"),
         "expert": (expert.Args, expert.main, "write expert trajectories and print the success rate"),

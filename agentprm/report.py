@@ -23,6 +23,13 @@ def _num(d: dict, key: str) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _metrics(path: Path) -> list[dict]:
+    """Every metrics.jsonl record of a run ([] without the file; a torn last line is skipped)."""
+    from agentprm.rundir import read_records
+
+    return read_records(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else []
+
+
 def _last_metrics(path: Path) -> dict:
     """The last metrics.jsonl record with a ledger (a torn last line, what a kill leaves, is skipped;
     any other bad line raises ValueError naming path:line)."""
@@ -298,11 +305,52 @@ def cost_section(costs) -> list[str]:
     return lines + [""]
 
 
-def write(paths, out: Path) -> Path:
-    """report.md (+ figure3_<env>.png, figure4_<env>.png) in `out` from the given run folders."""
+def curves_section(prms, out: Path) -> list[str]:
+    """Training curves of reward models trained with --eval-every: held-out loss against optimizer
+    steps (training_curves.png) and the step each kept (--keep best)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {}
+    for p, args, _ in prms:
+        by_step = {m["step"]: m for m in _metrics(p) if "heldout/loss" in m}  # a resumed step: the last
+        if by_step:
+            curves[p.name] = (args, dict(sorted(by_step.items())))
+    if not curves:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, (_, c) in curves.items():
+        axes[0].plot(list(c), [m["heldout/loss"] for m in c.values()], marker=".", label=name)
+        axes[1].plot(list(c), [m["heldout/sibling_accuracy"] for m in c.values()], marker=".", label=name)
+    axes[0].set_title("held-out loss (each model's own objective)")
+    axes[1].set_title("held-out sibling accuracy (not used for selection)")
+    for ax in axes:
+        ax.set_xlabel("optimizer step")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "training_curves.png", dpi=120)
+    plt.close(fig)
+    lines = ["## Training curves", "", "Held-out loss of each reward model every few optimizer steps; the weights "
+             "of the lowest held-out loss are the ones evaluated. A curve still falling at its last step means "
+             "more steps could help that model.", "",
+             "| reward model | steps | kept step | held-out loss: first, kept, last | sibling accuracy at kept |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, (_, c) in curves.items():
+        kept = min(c, key=lambda k: c[k]["heldout/loss"])
+        first, last = next(iter(c.values())), c[max(c)]
+        lines.append(f"| {name} | {max(c)} | {kept} | {first['heldout/loss']:.4f}, {c[kept]['heldout/loss']:.4f}, "
+                     f"{last['heldout/loss']:.4f} | {_num(c[kept], 'heldout/sibling_accuracy'):.3f} |")  # fmt: skip
+    return lines + ["", "![training curves](training_curves.png)", ""]
+
+
+def write(paths, out: Path, preface: list[str] | None = None) -> Path:
+    """report.md (+ figure3_<env>.png, figure4_<env>.png, training_curves.png) in `out` from the
+    given run folders; `preface` (markdown lines) goes first, e.g. the protocol of a study."""
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(paths)
-    lines = ["# agentprm report", ""]
+    lines = ["# agentprm report", "", *(preface or [])]
     for path, results in runs["evaluate"]:
         lines += evaluate_section(path, results)
         f3 = figure3(results, out / f"figure3_{results['env']}.png")
@@ -312,6 +360,7 @@ def write(paths, out: Path) -> Path:
             lines += [f"![Figure 4]({f4.name})", ""]
     if runs["prm"]:
         lines += prm_section(runs["prm"])
+        lines += curves_section(runs["prm"], out)
     if runs["cost"]:
         lines += cost_section(runs["cost"])
     report = out / "report.md"

@@ -102,6 +102,26 @@ def test_train_prm_recipe_end_to_end(trajs, tmp_path):
     assert train_prm.main(args)["steps"] == summary["steps"]
 
 
+def test_heldout_curve_and_best_checkpoint(trajs, tmp_path):
+    """--eval-every logs the held-out loss; --keep best saves the weights of its minimum, which a
+    separate evaluation of the saved model reproduces."""
+    data = tmp_path / "rollouts.jsonl"
+    write_trajectories(data, trajs)
+    args = train_prm.Args(data=data, model="test", run_dir=tmp_path / "prm", labels="pvm", epochs=6, batch_size=2,
+                          heldout=0.34, eval_every=2, keep="best", lr=3e-3, max_prompt_tokens=2048)  # fmt: skip
+    summary = train_prm.main(args)
+    lines = [json.loads(x) for x in (tmp_path / "prm" / "metrics.jsonl").read_text().splitlines()]
+    curve = {x["step"]: x["heldout/loss"] for x in lines if "heldout/loss" in x}
+    assert sorted(curve) == list(range(2, summary["steps"] + 1, 2))
+    best = min(curve, key=curve.get)
+    assert summary["selected_step"] == summary["best_step"] == best
+    assert summary["heldout"]["heldout/loss_q"] == pytest.approx(curve[best], abs=1e-5)  # pvm: beta 0
+    if best != summary["steps"]:  # the saved weights are not the last ones
+        assert curve[summary["steps"]] != pytest.approx(curve[best], abs=1e-6)
+    with pytest.raises(ValueError, match="--eval-every"):
+        train_prm.Args(keep="best")
+
+
 def test_mc_soft_labels_stay_floats(trajs, tmp_path):
     traj = trajs[0]
     mc = tmp_path / "mc.jsonl"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import pytest
 
 import agentprm.envs as E
@@ -9,7 +10,7 @@ from agentprm.envs.splits import parse_tasks, split
 
 NUM = {"babyai": 400_000, "textcraft": 544}
 NAMES = {
-    "babyai": "test, test_short, train, train_short",
+    "babyai": "test, test_large, test_short, train, train_short",
     "textcraft": "agenteval, agenteval_unseen, test, train",
 }
 
@@ -86,3 +87,10 @@ def test_unknown_env_names_list_the_choices(name):
         E.short_name(name)
     with pytest.raises(ValueError, match="unknown environment"):
         parse_tasks(name, "0:3")
+
+
+def test_large_babyai_test_split_is_balanced_and_disjoint_from_train():
+    large = split("babyai", "test_large")
+    assert len(large) == 200 and set(split("babyai", "test")) <= set(large)
+    assert not set(large) & set(split("babyai", "train"))
+    assert collections.Counter(i % 40 for i in large) == {level: 5 for level in range(40)}

@@ -5,6 +5,9 @@ BabyAI: task i -> level (i % 40) + 1 with seed i // 40.
           90 tasks covering all 40 levels, the size of AgentGym's BabyAI eval set.
   train = 400..4399 (seeds 10..109 of every level): disjoint from test, and from the first 400
           indices used by the expert acceptance check.
+  test_large = 0..199 (seeds 0-4 of every level): 200 tasks, 5 per level, for comparisons that must
+          separate 5-point differences (`agentprm reproduce`); holds `test` and stays disjoint
+          from train.
   test_short / train_short = the same splits restricted to the 13 short-horizon levels (GoTo*,
           OpenRedDoor, OpenDoorLoc, PickupLoc, PickupDistDebug, ActionObjDoor; the expert needs <= 2.1
           rounds on average): 33 test tasks. `agentprm demo` uses them to fit 20 CPU minutes.
@@ -43,6 +46,7 @@ def _babyai() -> dict[str, list[int]]:
     return {
         "test": test,
         "train": train,
+        "test_large": list(range(200)),
         "test_short": [i for i in test if i % 40 in short],
         "train_short": [i for i in train if i % 40 in short],
     }

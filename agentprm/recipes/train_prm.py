@@ -99,6 +99,13 @@ class Args:
     """at most this many optimizer steps (default: --epochs passes over the data)"""
     time_guard_minutes: float | None = None
     """fail (after saving a checkpoint) if training runs longer than this: a guard, never a budget"""
+    eval_every: int | None = None
+    """every this many steps (and at the last), log the held-out loss (this model's own objective,
+    L_Q + beta L_A on its own labels, over the held-out tasks) and sibling accuracy to metrics.jsonl:
+    the training curves"""
+    keep: str = "last"
+    """which weights model/ holds: last, or best = the evaluated step with the lowest held-out loss
+    (needs --eval-every and --heldout > 0; selection never looks at test tasks)"""
     threads: int | None = None
     """torch CPU threads per process"""
     seed: int = 0
@@ -109,7 +116,11 @@ class Args:
     def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
         V.one_of(self, "labels", ("td", "mc", "pvm", "orm"))
         V.one_of(self, "td_form", ("standard", "literal"))
-        V.at_least(self, 1, "epochs", "batch_size", "max_prompt_tokens", "save_every", "max_steps", "threads")
+        V.one_of(self, "keep", ("last", "best"))
+        V.at_least(self, 1, "epochs", "batch_size", "max_prompt_tokens", "save_every", "max_steps", "threads",
+                   "eval_every")  # fmt: skip
+        if self.keep == "best" and (self.eval_every is None or self.heldout <= 0):
+            raise ValueError("--keep best chooses by held-out loss: give --eval-every N and --heldout > 0")
         V.at_least(self, 0.0, "beta")
         V.positive(self, "lr", "time_guard_minutes")
         V.within(self, "gamma", 0.0, 1.0, low_open=True)
@@ -181,6 +192,23 @@ def target_values(model, batch, pad_id: int, values, q_prev):
             return step_values(model, batch, pad_id)
     finally:
         model.train()
+
+
+def heldout_loss(args: Args, model, enc, held, mc_table, pad_id: int) -> dict:
+    """The model's own objective on held-out trajectories (eval mode, no gradient): L_Q, L_A and
+    L_Q + beta L_A against its own labels (td targets from its current values), plus the sibling
+    accuracy. enc = prm_batch.encode(held). The curve this traces picks --keep best."""
+    q_prev: list[torch.Tensor] = []
+    with torch.no_grad():
+        values = score_encoded(model, enc, len(held), pad_id, q_prev=q_prev)
+    tgt = targets_for(args, enc, [values[e.index] for e in enc], held, mc_table, q_prev)
+    v, _ = pad([values[e.index] for e in enc])
+    t, _ = pad([x for x, _ in tgt])
+    m, _ = pad([x for _, x in tgt])
+    lq, la = float(loss_q(v, t, m)), float(loss_a(v, t, m))
+    sib, _ = sibling_accuracy(held, values)
+    return {"heldout/loss": lq + args.beta * la, "heldout/loss_q": lq, "heldout/loss_a": la,
+            "heldout/sibling_accuracy": sib}  # fmt: skip
 
 
 def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, run: Path) -> dict:
@@ -289,9 +317,22 @@ def main(args: Args) -> dict:
             f"{accelerator.num_processes} process(es)"
         )
 
+    held = [t for t in trajs if t.task in held_tasks]
+    if args.eval_every and not held:
+        raise SystemExit("--eval-every needs held-out tasks: --heldout > 0 with more than one task")
+    held_enc = encode(env, held, tokenizer, args.max_prompt_tokens) if args.eval_every else []
+
     # 3. Resume.
     step, train_tokens = 0, 0
     ckpt_path = Path(args.run_dir) / "checkpoint.pt"
+    best_path = Path(args.run_dir) / "best.pt"  # weights of the lowest held-out loss so far
+    best = {"step": None, "loss": math.inf}
+    if best_path.exists():
+        best = {
+            k: v
+            for k, v in torch.load(best_path, weights_only=False, map_location="cpu").items()
+            if k != "model"
+        }
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         accelerator.unwrap_model(model).load_state_dict(ckpt["model"])
@@ -301,6 +342,18 @@ def main(args: Args) -> dict:
         train_tokens = int(ckpt.get("train_tokens", 0))
         if main_proc:
             print(f"resumed from {ckpt_path} at step {step}/{total}")
+
+    def evaluate_heldout() -> None:
+        """Held-out loss at this step (main process; the others wait); keeps the best weights."""
+        accelerator.wait_for_everyone()
+        if main_proc:
+            unwrapped = accelerator.unwrap_model(model)
+            out = heldout_loss(args, unwrapped, held_enc, held, mc_table, tokenizer.pad_token_id)
+            rundir.log_metrics(run, {"step": step, **out})
+            if out["heldout/loss"] < best["loss"]:
+                best.update(step=step, loss=out["heldout/loss"])
+                rundir.save_checkpoint({"model": unwrapped.state_dict(), **best}, best_path)
+        accelerator.wait_for_everyone()
 
     def checkpoint() -> None:
         accelerator.wait_for_everyone()
@@ -368,6 +421,9 @@ def main(args: Args) -> dict:
                     bar.update(job, completed=step, loss=float(logs[0] + args.beta * logs[1]))
                     rundir.log_metrics(run, {"step": step, "epoch": epoch, "train/loss": float(logs[0] + args.beta * logs[1]),
                                              "train/loss_q": float(logs[0]), "train/loss_a": float(logs[1])})  # fmt: skip
+                # evaluate before checkpointing, so a resumed run never re-evaluates a step
+                if args.eval_every and (step % args.eval_every == 0 or step == total):
+                    evaluate_heldout()
                 if step % args.save_every == 0:
                     checkpoint()
                 if step >= total:
@@ -378,16 +434,21 @@ def main(args: Args) -> dict:
 
     # 5. Save the PRM as an HF token-classification folder (atomic rename).
     summary = {"steps": step, "total_steps": total, "train_tokens": train_tokens, "labels": args.labels,
-               "beta": args.beta, "minutes": round((time.time() - start) / 60, 2)}  # fmt: skip
+               "beta": args.beta, "minutes": round((time.time() - start) / 60, 2), "keep": args.keep}  # fmt: skip
     accelerator.wait_for_everyone()
     if main_proc:
         unwrapped = accelerator.unwrap_model(model)
+        if args.eval_every:
+            summary.update(best_step=best["step"], best_heldout_loss=best["loss"])
+        if args.keep == "best" and best["step"] is not None:
+            unwrapped.load_state_dict(torch.load(best_path, weights_only=False, map_location="cpu")["model"])
+            summary["selected_step"] = best["step"]
         out = rundir.save_model(unwrapped, tokenizer, run / "model")
         summary["model"] = str(out)
         # what report / evaluate read: each reward model's optimizer steps and training tokens
         rundir.atomic_write_text(run / "summary.json", json.dumps(rundir.jsonable(summary), indent=2) + "\n")
-        # 6. Held-out diagnostics: loss terms, sibling-pair and final-step ranking, Figure 7.
-        held = [t for t in trajs if t.task in held_tasks]
+        # 6. Held-out diagnostics of the saved weights: loss terms, sibling-pair and final-step
+        # ranking, Figure 7.
         if held:
             summary["heldout"] = heldout_diagnostics(args, unwrapped, tokenizer, env, held, mc_table, run)
         rundir.log_metrics(run, {"stage": "done", **summary})

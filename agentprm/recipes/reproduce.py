@@ -1,0 +1,260 @@
+"""`agentprm reproduce --env babyai|textcraft`: the paper's comparison with statistical power, resumable.
+
+The protocol, top to bottom (every size is an argument and is written into report.md):
+  1. expert data for SFT: the env's recommended recipe (BabyAI: recovery data with goal-object
+     mistakes; TextCraft: 16 shuffled samples per goal) on the first --sft-tasks training tasks
+                                                                  -> expert.jsonl
+  2. SFT of the tiny policy from scratch, --sft-steps              -> sft/model
+  3. PRM data: --n-td rollouts at T = 1.0 on --prm-tasks other training tasks -> rollouts/
+  4. Monte-Carlo labels (Math-Shepherd, hard, --n-mc rollouts after every step of one seed
+     trajectory per task) on the same tasks, with their token and env-step cost -> mc/
+  5. five reward models from the same SFT policy, the SAME --prm-steps each, held-out loss every
+     --eval-every steps, the weights of the lowest held-out loss kept (never chosen on test tasks):
+     AgentPRM (td, beta 1), AgentPRM beta = 0, MC labels (beta 1), PVM, ORM   -> prm-<name>/
+  6. evaluation on the test tasks: greedy, a pool of --pool samples at T = 0.7 (Best-of-N for
+     N = 1..pool, oracle pass@N), beam search --beams with every reward model, paired bootstrap
+     differences of AgentPRM against each baseline                           -> evaluate/
+  7. report.md: protocol, Table 1, Figure 3, Figure 4, Table 3, the efficiency ratio, training
+     curves                                                                   -> report.md, *.png
+
+Environment: BabyAI runs in the AgentGym-exact mode (`babyai-agentgym`, the paper's setting) unless
+--env babyai is given; TextCraft runs on AgentGym's tree (issue 14).
+
+Resumable at every level: each stage leaves .done/<stage> holding the arguments it ran with, and
+every stage's own recipe resumes mid-way. A finished stage whose arguments changed is refused
+(start another --run-dir or pass --overwrite); a stage not yet started takes the current ones.
+Budgets are optimizer steps and episode counts, never wall-clock: the same command and seed give
+the same numbers on any machine. --guard-minutes only stops a training stage that overruns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import agentprm.envs as E
+from agentprm import report as report_lib
+from agentprm import rundir
+from agentprm import validate as V
+from agentprm.envs.splits import parse_tasks
+from agentprm.recipes import collect, evaluate, expert, mc_label, sft, train_prm
+
+REWARD_MODELS = {  # name -> (labels, beta): the paper's method, its ablation and its baselines
+    "agentprm": ("td", 1.0),
+    "agentprm-beta0": ("td", 0.0),
+    "mc": ("mc", 1.0),
+    "pvm": ("pvm", 0.0),
+    "orm": ("orm", 0.0),
+}
+# The recommended SFT data recipe of each env family (README, "Policies").
+EXPERT_RECIPE = {
+    "babyai": {"mistakes": 0.25, "misread": 0.5, "goal_mistakes": 0.5, "samples": 1},
+    "textcraft": {"samples": 16},
+}
+TEST_SPLIT = {"babyai": "test_large", "textcraft": "test"}
+TASK_COUNTS = {"babyai": (2000, 200), "textcraft": (447, 447)}  # default (SFT tasks, PRM tasks)
+
+
+@dataclasses.dataclass
+class Args:
+    env: str = "babyai"
+    """babyai (played in its AgentGym-exact mode, babyai-agentgym, unless --env-mode default) or
+    textcraft"""
+    env_mode: str = "agentgym"
+    """agentgym (the paper's setting) or default (BabyAI's corrected env)"""
+    run_dir: Path | None = None
+    """where everything goes; default runs/reproduce-<env>"""
+    sft_tasks: int | None = None
+    """training tasks of expert data for SFT, the first ones of the train split (default: BabyAI
+    2000, TextCraft all 447)"""
+    sft_steps: int = 650
+    """SFT optimizer steps (batch 8)"""
+    prm_tasks: int | None = None
+    """training tasks for the PRM data, the last ones of the train split (default: BabyAI 200,
+    unseen in SFT; TextCraft all 447 goals, the ones SFT saw: it has no others)"""
+    n_td: int = 16
+    """rollouts per PRM task at T = 1.0 (the paper's N_TD)"""
+    n_mc: int = 16
+    """MC rollouts after every step of the seed trajectory (the paper's N_mc)"""
+    prm_steps: int = 200
+    """optimizer steps of EACH reward model (batch 16 trajectories)"""
+    eval_every: int = 25
+    """held-out loss every this many steps: the curves, and the checkpoint kept"""
+    prm_lr: float = 3e-4
+    """learning rate of every reward model"""
+    heldout: float = 0.2
+    """share of the PRM tasks held out for the curves and checkpoint choice"""
+    test_tasks: str | None = None
+    """default: BabyAI test_large (200 tasks), TextCraft test (97 goals)"""
+    pool: int = 32
+    """Best-of-N pool per test task (T = --eval-temperature)"""
+    eval_temperature: float = 0.7
+    """sampling temperature of the pool and of beam search"""
+    beams: tuple[str, ...] = ("2x2", "4x4")
+    """beam search configurations (N x M)"""
+    reward_models: tuple[str, ...] = tuple(REWARD_MODELS)
+    """which of agentprm, agentprm-beta0, mc, pvm, orm to train and compare"""
+    max_rounds: int | None = None
+    """round cap for rollouts, MC labels and evaluation (default: the env's, 20)"""
+    model: str = "tiny"
+    """the policy preset created from scratch"""
+    seed: int = 0
+    """seeds every stage"""
+    threads: int = 2
+    """torch CPU threads"""
+    guard_minutes: float = 240.0
+    """a training stage still running after this long fails with an error (a guard, not a budget)"""
+    stop_after: str | None = None
+    """stop after this stage (expert, sft, rollouts, mc, prm-<name>, evaluate)"""
+    overwrite: bool = False
+    """start this run dir afresh (delete what it holds) instead of resuming it"""
+
+    def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
+        V.one_of(self, "env_mode", ("agentgym", "default"))
+        V.at_least(self, 1, "sft_tasks", "sft_steps", "prm_tasks", "n_td", "n_mc", "prm_steps", "eval_every",
+                   "pool", "threads", "max_rounds")  # fmt: skip
+        V.positive(self, "prm_lr", "guard_minutes", "eval_temperature")
+        V.within(self, "heldout", 0.0, 1.0, low_open=True, high_open=True)
+        unknown = sorted(set(self.reward_models) - set(REWARD_MODELS))
+        if unknown:
+            raise ValueError(f"unknown reward models {unknown}: choose from {sorted(REWARD_MODELS)}")
+        if "agentprm" not in self.reward_models:
+            raise ValueError("the comparison needs the agentprm reward model in --reward-models")
+
+
+def env_name(args: Args) -> str:
+    """The env the study plays: BabyAI's AgentGym-exact mode unless --env-mode default."""
+    if E.short_name(args.env) == "babyai-agentgym":
+        return "babyai-agentgym"
+    fam = E.family(args.env)
+    return "babyai-agentgym" if fam == "babyai" and args.env_mode == "agentgym" else fam
+
+
+def task_counts(args: Args) -> tuple[int, int]:
+    """(SFT tasks, PRM tasks) after the per-env defaults."""
+    sft_default, prm_default = TASK_COUNTS[E.family(args.env)]
+    return args.sft_tasks or sft_default, args.prm_tasks or prm_default
+
+
+def _stage(run: Path, name: str, stage_args, fn):
+    """Run one stage unless .done/<name> says it finished with the same arguments."""
+    marker = run / ".done" / name
+    wanted = json.loads(json.dumps(rundir.jsonable(dataclasses.asdict(stage_args)), default=str))
+    if marker.exists():
+        done = json.loads(marker.read_text())
+        if done.get("args") != wanted:
+            changed = sorted(k for k in set(wanted) | set(done.get("args", {}))
+                             if wanted.get(k) != done.get("args", {}).get(k))  # fmt: skip
+            raise rundir.RunDirError(
+                f"stage {name} of {run} finished with other arguments ({', '.join(changed)}); "
+                f"use another --run-dir, or --overwrite to start the study afresh"
+            )
+        print(f"[reproduce] {name}: done before, skipped")
+        return
+    start = time.time()
+    print(f"[reproduce] {name} ...")
+    fn(stage_args)
+    marker.parent.mkdir(exist_ok=True)
+    seconds = round(time.time() - start, 1)
+    rundir.atomic_write_text(marker, json.dumps({"args": wanted, "seconds": seconds}))
+    rundir.log_metrics(run, {"stage": name, "seconds": seconds})
+    print(f"[reproduce] {name}: {seconds:.0f}s")
+
+
+def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
+    """(name, Args of the stage's recipe, its main) in order: the whole protocol as data."""
+    env = env_name(args)
+    fam = E.family(env)
+    train = parse_tasks(env, "train")
+    n_sft, n_prm = task_counts(args)
+    if max(n_sft, n_prm) > len(train):
+        raise SystemExit(f"--sft-tasks and --prm-tasks must be <= the {len(train)} training tasks of {fam}")
+    sft_tasks, prm_tasks = train[:n_sft], train[-n_prm:]
+    policy = str(run / "sft" / "model")
+    rollouts = run / "rollouts" / "trajectories.jsonl"
+    out = [
+        ("expert", expert.Args(env=env, tasks=",".join(map(str, sft_tasks)), out=run / "expert.jsonl",
+                               max_rounds=args.max_rounds, **EXPERT_RECIPE[fam]), expert.main),
+        ("sft", sft.Args(data=run / "expert.jsonl", env=env, model=args.model, run_dir=run / "sft", epochs=1000,
+                         max_steps=args.sft_steps, time_guard_minutes=args.guard_minutes, threads=args.threads,
+                         seed=args.seed), sft.main),
+        ("rollouts", collect.Args(policy=policy, env=env, tasks=",".join(map(str, prm_tasks)), n=args.n_td,
+                                  temperature=1.0, run_dir=run / "rollouts", max_rounds=args.max_rounds,
+                                  threads=args.threads, seed=args.seed), collect.main),
+    ]  # fmt: skip
+    if "mc" in args.reward_models:
+        out.append(("mc", mc_label.Args(data=rollouts, policy=policy, env=env, n_mc=args.n_mc, temperature=1.0,
+                                        max_rounds=args.max_rounds, run_dir=run / "mc", threads=args.threads,
+                                        seed=args.seed), mc_label.main))  # fmt: skip
+    for name in args.reward_models:
+        labels, beta = REWARD_MODELS[name]
+        out.append((f"prm-{name}", train_prm.Args(
+            data=rollouts, env=env, labels=labels, beta=beta, model=policy, run_dir=run / f"prm-{name}",
+            mc_labels=run / "mc" / "mc_labels.jsonl" if labels == "mc" else None, epochs=1000,
+            max_steps=args.prm_steps, batch_size=16, heldout=args.heldout, lr=args.prm_lr,
+            eval_every=args.eval_every, keep="best", time_guard_minutes=args.guard_minutes,
+            threads=args.threads, seed=args.seed), train_prm.main))  # fmt: skip
+    out.append(("evaluate", evaluate.Args(
+        policy=policy, reward_models=tuple(f"{n}={run / f'prm-{n}'}" for n in args.reward_models), env=env,
+        tasks=args.test_tasks or TEST_SPLIT[fam], pool=args.pool, temperature=args.eval_temperature,
+        beams=args.beams, max_rounds=args.max_rounds, run_dir=run / "evaluate", threads=args.threads,
+        seed=args.seed), evaluate.main))  # fmt: skip
+    return out
+
+
+def protocol_section(args: Args, run: Path) -> list[str]:
+    """What ran, with every size: the report's first section."""
+    env = env_name(args)
+    test = args.test_tasks or TEST_SPLIT[E.family(env)]
+    seconds = {}
+    for marker in sorted((run / ".done").glob("*")):
+        seconds[marker.name] = json.loads(marker.read_text()).get("seconds")
+    rms = ", ".join(f"{n} ({REWARD_MODELS[n][0]}, beta {REWARD_MODELS[n][1]:g})" for n in args.reward_models)
+    n_sft, n_prm = task_counts(args)
+    train = parse_tasks(env, "train")
+    overlap = len(set(train[:n_sft]) & set(train[-n_prm:]))
+    lines = ["## Protocol (`agentprm reproduce`)", "",
+             f"- environment `{env}`: {E.mode_note(env)}",
+             f"- policy: preset `{args.model}` from scratch, SFT {args.sft_steps} optimizer steps on expert data "
+             f"of {n_sft} training tasks ({EXPERT_RECIPE[E.family(env)]}); seed {args.seed}",
+             f"- PRM data: {args.n_td} rollouts at T = 1.0 on each of {n_prm} training tasks ({overlap} of them "
+             f"also in the SFT data); MC labels: N_mc = {args.n_mc}, hard, one seed trajectory per task",
+             f"- reward models: {rms}; each {args.prm_steps} optimizer steps of 16 trajectories, lr {args.prm_lr}, "
+             f"held-out loss every {args.eval_every} steps on {args.heldout:.0%} of the PRM tasks, the weights of "
+             "the lowest held-out loss kept (test tasks never used for any choice)",
+             f"- evaluation: `{test}` tasks, greedy, a pool of {args.pool} at T = {args.eval_temperature}, "
+             f"beam search {', '.join(args.beams)}, round cap {args.max_rounds or E.MAX_ROUNDS[env]}",
+             "- stage seconds (this machine; not part of the result): "
+             + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items() if v is not None), ""]  # fmt: skip
+    return lines
+
+
+def main(args: Args) -> dict | None:
+    env = env_name(args)
+    run = args.run_dir or Path(f"runs/reproduce-{E.family(env)}")
+    # Stage arguments are checked per stage (_stage); the study's own args.json records the last call.
+    run = rundir.prepare(run, args, neutral=frozenset(f.name for f in dataclasses.fields(Args)))
+    start = time.time()
+    plan = stages(args, run)
+    names = [name for name, _, _ in plan]
+    if args.stop_after is not None and args.stop_after not in names:
+        raise SystemExit(f"--stop-after {args.stop_after!r}: choose one of {names}")
+    for name, stage_args, fn in plan:
+        _stage(run, name, stage_args, fn)
+        if name == args.stop_after:
+            print(f"[reproduce] stopped after {name} (--stop-after); re-run without it to go on")
+            return None
+    prm_runs = [run / f"prm-{n}" for n in args.reward_models]
+    cost_runs = [run / "rollouts"] + ([run / "mc"] if "mc" in args.reward_models else [])
+    path = report_lib.write(
+        [run / "evaluate", *prm_runs, *cost_runs], run, preface=protocol_section(args, run)
+    )
+    results = json.loads((run / "evaluate" / "results.json").read_text())
+    print(f"\n[reproduce] {results['env']}, {results['tasks']} test tasks:")
+    print("\n".join(report_lib.summary_table(results)))
+    minutes = (time.time() - start) / 60
+    print(f"\n[reproduce] {minutes:.1f} min this run -> {path}")
+    rundir.log_metrics(run, {"stage": "reproduce", "minutes": minutes})
+    return results

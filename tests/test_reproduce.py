@@ -1,0 +1,56 @@
+"""`agentprm reproduce` at toy scale (the test preset): every stage of the protocol runs (MC labels and
+five reward models included), the report has the protocol and the training curves, a finished
+stage is skipped on a re-run and refused when its arguments changed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from agentprm import rundir
+from agentprm.recipes import reproduce
+
+
+def _args(run_dir, **kw):
+    return reproduce.Args(run_dir=run_dir, model="test", sft_tasks=16, sft_steps=4, prm_tasks=4, n_td=2, n_mc=2,
+                          prm_steps=2, eval_every=1, pool=2, beams=("1x2",), test_tasks="0,1", max_rounds=2,
+                          threads=1, **kw)  # fmt: skip
+
+
+def test_reproduce_runs_the_protocol_and_resumes(tmp_path, capsys):
+    run = tmp_path / "study"
+    args = _args(run)
+    reproduce.main(args)
+    stages = sorted(p.name for p in (run / ".done").iterdir())
+    assert stages == sorted(["expert", "sft", "rollouts", "mc", "evaluate"]
+                            + [f"prm-{n}" for n in reproduce.REWARD_MODELS])  # fmt: skip
+    results = json.loads((run / "evaluate" / "results.json").read_text())
+    assert results["env"] == "babyai-agentgym"  # the paper's setting by default
+    rms = results["reward_models"]
+    assert set(rms) == set(reproduce.REWARD_MODELS) and {i["steps"] for i in rms.values()} == {2}
+    assert rms["mc"]["labels"] == "mc" and rms["agentprm-beta0"]["beta"] == 0.0
+    assert results["comparison"]["method"] == "agentprm"
+    for name in reproduce.REWARD_MODELS:  # the kept weights are the lowest held-out loss
+        summary = json.loads((run / f"prm-{name}" / "summary.json").read_text())
+        assert summary["keep"] == "best" and summary["selected_step"] in (1, 2)
+    report = (run / "report.md").read_text()
+    assert "## Protocol" in report and "babyai-agentgym" in report and "N_mc = 2" in report
+    assert "## Training curves" in report and (run / "training_curves.png").exists()
+    assert "mc-label" in report  # Table 3: the MC labelling cost
+    capsys.readouterr()
+    reproduce.main(args)
+    assert capsys.readouterr().out.count("done before, skipped") == len(stages)
+    # a finished stage with other arguments is refused, naming what changed
+    with pytest.raises(rundir.RunDirError, match="stage sft .* other arguments \\(max_steps\\)"):
+        reproduce.main(dataclasses.replace(args, sft_steps=5))
+
+
+def test_reproduce_rejects_bad_settings(tmp_path):
+    with pytest.raises(ValueError, match="unknown reward models"):
+        _args(tmp_path, reward_models=("agentprm", "prm800k"))
+    with pytest.raises(ValueError, match="needs the agentprm"):
+        _args(tmp_path, reward_models=("pvm", "orm"))
+    with pytest.raises(SystemExit, match="--stop-after"):
+        reproduce.main(_args(tmp_path / "x", stop_after="nothing"))
