@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+
 import pytest
 
 import agentprm.envs as E
