@@ -7,11 +7,11 @@ import collections
 import pytest
 
 import agentprm.envs as E
-from agentprm.envs.splits import parse_tasks, split
+from agentprm.envs.splits import BABYAI_SHORT_LEVELS, parse_tasks, split
 
 NUM = {"babyai": 400_000, "textcraft": 544}
 NAMES = {
-    "babyai": "test, test_large, test_short, train, train_short",
+    "babyai": "test, test_large, test_short, test_short_large, train, train_short",
     "textcraft": "agenteval, agenteval_unseen, test, train",
 }
 
@@ -95,3 +95,6 @@ def test_large_babyai_test_split_is_balanced_and_disjoint_from_train():
     assert len(large) == 200 and set(split("babyai", "test")) <= set(large)
     assert not set(large) & set(split("babyai", "train"))
     assert collections.Counter(i % 40 for i in large) == {level: 5 for level in range(40)}
+    short = split("babyai", "test_short_large")
+    assert len(short) == 208 and not set(short) & (set(split("babyai", "train")) | set(large))
+    assert collections.Counter(i % 40 for i in short) == {level: 16 for level in BABYAI_SHORT_LEVELS}

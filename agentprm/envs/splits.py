@@ -11,6 +11,9 @@ BabyAI: task i -> level (i % 40) + 1 with seed i // 40.
   test_short / train_short = the same splits restricted to the 13 short-horizon levels (GoTo*,
           OpenRedDoor, OpenDoorLoc, PickupLoc, PickupDistDebug, ActionObjDoor; the expert needs <= 2.1
           rounds on average): 33 test tasks. `agentprm demo` uses them to fit 20 CPU minutes.
+  test_short_large = the 13 short-horizon levels with seeds 110-125 (indices 4400-5039): 208 tasks,
+          16 per level, disjoint from train (seeds 10-109) and test (seeds 0-2); the CPU-scale
+          `agentprm reproduce` evaluates on it.
 TextCraft: task i -> goals[i], the 544 goals of depth >= 1 in AgentGym's order (depth, then recipe
   file order; envs/textcraft.py).
   test  = 97 goals spread evenly over the depth-sorted list: round(k * 544 / 97), k = 0..96.
@@ -47,6 +50,7 @@ def _babyai() -> dict[str, list[int]]:
         "test": test,
         "train": train,
         "test_large": list(range(200)),
+        "test_short_large": [i for i in range(4400, 5040) if i % 40 in short],
         "test_short": [i for i in test if i % 40 in short],
         "train_short": [i for i in train if i % 40 in short],
     }

@@ -53,8 +53,14 @@ EXPERT_RECIPE = {
     "babyai": {"mistakes": 0.25, "misread": 0.5, "goal_mistakes": 0.5, "samples": 1},
     "textcraft": {"samples": 16},
 }
-TEST_SPLIT = {"babyai": "test_large", "textcraft": "test"}
-TASK_COUNTS = {"babyai": (2000, 200), "textcraft": (447, 447)}  # default (SFT tasks, PRM tasks)
+# The CPU scale per env family (README "The powered study" says why): BabyAI on its 13 short-horizon
+# levels with an 8-round cap, TextCraft on every goal with AgentGym's 20 rounds.
+SCALE = {
+    "babyai": {"train_split": "train_short", "sft_tasks": 1000, "prm_tasks": 200,
+               "test_tasks": "test_short_large", "max_rounds": 8},
+    "textcraft": {"train_split": "train", "sft_tasks": 447, "prm_tasks": 447, "test_tasks": "test",
+                  "max_rounds": 20},
+}  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -66,14 +72,17 @@ class Args:
     """agentgym (the paper's setting) or default (BabyAI's corrected env)"""
     run_dir: Path | None = None
     """where everything goes; default runs/reproduce-<env>"""
+    train_split: str | None = None
+    """where SFT and PRM tasks come from (default: BabyAI train_short, TextCraft train; BabyAI's
+    40 levels: train)"""
     sft_tasks: int | None = None
-    """training tasks of expert data for SFT, the first ones of the train split (default: BabyAI
-    2000, TextCraft all 447)"""
+    """training tasks of expert data for SFT, the first ones of --train-split (default: BabyAI
+    1000, TextCraft all 447)"""
     sft_steps: int = 650
     """SFT optimizer steps (batch 8)"""
     prm_tasks: int | None = None
-    """training tasks for the PRM data, the last ones of the train split (default: BabyAI 200,
-    unseen in SFT; TextCraft all 447 goals, the ones SFT saw: it has no others)"""
+    """training tasks for the PRM data, the last ones of --train-split (default: BabyAI 200, unseen
+    in SFT; TextCraft all 447 goals, the ones SFT saw: it has no others)"""
     n_td: int = 16
     """rollouts per PRM task at T = 1.0 (the paper's N_TD)"""
     n_mc: int = 16
@@ -87,7 +96,8 @@ class Args:
     heldout: float = 0.2
     """share of the PRM tasks held out for the curves and checkpoint choice"""
     test_tasks: str | None = None
-    """default: BabyAI test_large (200 tasks), TextCraft test (97 goals)"""
+    """default: BabyAI test_short_large (208 tasks), TextCraft test (97 goals); BabyAI's 40
+    levels: test_large (200) or the paper's test (90)"""
     pool: int = 32
     """Best-of-N pool per test task (T = --eval-temperature)"""
     eval_temperature: float = 0.7
@@ -97,7 +107,7 @@ class Args:
     reward_models: tuple[str, ...] = tuple(REWARD_MODELS)
     """which of agentprm, agentprm-beta0, mc, pvm, orm to train and compare"""
     max_rounds: int | None = None
-    """round cap for rollouts, MC labels and evaluation (default: the env's, 20)"""
+    """round cap for rollouts, MC labels, expert data and evaluation (default: BabyAI 8, TextCraft 20)"""
     model: str = "tiny"
     """the policy preset created from scratch"""
     seed: int = 0
@@ -132,10 +142,12 @@ def env_name(args: Args) -> str:
     return "babyai-agentgym" if fam == "babyai" and args.env_mode == "agentgym" else fam
 
 
-def task_counts(args: Args) -> tuple[int, int]:
-    """(SFT tasks, PRM tasks) after the per-env defaults."""
-    sft_default, prm_default = TASK_COUNTS[E.family(args.env)]
-    return args.sft_tasks or sft_default, args.prm_tasks or prm_default
+def scale(args: Args) -> dict:
+    """train_split, sft_tasks, prm_tasks, test_tasks, max_rounds: the args given, else SCALE's."""
+    return {
+        k: getattr(args, k) if getattr(args, k) is not None else v
+        for k, v in SCALE[E.family(args.env)].items()
+    }
 
 
 def _stage(run: Path, name: str, stage_args, fn):
@@ -167,26 +179,29 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
     """(name, Args of the stage's recipe, its main) in order: the whole protocol as data."""
     env = env_name(args)
     fam = E.family(env)
-    train = parse_tasks(env, "train")
-    n_sft, n_prm = task_counts(args)
+    sc = scale(args)
+    train = parse_tasks(env, sc["train_split"])
+    n_sft, n_prm, rounds = sc["sft_tasks"], sc["prm_tasks"], sc["max_rounds"]
     if max(n_sft, n_prm) > len(train):
-        raise SystemExit(f"--sft-tasks and --prm-tasks must be <= the {len(train)} training tasks of {fam}")
+        raise SystemExit(
+            f"--sft-tasks and --prm-tasks must be <= the {len(train)} tasks of {sc['train_split']}"
+        )
     sft_tasks, prm_tasks = train[:n_sft], train[-n_prm:]
     policy = str(run / "sft" / "model")
     rollouts = run / "rollouts" / "trajectories.jsonl"
     out = [
         ("expert", expert.Args(env=env, tasks=",".join(map(str, sft_tasks)), out=run / "expert.jsonl",
-                               max_rounds=args.max_rounds, **EXPERT_RECIPE[fam]), expert.main),
+                               max_rounds=rounds, **EXPERT_RECIPE[fam]), expert.main),
         ("sft", sft.Args(data=run / "expert.jsonl", env=env, model=args.model, run_dir=run / "sft", epochs=1000,
                          max_steps=args.sft_steps, time_guard_minutes=args.guard_minutes, threads=args.threads,
                          seed=args.seed), sft.main),
         ("rollouts", collect.Args(policy=policy, env=env, tasks=",".join(map(str, prm_tasks)), n=args.n_td,
-                                  temperature=1.0, run_dir=run / "rollouts", max_rounds=args.max_rounds,
+                                  temperature=1.0, run_dir=run / "rollouts", max_rounds=rounds,
                                   threads=args.threads, seed=args.seed), collect.main),
     ]  # fmt: skip
     if "mc" in args.reward_models:
         out.append(("mc", mc_label.Args(data=rollouts, policy=policy, env=env, n_mc=args.n_mc, temperature=1.0,
-                                        max_rounds=args.max_rounds, run_dir=run / "mc", threads=args.threads,
+                                        max_rounds=rounds, run_dir=run / "mc", threads=args.threads,
                                         seed=args.seed), mc_label.main))  # fmt: skip
     for name in args.reward_models:
         labels, beta = REWARD_MODELS[name]
@@ -198,8 +213,8 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
             threads=args.threads, seed=args.seed), train_prm.main))  # fmt: skip
     out.append(("evaluate", evaluate.Args(
         policy=policy, reward_models=tuple(f"{n}={run / f'prm-{n}'}" for n in args.reward_models), env=env,
-        tasks=args.test_tasks or TEST_SPLIT[fam], pool=args.pool, temperature=args.eval_temperature,
-        beams=args.beams, max_rounds=args.max_rounds, run_dir=run / "evaluate", threads=args.threads,
+        tasks=sc["test_tasks"], pool=args.pool, temperature=args.eval_temperature,
+        beams=args.beams, max_rounds=rounds, run_dir=run / "evaluate", threads=args.threads,
         seed=args.seed), evaluate.main))  # fmt: skip
     return out
 
@@ -207,25 +222,25 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
 def protocol_section(args: Args, run: Path) -> list[str]:
     """What ran, with every size: the report's first section."""
     env = env_name(args)
-    test = args.test_tasks or TEST_SPLIT[E.family(env)]
+    sc = scale(args)
     seconds = {}
     for marker in sorted((run / ".done").glob("*")):
         seconds[marker.name] = json.loads(marker.read_text()).get("seconds")
     rms = ", ".join(f"{n} ({REWARD_MODELS[n][0]}, beta {REWARD_MODELS[n][1]:g})" for n in args.reward_models)
-    n_sft, n_prm = task_counts(args)
-    train = parse_tasks(env, "train")
+    n_sft, n_prm = sc["sft_tasks"], sc["prm_tasks"]
+    train = parse_tasks(env, sc["train_split"])
     overlap = len(set(train[:n_sft]) & set(train[-n_prm:]))
     lines = ["## Protocol (`agentprm reproduce`)", "",
              f"- environment `{env}`: {E.mode_note(env)}",
              f"- policy: preset `{args.model}` from scratch, SFT {args.sft_steps} optimizer steps on expert data "
-             f"of {n_sft} training tasks ({EXPERT_RECIPE[E.family(env)]}); seed {args.seed}",
-             f"- PRM data: {args.n_td} rollouts at T = 1.0 on each of {n_prm} training tasks ({overlap} of them "
+             f"of the first {n_sft} tasks of `{sc['train_split']}` ({EXPERT_RECIPE[E.family(env)]}); seed {args.seed}",
+             f"- PRM data: {args.n_td} rollouts at T = 1.0 on each of the last {n_prm} tasks of `{sc['train_split']}` ({overlap} of them "
              f"also in the SFT data); MC labels: N_mc = {args.n_mc}, hard, one seed trajectory per task",
              f"- reward models: {rms}; each {args.prm_steps} optimizer steps of 16 trajectories, lr {args.prm_lr}, "
              f"held-out loss every {args.eval_every} steps on {args.heldout:.0%} of the PRM tasks, the weights of "
              "the lowest held-out loss kept (test tasks never used for any choice)",
-             f"- evaluation: `{test}` tasks, greedy, a pool of {args.pool} at T = {args.eval_temperature}, "
-             f"beam search {', '.join(args.beams)}, round cap {args.max_rounds or E.MAX_ROUNDS[env]}",
+             f"- evaluation: `{sc['test_tasks']}` tasks, greedy, a pool of {args.pool} at T = {args.eval_temperature}, "
+             f"beam search {', '.join(args.beams)}; round cap {sc['max_rounds']} everywhere (expert data included)",
              "- stage seconds (this machine; not part of the result): "
              + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items() if v is not None), ""]  # fmt: skip
     return lines
