@@ -305,6 +305,37 @@ def cost_section(costs) -> list[str]:
     return lines + [""]
 
 
+def table3_section(results: dict, costs) -> list[str]:
+    """The paper's Table 3: what TD and MC labels cost (policy tokens, env steps) and what Best-of-N
+    and beam search reach with the reward model trained on each. TD costs its N_TD rollouts per task;
+    MC its seed trajectories (one per task, taken from those rollouts, counted pro rata) plus its
+    N_mc rollouts after every step."""
+    rollouts = next((m for _, kind, m in costs if kind == "rollouts"), None)
+    mc = next((m for _, kind, m in costs if kind == "mc-label"), None)
+    rms = results.get("reward_models", {})
+    td_name, mc_name = agentprm_name(rms), next((n for n, i in rms.items() if i.get("labels") == "mc"), None)
+    if rollouts is None or mc is None or td_name is None or mc_name is None:
+        return []
+    top = str(_ns(results)[-1])
+    beams = sorted(results["beam"].get(td_name, {}), key=lambda b: int(b.split("x")[0]))
+    td_led, mc_led = rollouts["ledger"], mc["ledger"]
+    # MC's seed trajectories (one per task) are a share of the rollouts: their cost pro rata
+    share = mc.get("seeds", 0) / max(1, rollouts.get("trajectories", td_led["episodes"]))
+    rows = [(f"TD(lambda)+GAE ({td_name})", td_name, td_led["policy_tokens"], td_led["env_steps"]),
+            (f"Monte Carlo ({mc_name})", mc_name, round(share * td_led["policy_tokens"]) + mc_led["policy_tokens"],
+             round(share * td_led["env_steps"]) + mc_led["env_steps"])]  # fmt: skip
+    lines = ["## Table 3: labelling cost and what it buys", "",
+             "| labels | policy tokens | env steps | cost vs TD (tokens) | " + f"Best-of-{top} success | "
+             + " | ".join(f"beam @{b} success" for b in beams) + " |", "|---" * (5 + len(beams)) + "|"]  # fmt: skip
+    for label, name, tokens, steps in rows:
+        bon = results["bon"][name]["last"][top]
+        beam = " | ".join(_ci(results["beam"][name][b], "success") for b in beams)
+        lines.append(
+            f"| {label} | {tokens} | {steps} | {tokens / rows[0][2]:.2f}x | {_ci(bon, 'success')} | {beam} |"
+        )
+    return lines + [""]
+
+
 def curves_section(prms, out: Path) -> list[str]:
     """Training curves of reward models trained with --eval-every: held-out loss against optimizer
     steps (training_curves.png) and the step each kept (--keep best)."""
@@ -363,6 +394,8 @@ def write(paths, out: Path, preface: list[str] | None = None) -> Path:
         lines += curves_section(runs["prm"], out)
     if runs["cost"]:
         lines += cost_section(runs["cost"])
+        for _, results in runs["evaluate"]:
+            lines += table3_section(results, runs["cost"])
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report

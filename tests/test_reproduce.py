@@ -38,7 +38,8 @@ def test_reproduce_runs_the_protocol_and_resumes(tmp_path, capsys):
     report = (run / "report.md").read_text()
     assert "## Protocol" in report and "babyai-agentgym" in report and "N_mc = 2" in report
     assert "## Training curves" in report and (run / "training_curves.png").exists()
-    assert "mc-label" in report  # Table 3: the MC labelling cost
+    assert "mc-label" in report and "## Table 3" in report  # the MC labelling cost and what it buys
+    assert "| Monte Carlo (mc) |" in report and "| TD(lambda)+GAE (agentprm) |" in report
     capsys.readouterr()
     reproduce.main(args)
     assert capsys.readouterr().out.count("done before, skipped") == len(stages)
