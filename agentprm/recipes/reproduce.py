@@ -56,10 +56,10 @@ EXPERT_RECIPE = {
 # The CPU scale per env family (README "The powered study" says why): BabyAI on its 13 short-horizon
 # levels with an 8-round cap, TextCraft on every goal with AgentGym's 20 rounds.
 SCALE = {
-    "babyai": {"train_split": "train_short", "sft_tasks": 1000, "prm_tasks": 200,
+    "babyai": {"train_split": "train_short", "sft_tasks": 1000, "prm_tasks": 200, "mc_tasks": 200,
                "test_tasks": "test_short_large", "max_rounds": 8},
-    "textcraft": {"train_split": "train", "sft_tasks": 447, "prm_tasks": 447, "test_tasks": "test",
-                  "max_rounds": 20},
+    "textcraft": {"train_split": "train", "sft_tasks": 447, "prm_tasks": 447, "mc_tasks": 64,
+                  "test_tasks": "test", "max_rounds": 20},
 }  # fmt: skip
 
 
@@ -87,6 +87,9 @@ class Args:
     """rollouts per PRM task at T = 1.0 (the paper's N_TD)"""
     n_mc: int = 16
     """MC rollouts after every step of the seed trajectory (the paper's N_mc)"""
+    mc_tasks: int | None = None
+    """MC-label only the first this many PRM tasks (default: all; TextCraft 64, whose 20-round
+    failures make every MC label ~N_mc x 10 episodes of steps)"""
     prm_steps: int = 200
     """optimizer steps of EACH reward model (batch 16 trajectories)"""
     eval_every: int = 25
@@ -200,7 +203,9 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                                   threads=args.threads, seed=args.seed), collect.main),
     ]  # fmt: skip
     if "mc" in args.reward_models:
+        mc_tasks = None if sc["mc_tasks"] >= n_prm else ",".join(map(str, prm_tasks[: sc["mc_tasks"]]))
         out.append(("mc", mc_label.Args(data=rollouts, policy=policy, env=env, n_mc=args.n_mc, temperature=1.0,
+                                        tasks=mc_tasks,
                                         max_rounds=rounds, run_dir=run / "mc", threads=args.threads,
                                         seed=args.seed), mc_label.main))  # fmt: skip
     for name in args.reward_models:
@@ -235,7 +240,8 @@ def protocol_section(args: Args, run: Path) -> list[str]:
              f"- policy: preset `{args.model}` from scratch, SFT {args.sft_steps} optimizer steps on expert data "
              f"of the first {n_sft} tasks of `{sc['train_split']}` ({EXPERT_RECIPE[E.family(env)]}); seed {args.seed}",
              f"- PRM data: {args.n_td} rollouts at T = 1.0 on each of the last {n_prm} tasks of `{sc['train_split']}` ({overlap} of them "
-             f"also in the SFT data); MC labels: N_mc = {args.n_mc}, hard, one seed trajectory per task",
+             f"also in the SFT data); MC labels: N_mc = {args.n_mc}, hard, one seed trajectory per task on the "
+             f"first {min(sc['mc_tasks'], n_prm)} of them",
              f"- reward models: {rms}; each {args.prm_steps} optimizer steps of 16 trajectories, lr {args.prm_lr}, "
              f"held-out loss every {args.eval_every} steps on {args.heldout:.0%} of the PRM tasks, the weights of "
              "the lowest held-out loss kept (test tasks never used for any choice)",
