@@ -32,14 +32,34 @@ def loss_a(values: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> t
     return (0.5 * (progress - target) ** 2 * pair).sum() / pair.sum().clamp(min=1)
 
 
-def prm_loss(values: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, beta: float = 1.0
-             ) -> tuple[torch.Tensor, dict[str, float]]:  # fmt: skip
+def prm_loss(
+    values: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    beta: float = 1.0,
+    counts: torch.Tensor | None = None,
+    world: int = 1,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """L = L_Q + beta * L_A; beta = 1.0 is the paper's setting, beta = 0 its ablation.
 
+    counts (data-parallel training): the GLOBAL numbers of labelled steps and of labelled step
+    pairs over every process's share of the batch, shape (2,), each >= 1. Each term is then this
+    process's share of the global mean times `world` (DDP averages gradients over processes), so
+    2 processes with the same global batch follow 1 process. Without counts: this batch's means.
     Returns the loss and {"train/loss", "train/loss_q", "train/loss_a"} for logging.
+
+    >>> v, t, m = torch.tensor([[0.0, 0.5]]), torch.tensor([[0.0, 1.0]]), torch.ones(1, 2)
+    >>> prm_loss(v, t, m)[1]
+    {'train/loss': 0.1875, 'train/loss_q': 0.0625, 'train/loss_a': 0.125}
+    >>> prm_loss(v, t, m, counts=torch.tensor([4.0, 2.0]), world=2)[1]["train/loss_q"]  # 2 of 4 steps here
+    0.0625
     """
     lq = loss_q(values, targets, mask)
     la = loss_a(values, targets, mask)
+    if counts is not None:
+        pair = mask[:, 1:] * mask[:, :-1]
+        lq = lq * mask.sum() / counts[0] * world
+        la = la * pair.sum() / counts[1] * world
     loss = lq + beta * la
     return loss, {"train/loss": loss.item(), "train/loss_q": lq.item(), "train/loss_a": la.item()}
 

@@ -19,7 +19,7 @@ from typing import Protocol
 import agentprm.envs as E
 from agentprm.policy import Policy, SamplingParams, derive_seed
 from agentprm.prompts import fit_messages
-from agentprm.types import Step, Trajectory
+from agentprm.types import AgentGaveUp, Step, Trajectory
 
 
 class ScriptedAgent(Protocol):
@@ -28,10 +28,6 @@ class ScriptedAgent(Protocol):
     def reset(self, env) -> None: ...
 
     def act(self, env) -> str: ...
-
-
-class AgentGaveUp(RuntimeError):
-    """Raised by a scripted agent that has no move left (recorded, the episode ends as a failure)."""
 
 
 def run_episode(
@@ -46,8 +42,8 @@ def run_episode(
 ) -> Trajectory:
     """Play task `task` of `env_name` with `agent` until it ends or the round cap; return the record.
 
-    An agent exception whose class name ends in "GaveUp" ends the episode as a failure, with the
-    reason in meta["gave_up"]; any other exception propagates.
+    An AgentGaveUp from the agent ends the episode as a failure, with the reason in
+    meta["gave_up"]; any other exception propagates.
     """
     kwargs = {} if max_rounds is None else {"max_episode_steps": max_rounds}
     env = env if env is not None else E.make(env_name, **kwargs)
@@ -58,9 +54,7 @@ def run_episode(
     while not (terminated or truncated):
         try:
             response = agent.act(env)
-        except Exception as exc:
-            if not type(exc).__name__.endswith("GaveUp"):
-                raise
+        except AgentGaveUp as exc:
             meta["gave_up"] = str(exc)
             break
         obs, r, terminated, truncated, info = env.step(response)

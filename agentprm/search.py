@@ -264,6 +264,3 @@ def _to_trajectory(short: str, b: _Beam, policy_name: str, config: SearchConfig)
         prompt_tokens=b.prompt_tokens, response_tokens=b.response_tokens,
         meta={**extra, "search": f"beam@{config.n}x{config.m}", "score": b.score},
     )  # fmt: skip
-
-
-STRATEGIES = {"greedy": greedy, "sample": sampling, "best_of_n": best_of_n, "beam": beam_search}

@@ -124,6 +124,11 @@ def _check_keys(d: Any, allowed: frozenset[str], what: str, prefix: str) -> None
 Messages = list[dict[str, str]]
 
 
+class AgentGaveUp(RuntimeError):
+    """Raised by a scripted agent that has no move left: run_episode records the reason and ends the
+    episode as a failure (the BabyAI expert's ExpertGaveUp is one)."""
+
+
 @dataclass(frozen=True)
 class Step:
     """One turn: the model's response, the command parsed from it, and the env's reply.

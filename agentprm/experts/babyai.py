@@ -27,6 +27,7 @@ from minigrid.utils.baby_ai_bot import BabyAIBot
 from agentprm.envs.babyai import BabyAITextEnv, run_macro
 from agentprm.envs.babyai_agentgym import wins
 from agentprm.envs.react import format_react
+from agentprm.types import AgentGaveUp
 
 # Levels the bot (or the text layer under it) cannot solve: reported, never hidden.
 #   PutNextS7N4Carrying: the bot asserts (minigrid documents it as unsolved by the bot).
@@ -36,7 +37,7 @@ from agentprm.envs.react import format_react
 UNSUPPORTED_LEVELS = ("PutNextS7N4Carrying", "KeyInBox", "OpenDoorsOrderN4Debug")
 
 
-class ExpertGaveUp(RuntimeError):
+class ExpertGaveUp(AgentGaveUp):
     """The bot has no plan that the text env's commands can follow from this state."""
 
 

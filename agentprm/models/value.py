@@ -25,9 +25,8 @@ from transformers import (
     Qwen2ForTokenClassification,
 )
 
-from agentprm.models.loading import load_tokenizer
+from agentprm.models.loading import default_dtype, load_tokenizer
 from agentprm.models.presets import PRESETS
-from agentprm.policies.hf import default_dtype
 
 
 def build_value_model(

@@ -74,15 +74,6 @@ def _choose(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Ten
     return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def default_dtype(device: str) -> torch.dtype:
-    # bf16 matmuls are 5-7x slower than fp32 on this kind of CPU; bf16 is the norm on GPUs.
-    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-
-
 class HFPolicy:
     """Policy over a transformers causal LM and its tokenizer (with a chat template).
 

@@ -36,7 +36,7 @@ from agentprm.evaluation import (
     wilson,
 )
 from agentprm.models.value import load_value_model
-from agentprm.recipes.collect import make_policy
+from agentprm.policies import make_policy
 from agentprm.scorers import PRMScorer
 from agentprm.search import SearchConfig, SearchLedger, beam_search, greedy, sample_pool
 from agentprm.types import TrajectoryWriter, completed_keys, read_trajectories

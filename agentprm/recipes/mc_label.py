@@ -27,8 +27,8 @@ import agentprm.envs as E
 from agentprm import rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
+from agentprm.policies import make_policy
 from agentprm.policy import SamplingParams
-from agentprm.recipes.collect import make_policy
 from agentprm.rollout import collect
 from agentprm.types import read_trajectories
 

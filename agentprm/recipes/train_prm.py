@@ -46,7 +46,7 @@ from agentprm.diagnostics import (
     spearman,
     value_histogram,
 )
-from agentprm.losses import beta_for, loss_a, loss_q
+from agentprm.losses import beta_for, loss_a, loss_q, prm_loss
 from agentprm.models.presets import PRESETS
 from agentprm.models.tokenizer import env_tokenizer
 from agentprm.models.value import build_value_model, has_dropout, load_value_model
@@ -406,11 +406,14 @@ def main(args: Args) -> dict:
                 train_tokens += int(counts[2])
                 counts = counts[:2].clamp(min=1)
                 if local:
-                    lq = loss_q(v, t, m) * m.sum() / counts[0] * world
-                    la = loss_a(v, t, m) * pair.sum() / counts[1] * world
+                    loss, parts = prm_loss(v, t, m, args.beta, counts=counts, world=world)
+                    lq, la = (
+                        torch.tensor(parts[k], device=accelerator.device)
+                        for k in ("train/loss_q", "train/loss_a")
+                    )
                 else:  # keep every process in the collective even with an empty share
                     lq = la = sum(p.sum() * 0.0 for p in model.parameters())
-                loss = lq + args.beta * la
+                    loss = lq + args.beta * la
                 optimizer.zero_grad(set_to_none=True)
                 accelerator.backward(loss)
                 accelerator.clip_grad_norm_(model.parameters(), 1.0)
