@@ -194,7 +194,7 @@ def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[Seg
         # PRM's readout position for that step.
         step_ends = []
         for (_, e), value in zip(spans, label, strict=True):
-            k = next(k for k, (a, _) in enumerate(offsets) if a >= e and ids[k] == eos)
+            k = readout_index(ids, offsets, e, eos)
             mask[k] = value
             step_ends.append(k)
         state_end = -1
@@ -204,6 +204,18 @@ def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[Seg
         segments.append(Segment(ids, mask, list(range(t, last + 1)), step_ends, state_end))
         t = last + 1
     return segments
+
+
+def readout_index(ids: list[int], offsets: list[tuple[int, int]], end: int, eos_id: int) -> int:
+    """THE readout rule: where the PRM reads M(s_t, a_t) in a tokenized text whose response a_t ends
+    at character `end`: the first end-of-turn token at or after it (the token that closes a_t, so
+    the value has seen exactly (s_t, a_t)). Used by training (Segment.step_ends) and by scoring
+    (agentprm.scorers), which therefore read the same position.
+
+    >>> readout_index([5, 9, 2, 7, 2], [(0, 3), (3, 6), (6, 6), (6, 9), (9, 9)], end=6, eos_id=2)
+    2
+    """
+    return next(k for k, (a, _) in enumerate(offsets) if a >= end and ids[k] == eos_id)
 
 
 def to_text(tokenizer, messages: Messages, add_generation_prompt: bool = True) -> str:

@@ -17,7 +17,7 @@ import torch
 
 from agentprm.diagnostics import score_encoded
 from agentprm.prm_batch import collate, encode
-from agentprm.prompts import fit_messages, to_text, token_counter
+from agentprm.prompts import fit_messages, readout_index, to_text, token_counter
 from agentprm.search import History
 
 
@@ -51,7 +51,7 @@ class PRMScorer:
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
         end = len(prefix) + len(candidate)
         eos = self.tokenizer.eos_token_id
-        readout = next(k for k, (a, _) in enumerate(offsets) if a >= end and ids[k] == eos)
+        readout = readout_index(ids, offsets, end, eos)
         cut = next((k for k, (a, _) in enumerate(offsets) if a >= len(prefix)), readout)
         return ids[:cut], ids[cut : readout + 1], readout - cut
 
