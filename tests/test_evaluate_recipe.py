@@ -10,10 +10,10 @@ from agentprm.evaluation import oracle_at_n
 from agentprm.recipes import evaluate, train_prm
 from agentprm.types import read_trajectories
 
-from .test_pipeline import _tiny_sft, expert_data  # noqa: F401  (a fixture)
+from .test_pipeline import _tiny_sft
 
 
-def test_evaluate_then_report(expert_data, tmp_path):  # noqa: F811
+def test_evaluate_then_report(expert_data, tmp_path):
     _tiny_sft(expert_data, tmp_path / "sft")
     policy = str(tmp_path / "sft" / "model")
     rms = []

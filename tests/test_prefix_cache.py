@@ -14,8 +14,6 @@ from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, render_messages
 from agentprm.rollout import collect
 from agentprm.types import read_trajectories
 
-from .test_pipeline import expert_data, tokenizer  # noqa: F401  (fixtures)
-
 
 def test_build_batch_layout():
     k = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)  # (heads, length, dim)
@@ -55,7 +53,7 @@ def test_store_finds_the_episode_among_many_sharing_a_system_prompt_and_forgets_
     assert set().union(*store.index.values()) == set(store.entries)  # and no evicted entry
 
 
-def test_cached_greedy_episodes_equal_uncached(tokenizer):  # noqa: F811
+def test_cached_greedy_episodes_equal_uncached(tokenizer):
     model = build_model("test", tokenizer, seed=2)
     runs = {}
     for cached, static in ((False, False), (True, False), (True, True)):
@@ -71,7 +69,7 @@ def test_cached_greedy_episodes_equal_uncached(tokenizer):  # noqa: F811
     assert runs[True, False] == runs[False, False] == runs[True, True]
 
 
-def test_mixed_batch_of_continuing_and_new_episodes_matches_uncached(expert_data):  # noqa: F811
+def test_mixed_batch_of_continuing_and_new_episodes_matches_uncached(expert_data):
     # As in the embedded default, the instruction is one token: a new episode shares only a few
     # tokens with the stored prompts.
     trajs = read_trajectories(expert_data)
@@ -105,7 +103,7 @@ def test_mixed_batch_of_continuing_and_new_episodes_matches_uncached(expert_data
     assert len(tok(text, add_special_tokens=False)["input_ids"]) in [len(r) for r in rows]
 
 
-def test_identical_prompts_are_prefilled_once(tokenizer):  # noqa: F811
+def test_identical_prompts_are_prefilled_once(tokenizer):
     model = build_model("test", tokenizer, seed=3)
     cached = HFPolicy(model, tokenizer, batch_size=8, prefix_cache=True)
     plain = HFPolicy(model, tokenizer, batch_size=8)
@@ -133,7 +131,7 @@ def test_identical_prompts_are_prefilled_once(tokenizer):  # noqa: F811
     assert sum(rows_encoded) == 2, rows_encoded  # the prefill encoded two rows, not three
 
 
-def test_rows_whose_turn_ended_leave_the_batch_and_outputs_stay_equal(tokenizer, monkeypatch):  # noqa: F811
+def test_rows_whose_turn_ended_leave_the_batch_and_outputs_stay_equal(tokenizer, monkeypatch):
     # A hook makes the model end its turn (eos) at every position divisible by 6; prompts differ in
     # length, so rows end at different steps, in both paths alike: the cached policy's own decode
     # loop drops them from the batch (and the leading positions that became padding for all the
@@ -169,7 +167,7 @@ def test_rows_whose_turn_ended_leave_the_batch_and_outputs_stay_equal(tokenizer,
     assert runs[True] == runs[False]
 
 
-def test_sampling_in_the_decode_loop_is_seeded_and_varied(tokenizer):  # noqa: F811
+def test_sampling_in_the_decode_loop_is_seeded_and_varied(tokenizer):
     model = build_model("test", tokenizer, seed=6)
     policy = HFPolicy(model, tokenizer, batch_size=8, prefix_cache=True)
     state = render_messages("babyai", "Your goal: go to the red ball\nYou see a wall 2 steps forward", [], [])
@@ -180,7 +178,7 @@ def test_sampling_in_the_decode_loop_is_seeded_and_varied(tokenizer):  # noqa: F
     assert all(g.completion_tokens <= 8 for g in policy.generate([state], params)[0])
 
 
-def test_token_counts_end_at_the_action_line_in_both_paths(tokenizer):  # noqa: F811
+def test_token_counts_end_at_the_action_line_in_both_paths(tokenizer):
     # A hook makes the model write a ReAct turn cyclically by absolute position, so rows (prompts of
     # different lengths) complete their action line at different steps; transformers' generate pads
     # a finished row until the batch is done, and those pads must not be counted.

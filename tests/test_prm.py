@@ -141,18 +141,96 @@ def _tok(trajs):
 
 
 def test_collate_pads_right(tok, trajs):
-    enc = encode("babyai", trajs[:2], tok, budget=None)
-    ids, att = collate([s.ids for e in enc for s in e.segments], tok.pad_token_id, "cpu")
-    assert att.sum(dim=1).tolist() == [len(s.ids) for e in enc for s in e.segments]
+    # Hand-made rows: each row's tokens start at column 0, pad ids and attention zeros fill the end.
+    ids, att = collate([[5, 6, 7], [8], [9, 10]], pad_id=99, device="cpu")
+    assert ids.shape == att.shape == (3, 3) and ids.dtype == att.dtype == torch.long
+    assert ids.tolist() == [[5, 6, 7], [8, 99, 99], [9, 10, 99]]
+    assert att.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
+    # Real segments of different lengths: the same layout, row by row.
+    rows = [s.ids for e in encode("babyai", trajs[:2], tok, budget=None) for s in e.segments]
+    assert len({len(r) for r in rows}) == 2  # the shorter row really is padded
+    width = max(len(r) for r in rows)
+    ids, att = collate(rows, tok.pad_token_id, "cpu")
+    assert ids.shape == att.shape == (len(rows), width)
+    for b, r in enumerate(rows):
+        assert ids[b].tolist() == r + [tok.pad_token_id] * (width - len(r))
+        assert att[b].tolist() == [1] * len(r) + [0] * (width - len(r))
 
 
-def test_heldout_spearman_against_mc_estimates(trajs, tmp_path):
+def _ranks(xs: list[float]) -> list[float]:
+    """Ranks 0..n-1, tied values sharing their mean rank (what Spearman's rho is defined on)."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    out = [0.0] * len(xs)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and xs[order[end + 1]] == xs[order[start]]:
+            end += 1
+        for i in order[start : end + 1]:
+            out[i] = (start + end) / 2
+        start = end + 1
+    return out
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rho, written out: the Pearson correlation of the two rank lists."""
+    ra, rb = _ranks(a), _ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    var_a, var_b = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
+    return cov / (var_a * var_b) ** 0.5
+
+
+def test_spearman_helper_on_known_cases():
+    assert _spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert _spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert _ranks([3.0, 1.0, 3.0, 2.0]) == [2.5, 0.0, 2.5, 1.0]
+    assert _spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
+
+
+def _mc_label(reward: float, num_steps: int, k: int) -> float:
+    """The soft MC estimate written for step k of a trajectory: progress times outcome."""
+    return (k + 1) / num_steps * reward
+
+
+def _value(reward: float, num_steps: int, k: int) -> float:
+    """The value M_k the held-out scoring is made to return: outcome plus a step-dependent wobble, so that
+    it agrees with _mc_label only in part (rho strictly between 0 and 1)."""
+    return reward + ((7 * k + num_steps) % 5) / 10
+
+
+def test_heldout_spearman_against_mc_estimates(trajs, tmp_path, monkeypatch):
+    """The held-out Spearman pairs each state's value M_k with the MC estimate of the SAME state.
+
+    The MC file gives every state a distinct-ish label; the held-out scoring (spied on) returns known
+    values built from the same (outcome, length, step), so the expected rho is computed here, directly,
+    from the records: a sign flip, values paired with another trajectory's or another step's label, or
+    labels correlated with themselves all give a different number."""
     data, mc = tmp_path / "rollouts.jsonl", tmp_path / "mc.jsonl"
     write_trajectories(data, trajs)
-    lines = [json.dumps({"task": t.task, "sample": t.sample, "outcomes": [[t.reward, 0.0]] * t.num_steps})
+    lines = [json.dumps({"task": t.task, "sample": t.sample,
+                         "outcomes": [[_mc_label(t.reward, t.num_steps, k)] for k in range(t.num_steps)]})
              for t in trajs]  # fmt: skip
     mc.write_text("\n".join(lines) + "\n")
+    real, calls = train_prm.score_encoded, []
+
+    def scripted(model, enc, num_trajs, pad_id, **kw):
+        values = real(model, enc, num_trajs, pad_id, **kw)
+        assert all(values[e.index].shape == (e.num_steps,) for e in enc)  # the model really scored them
+        calls.append(num_trajs)
+        for e in enc:
+            values[e.index] = torch.tensor([_value(e.outcome, e.num_steps, k) for k in range(e.num_steps)])
+        return values
+
+    monkeypatch.setattr(train_prm, "score_encoded", scripted)
     args = train_prm.Args(data=data, model="test", run_dir=tmp_path / "prm", labels="td", mc_labels=mc, epochs=1,
                           batch_size=4, heldout=0.5, max_prompt_tokens=2048)  # fmt: skip
     diag = train_prm.main(args)["heldout"]
-    assert diag["heldout/mc_states"] > 0 and -1.0 <= diag["heldout/mc_spearman"] <= 1.0
+    held_tasks = set(json.loads((tmp_path / "prm" / "split.json").read_text())["heldout"])
+    held = [t for t in trajs if t.task in held_tasks]
+    assert len(held_tasks) == 3 and calls == [len(held)]  # one held-out scoring, of the held-out records
+    states = [(t.reward, t.num_steps, k) for t in held for k in range(t.num_steps)]
+    expected = _spearman([_value(*s) for s in states], [_mc_label(*s) for s in states])
+    assert 0.2 < expected < 0.95  # far from 0 (a sign flip shows) and from 1 (labels against labels show)
+    assert diag["heldout/mc_states"] == len(states)
+    assert diag["heldout/mc_spearman"] == pytest.approx(expected, abs=1e-9)

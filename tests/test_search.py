@@ -124,8 +124,11 @@ def test_best_of_n_with_outcome_oracle_picks_best(expert_plans):
     outcomes = {task: [t.reward for t in oracle.pool if t.task == task] for task in TASKS}
     assert any(0 < sum(v) < len(v) for v in outcomes.values())  # some pool is mixed: a real choice
     assert [t.reward for t in chosen] == [max(outcomes[task]) for task in TASKS]
-    # The ledger's env steps are the pool's steps.
-    assert ledger.env_steps >= ledger.episodes
+    # The ledger's env steps are exactly the pool's steps (one per response, none replayed), and the
+    # pool was scored in one call.
+    assert ledger.env_steps == sum(t.num_steps for t in oracle.pool) and ledger.replay_steps == 0
+    assert ledger.env_steps > ledger.episodes  # some episode took more than one step: the sum is not a count
+    assert ledger.prm_calls == 1 and ledger.prm_tokens == 0  # the oracle costs no tokens
 
 
 def test_greedy_uses_temperature_zero(expert_plans):

@@ -6,9 +6,11 @@ import collections
 import itertools
 import json
 import random
+import re
 import string
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -26,6 +28,8 @@ from agentprm.envs.textcraft import (
     recipe_folder,
 )
 from agentprm.experts.textcraft import TextCraftExpert, _expand, plan, plan_lengths
+
+TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "agentgym" / "transcripts.jsonl"
 
 # The goals no command sequence crafts within the 20-round cap. Banners: 6 dyed wools, each one craft
 # from 1 dye + 1 white wool, each white wool one craft from 4 string, plus dyes that come 1 or 2 a
@@ -399,10 +403,53 @@ def test_env_checker_and_no_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+# Where a model in AgentGym's real TextCraft transcripts quotes the instruction it was given (AgentGym's
+# prompt, sent by AgentGym's own client): (transcript's source path, step, a pattern whose groups are the
+# quoted words). Found by searching every response for long runs of the prompt's words.
+AGENTGYM_PROMPT_QUOTES = [
+    ("runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_0.json", 0,
+     r'Re-reading the prompt carefully: "(.+?)"\.\n'),
+    ("runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_436.json", 3, r'the prompt says "(.+?)"\.'),
+    ("runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_142.json", 10, r'the prompt says "(.+?)"\.'),
+    ("runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_177.json", 5, r'the instructions say "(.+?)" and'),
+    ("runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_177.json", 8,
+     r'example commands provided:\n- "(.+?)"\n- "(.+?)"\n'),  # the first two: the prompt's examples
+    ("runs/1_api/exp_gemini_gemini_3_5_flash/eval_logs/textcraft_170.json", 3,
+     r'the prompt reminder says: "(.+?)"\.\n'),
+]  # fmt: skip
+
+
+def _quoted_in(quote: str, prompt: str) -> bool:
+    """The model's quote appears in the prompt: its pieces between "..." elisions in order, with double
+    quotes ignored (a model writes 'When using get command' for 'When using "get" command')."""
+    text, at = prompt.replace('"', ""), 0
+    for piece in quote.replace('"', "").split("..."):
+        at = text.find(piece, at)
+        if at < 0:
+            return False
+        at += len(piece)
+    return True
+
+
 def test_system_prompt_is_agentgyms():
-    assert SYSTEM_PROMPT.startswith("You are given few useful crafting recipes to craft items in Minecraft.")
-    assert 'format:"Thought:\nyour thoughts.\n\nAction:\nyour next action"\n\nReminder: \n1.' in SYSTEM_PROMPT
-    assert SYSTEM_PROMPT.endswith('e.g. "dark oak planks" in the command instead.\n\n')
+    """Every quote of the instruction by a model in AgentGym's real TextCraft transcripts is in ours."""
+    from agentprm.prompts import instruction
+
+    if not TRANSCRIPTS.exists():
+        pytest.skip(f"{TRANSCRIPTS} is not in this checkout")
+    lines = TRANSCRIPTS.read_text().splitlines()
+    records = {r["source"].split(":", 2)[2]: r for r in map(json.loads, lines)}  # repo@commit:PATH
+    quotes = []
+    for source, step, pattern in AGENTGYM_PROMPT_QUOTES:
+        record = records[source]
+        assert record["env"] == "textcraft"
+        match = re.search(pattern, record["steps"][step]["response"])
+        assert match, (source, step, pattern)
+        quotes += match.groups()
+    assert len(quotes) == 7 and sum(len(q) for q in quotes) > 400
+    for prompt in (SYSTEM_PROMPT, instruction("textcraft")):  # the constant and what the policy is shown
+        missing = [q for q in quotes if not _quoted_in(q, prompt)]
+        assert not missing, f"AgentGym's prompt as quoted in its transcripts, not in ours: {missing}"
 
 
 # -- AgentGym's task naming (issue 14) ------------------------------------------------------------

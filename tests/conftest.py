@@ -1,0 +1,31 @@
+"""Fixtures shared across test modules (pytest finds them here; no module imports another's fixtures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentprm.experts import make_expert
+from agentprm.models.tokenizer import train_tokenizer
+from agentprm.prompts import instruction
+from agentprm.rollout import run_episode
+from agentprm.types import read_trajectories, write_trajectories
+
+
+@pytest.fixture(scope="module")
+def expert_data(tmp_path_factory) -> Path:
+    """40 BabyAI expert trajectories (tasks 400..439) in a JSONL store; built once per module."""
+    path = tmp_path_factory.mktemp("data") / "expert.jsonl"
+    trajs = [run_episode("babyai", t, make_expert("babyai")) for t in range(400, 440)]
+    write_trajectories(path, trajs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer(expert_data):
+    """A 1024-token tokenizer trained on the BabyAI instruction and `expert_data`'s texts."""
+    texts = [instruction("babyai")]
+    for t in read_trajectories(expert_data):
+        texts += [t.initial_observation] + [x for s in t.steps for x in (s.response, s.observation)]
+    return train_tokenizer(texts, vocab_size=1024)
