@@ -17,37 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agentprm.prm_batch import encode, step_values
-
-
-def score_trajectories(model, tokenizer, env: str, trajs, budget: int | None, batch_size: int = 16
-                       ) -> list[torch.Tensor]:  # fmt: skip
-    """M_0..M_T for every trajectory (no gradient); empty trajectories get an empty tensor."""
-    enc = encode(env, trajs, tokenizer, budget)
-    return score_encoded(model, enc, len(trajs), tokenizer.pad_token_id, batch_size)
-
-
-@torch.no_grad()
-def score_encoded(model, enc, num_trajs: int, pad_id: int, batch_size: int = 16, q_prev: list | None = None
-                  ) -> list[torch.Tensor]:  # fmt: skip
-    """score_trajectories for already encoded trajectories (prm_batch.encode of num_trajs records).
-
-    If a list is given as q_prev, each encoded trajectory's Q_{-1} (value at the end of o_0) is
-    appended to it, in the order of `enc`, from the same pass.
-    """
-    was_training = model.training
-    model.eval()
-    out: list[torch.Tensor] = [torch.zeros(0) for _ in range(num_trajs)]
-    for start in range(0, len(enc), batch_size):
-        batch = enc[start : start + batch_size]
-        values, prev = step_values(model, batch, pad_id)
-        for e, v in zip(batch, values, strict=True):
-            out[e.index] = v.float().cpu()
-        if q_prev is not None:
-            q_prev.extend(p.float().cpu() for p in prev)
-    model.train(was_training)
-    return out
-
 
 def _outcome_pairs(trajs, by: str = "reward"):
     """(i, j) for trajectories of the same task, both with steps, whose outcomes differ.

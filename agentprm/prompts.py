@@ -210,7 +210,7 @@ def readout_index(ids: list[int], offsets: list[tuple[int, int]], end: int, eos_
     """THE readout rule: where the PRM reads M(s_t, a_t) in a tokenized text whose response a_t ends
     at character `end`: the first end-of-turn token at or after it (the token that closes a_t, so
     the value has seen exactly (s_t, a_t)). Used by training (Segment.step_ends) and by scoring
-    (agentprm.scorers), which therefore read the same position.
+    (agentprm.prm.scorers), which therefore read the same position.
 
     >>> readout_index([5, 9, 2, 7, 2], [(0, 3), (3, 6), (6, 6), (6, 9), (9, 9)], end=6, eos_id=2)
     2

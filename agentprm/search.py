@@ -2,7 +2,7 @@
 
 One signature for every strategy:
     strategy(env_name, tasks, policy, scorer, config, ledger) -> list[Trajectory]  (one per task)
-`scorer` is any Scorer (a PRM, ORM or PVM through agentprm.scorers.PRMScorer, or an oracle in
+`scorer` is any Scorer (a PRM, ORM or PVM through agentprm.prm.scorers.PRMScorer, or an oracle in
 tests); greedy and sampling ignore it. Every strategy adds what it spends to `ledger`: policy tokens
 generated, PRM tokens processed, env steps (replays included).
 
@@ -34,16 +34,7 @@ from agentprm.evaluation import aggregate
 from agentprm.policy import Policy, SamplingParams, derive_seed
 from agentprm.prompts import fit_messages
 from agentprm.rollout import Ledger, collect, replay
-from agentprm.types import Step, Trajectory
-
-
-@dataclass(frozen=True)
-class History:
-    """A state s_t = (o_0, a_0, o_1, ..., o_t) for scoring; responses[i] = a_i, observations[i] = o_{i+1}."""
-
-    initial_observation: str
-    responses: tuple[str, ...] = ()
-    observations: tuple[str, ...] = ()
+from agentprm.types import State, Step, Trajectory
 
 
 class Scorer(Protocol):
@@ -55,7 +46,7 @@ class Scorer(Protocol):
     name: str
     tokens: int
 
-    def score(self, env: str, states: list[History], candidates: list[list[str]]) -> list[list[float]]: ...
+    def score(self, env: str, states: list[State], candidates: list[list[str]]) -> list[list[float]]: ...
 
     def score_trajectories(self, env: str, trajs: list[Trajectory]) -> list[list[float]]: ...
 
@@ -148,9 +139,8 @@ class _Beam:
     prompt_tokens: int = 0
     response_tokens: int = 0
 
-    def history(self) -> History:
-        return History(self.initial_observation, tuple(s.response for s in self.steps),
-                       tuple(s.observation for s in self.steps))  # fmt: skip
+    def state(self) -> State:
+        return State.of(self.initial_observation, self.steps)
 
 
 def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchConfig, ledger: SearchLedger):
@@ -201,7 +191,7 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
         # (same input) but remain separate candidates.
         unique = [list(dict.fromkeys(g.text for g in gens)) for gens in candidates]
         before = scorer.tokens
-        unique_scores = scorer.score(short, [b.history() for b in active], unique)
+        unique_scores = scorer.score(short, [b.state() for b in active], unique)
         tables = [dict(zip(u, s, strict=True)) for u, s in zip(unique, unique_scores, strict=True)]
         scores = [[table[g.text] for g in gens] for table, gens in zip(tables, candidates, strict=True)]
         ledger.prm_tokens += scorer.tokens - before

@@ -130,6 +130,30 @@ class AgentGaveUp(RuntimeError):
 
 
 @dataclass(frozen=True)
+class State:
+    """The agent's state s_t = (o_0, a_0, o_1, ..., a_{t-1}, o_t): what the renderer turns into the
+    prompt of step t and what a PRM scores an action in. responses[i] = a_i, observations[i] = o_{i+1}.
+
+    >>> State("You see a red ball.", ("Thought: x\\nAction: go to red ball 1",), ("You reach it.",)).t
+    1
+    """
+
+    initial_observation: str
+    responses: tuple[str, ...] = ()
+    observations: tuple[str, ...] = ()
+
+    @property
+    def t(self) -> int:
+        """Steps taken so far."""
+        return len(self.responses)
+
+    @classmethod
+    def of(cls, initial_observation: str, steps) -> State:
+        """The state after `steps` (Step records) from o_0."""
+        return cls(initial_observation, tuple(s.response for s in steps), tuple(s.observation for s in steps))
+
+
+@dataclass(frozen=True)
 class Step:
     """One turn: the model's response, the command parsed from it, and the env's reply.
 
@@ -220,6 +244,16 @@ class Trajectory:
     def env_steps(self) -> int:
         """Rounds played in the env; every response costs one, unparseable ones included."""
         return len(self.steps)
+
+    def state(self, t: int) -> State:
+        """s_t: o_0 and the first t (response, observation) pairs (0 <= t <= num_steps).
+
+        The state step t's action was taken in; state(num_steps) is the final one."""
+        if not 0 <= t <= len(self.steps):
+            raise ValueError(
+                f"state({t}) of a trajectory with {len(self.steps)} steps: use 0 <= t <= {len(self.steps)}"
+            )
+        return State.of(self.initial_observation, self.steps[:t])
 
     @property
     def actions(self) -> list[str | None]:

@@ -18,10 +18,10 @@ import warnings
 import torch
 
 from agentprm.experts import make_expert
-from agentprm.losses import prm_loss
 from agentprm.models.tokenizer import env_tokenizer
-from agentprm.models.value import build_value_model, load_value_model, token_values
-from agentprm.prm_batch import encode, pad, step_values
+from agentprm.prm.batch import encode, pad, step_values
+from agentprm.prm.losses import prm_loss
+from agentprm.prm.value import build_value_model, load_value_model, token_values
 from agentprm.prompts import render_messages, to_text
 from agentprm.rollout import replay, run_episode
 from agentprm.types import Step, Trajectory

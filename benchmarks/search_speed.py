@@ -1,5 +1,5 @@
 """Beam-search scoring: M candidate actions scored with the state's prefix encoded once (KV cache,
-agentprm.scorers.PRMScorer) vs every candidate re-encoded with its whole history, as a ratio in one
+agentprm.prm.scorers.PRMScorer) vs every candidate re-encoded with its whole history, as a ratio in one
 run (issue 5 target: >= 3x at M = 8 with 10-step histories).
 
     python benchmarks/search_speed.py [--model runs/demo/prm-agentprm/model] [--m 8] [--steps 10]
@@ -20,8 +20,7 @@ import warnings
 import torch
 from prm_speed import fixed_length, value_model
 
-from agentprm.scorers import PRMScorer
-from agentprm.search import History
+from agentprm.prm.scorers import PRMScorer
 
 CANDIDATES = [
     "Thought:\nI will look around.\n\nAction:\nturn left",
@@ -47,8 +46,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     trajs = [fixed_length(400 + i, args.steps + 1) for i in range(args.states)]
     model, tok = value_model(args.model, trajs)
-    states = [History(t.initial_observation, tuple(s.response for s in t.steps[: args.steps]),
-                      tuple(s.observation for s in t.steps[: args.steps])) for t in trajs]  # fmt: skip
+    states = [t.state(args.steps) for t in trajs]
     cands = [[CANDIDATES[k % len(CANDIDATES)] for k in range(args.m)] for _ in states]
     timings, scores = {}, {}
     for share in (True, False):

@@ -11,18 +11,18 @@ import pytest
 import torch
 
 from agentprm.experts import make_expert
-from agentprm.labels import td_gae
 from agentprm.models.presets import build_model
 from agentprm.models.tokenizer import train_tokenizer
-from agentprm.models.value import build_value_model, has_dropout, load_value_model
 from agentprm.policies.openai_server import OpenAIServerPolicy
 from agentprm.policy import Generation
-from agentprm.prm_batch import encode, step_values
+from agentprm.prm.batch import encode, step_values
+from agentprm.prm.labels import td_gae
+from agentprm.prm.scorers import OracleScorer
+from agentprm.prm.value import build_value_model, has_dropout, load_value_model
 from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction
 from agentprm.recipes import collect as collect_recipe
 from agentprm.recipes import train_prm
 from agentprm.rollout import run_episode
-from agentprm.scorers import OracleScorer
 from agentprm.search import SearchConfig, SearchLedger, beam_search
 from agentprm.types import Trajectory, read_trajectories, write_trajectories
 from tests.test_openai_server import received, start_stub, stop

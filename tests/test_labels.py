@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agentprm.labels import mc, orm, pvm, td_gae
-from agentprm.losses import loss_a, loss_q, prm_loss
+from agentprm.prm.labels import mc, orm, pvm, td_gae
+from agentprm.prm.losses import loss_a, loss_q, prm_loss
 
 
 def close(a, b):

@@ -9,10 +9,10 @@ import torch
 from transformers import AutoModelForTokenClassification
 
 from agentprm.experts import make_expert
-from agentprm.losses import prm_loss
 from agentprm.models.tokenizer import train_tokenizer
-from agentprm.models.value import build_value_model, token_values
-from agentprm.prm_batch import collate, encode, pad, row_values, step_values
+from agentprm.prm.batch import collate, encode, pad, row_values, step_values
+from agentprm.prm.losses import prm_loss
+from agentprm.prm.value import build_value_model, token_values
 from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, render_messages, to_text
 from agentprm.recipes import train_prm
 from agentprm.rollout import run_episode

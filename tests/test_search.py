@@ -11,12 +11,13 @@ import torch
 
 from agentprm.experts import make_expert
 from agentprm.models.tokenizer import train_tokenizer
-from agentprm.models.value import build_value_model
 from agentprm.policy import Generation
+from agentprm.prm.scorers import OracleScorer, PRMScorer
+from agentprm.prm.value import build_value_model
 from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction
 from agentprm.rollout import run_episode
-from agentprm.scorers import OracleScorer, PRMScorer
-from agentprm.search import History, SearchConfig, SearchLedger, beam_search, best_of_n, greedy
+from agentprm.search import SearchConfig, SearchLedger, beam_search, best_of_n, greedy
+from agentprm.types import State
 
 TASKS = [0, 5, 40]  # TextCraft goals with 2..4-command expert plans
 JUNK = ["Action:\ninventory", "Action:\nget 1 dirt", "Thought:\nhmm\n\nAction:\ncraft 1 stone", "no action"]
@@ -61,7 +62,7 @@ class ScriptedPolicy:
 
 
 def expert_oracle(plans):
-    def value(env, state: History, response: str) -> float:
+    def value(env, state: State, response: str) -> float:
         plan = plans[state.initial_observation]
         return float(list(state.responses) + [response] == plan[: len(state.responses) + 1])
 
@@ -156,8 +157,12 @@ def value_model(expert_plans):
 def test_shared_prefix_scores_equal_full_reencoding(expert_plans, value_model):
     model, tok = value_model
     t = run_episode("textcraft", 40, make_expert("textcraft"))
-    state = History(t.initial_observation, tuple(s.response for s in t.steps[:2]),
-                    tuple(s.observation for s in t.steps[:2]))  # fmt: skip
+    state = t.state(2)
+    assert state == State(
+        t.initial_observation,
+        tuple(s.response for s in t.steps[:2]),
+        tuple(s.observation for s in t.steps[:2]),
+    )
     cands = [[t.steps[2].response, *JUNK]]
     shared = PRMScorer(model, tok, share_prefix=True, batch_size=3)
     full = PRMScorer(model, tok, share_prefix=False, batch_size=3)

@@ -35,9 +35,9 @@ from agentprm.evaluation import (
     paired_difference,
     wilson,
 )
-from agentprm.models.value import load_value_model
 from agentprm.policies import make_policy
-from agentprm.scorers import PRMScorer
+from agentprm.prm.scorers import PRMScorer
+from agentprm.prm.value import load_value_model
 from agentprm.search import SearchConfig, SearchLedger, beam_search, greedy, sample_pool
 from agentprm.types import TrajectoryWriter, completed_keys, read_trajectories
 

@@ -3,7 +3,7 @@
 From ONE seed trajectory per task (N_traj = 1: sample 0 of each task in --data), for every step t
 before the last, run N_mc = 16 rollouts of the policy from s_{t+1} (reached by replaying a_0..a_t:
 the envs are deterministic) and record their outcomes; the last step's label is the seed's own
-outcome. agentprm.labels.mc turns the outcomes into hard (any success) or soft (mean) estimates at
+outcome. agentprm.prm.labels.mc turns the outcomes into hard (any success) or soft (mean) estimates at
 training time. Every policy token and env step it costs is in the ledger (the paper's Table 3
 "Tokens" column compares it with TD, which needs no extra rollouts).
 

@@ -158,10 +158,11 @@ def _stage(run: Path, name: str, stage_args, fn):
     marker = run / ".done" / name
     wanted = json.loads(json.dumps(rundir.jsonable(dataclasses.asdict(stage_args)), default=str))
     if marker.exists():
-        done = json.loads(marker.read_text())
-        if done.get("args") != wanted:
-            changed = sorted(k for k in set(wanted) | set(done.get("args", {}))
-                             if wanted.get(k) != done.get("args", {}).get(k))  # fmt: skip
+        done = json.loads(marker.read_text()).get("args", {})
+        # A field the recipe gained since (absent from the marker) ran as its default then.
+        changed = sorted(k for k in set(wanted) & set(done) if wanted[k] != done[k])
+        changed += sorted(set(done) - set(wanted))  # a field the recipe lost
+        if changed:
             raise rundir.RunDirError(
                 f"stage {name} of {run} finished with other arguments ({', '.join(changed)}); "
                 f"use another --run-dir, or --overwrite to start the study afresh"

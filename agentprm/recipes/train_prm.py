@@ -36,21 +36,20 @@ from accelerate import Accelerator
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 import agentprm.envs as E
-from agentprm import labels as L
 from agentprm import rundir
 from agentprm import validate as V
 from agentprm.diagnostics import (
     final_step_accuracy,
-    score_encoded,
     sibling_accuracy,
     spearman,
     value_histogram,
 )
-from agentprm.losses import beta_for, loss_a, loss_q, prm_loss
 from agentprm.models.presets import PRESETS
 from agentprm.models.tokenizer import env_tokenizer
-from agentprm.models.value import build_value_model, has_dropout, load_value_model
-from agentprm.prm_batch import encode, pad, step_values
+from agentprm.prm import labels as L
+from agentprm.prm.batch import encode, pad, score_encoded, step_values
+from agentprm.prm.losses import beta_for, loss_a, loss_q, prm_loss
+from agentprm.prm.value import build_value_model, has_dropout, load_value_model
 from agentprm.types import read_trajectories
 
 
@@ -76,7 +75,7 @@ class Args:
     train with L_Q only (a non-zero value is refused)"""
     td_form: str = "standard"
     """TD indexing: standard (GAE's delta_t = r_t + gamma Q_{t+1} - Q_t) or literal (the paper's Eq.
-    12-14 as printed, delta_t = r_t + gamma Q_t - Q_{t-1}); see agentprm/labels.py and PAPER.md"""
+    12-14 as printed, delta_t = r_t + gamma Q_t - Q_{t-1}); see agentprm/prm/labels.py and PAPER.md"""
     head_dropout: float = 0.0
     """dropout before the value head (transformers' default 0.1 made TD targets stochastic)"""
     gamma: float = 1.0
@@ -197,7 +196,7 @@ def target_values(model, batch, pad_id: int, values, q_prev):
 def heldout_loss(args: Args, model, enc, held, mc_table, pad_id: int) -> dict:
     """The model's own objective on held-out trajectories (eval mode, no gradient): L_Q, L_A and
     L_Q + beta L_A against its own labels (td targets from its current values), plus the sibling
-    accuracy. enc = prm_batch.encode(held). The curve this traces picks --keep best."""
+    accuracy. enc = prm.batch.encode(held). The curve this traces picks --keep best."""
     q_prev: list[torch.Tensor] = []
     with torch.no_grad():
         values = score_encoded(model, enc, len(held), pad_id, q_prev=q_prev)

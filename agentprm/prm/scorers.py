@@ -15,19 +15,18 @@ from collections.abc import Callable
 
 import torch
 
-from agentprm.diagnostics import score_encoded
-from agentprm.prm_batch import collate, encode
+from agentprm.prm.batch import collate, encode, score_encoded
 from agentprm.prompts import fit_messages, readout_index, to_text, token_counter
-from agentprm.search import History
+from agentprm.types import State
 
 
 class PRMScorer:
-    """M_phi(s_t, a_t) from a value model (agentprm.models.value.load_value_model).
+    """M_phi(s_t, a_t) from a value model (agentprm.prm.value.load_value_model).
 
     Example:
         model, tok = load_value_model("runs/prm-td/model")
         scorer = PRMScorer(model, tok, budget=1024, name="agentprm")
-        scorer.score("babyai", [History("You see a red ball ...")], [["Thought: ...\\nAction: go to red ball 1"]])
+        scorer.score("babyai", [State("You see a red ball ...")], [["Thought: ...\\nAction: go to red ball 1"]])
         # -> [[0.83]]
     """
 
@@ -56,7 +55,7 @@ class PRMScorer:
         return ids[:cut], ids[cut : readout + 1], readout - cut
 
     @torch.no_grad()
-    def score(self, env: str, states: list[History], candidates: list[list[str]]) -> list[list[float]]:
+    def score(self, env: str, states: list[State], candidates: list[list[str]]) -> list[list[float]]:
         out = []
         for state, cands in zip(states, candidates, strict=True):
             if not cands:
@@ -119,17 +118,14 @@ class OracleScorer:
     final step's value.
     """
 
-    def __init__(self, value: Callable[[str, History, str], float], name: str = "oracle"):
+    def __init__(self, value: Callable[[str, State, str], float], name: str = "oracle"):
         self.value, self.name, self.tokens = value, name, 0
 
-    def score(self, env: str, states: list[History], candidates: list[list[str]]) -> list[list[float]]:
+    def score(self, env: str, states: list[State], candidates: list[list[str]]) -> list[list[float]]:
         return [[self.value(env, s, c) for c in cands] for s, cands in zip(states, candidates, strict=True)]
 
     def score_trajectories(self, env: str, trajs) -> list[list[float]]:
         out = []
         for t in trajs:
-            rs = [s.response for s in t.steps]
-            obs = [s.observation for s in t.steps]
-            out.append([self.value(env, History(t.initial_observation, tuple(rs[:i]), tuple(obs[:i])), rs[i])
-                        for i in range(len(rs))])  # fmt: skip
+            out.append([self.value(env, t.state(i), s.response) for i, s in enumerate(t.steps)])
         return out

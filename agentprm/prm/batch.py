@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from agentprm.models.value import token_values
+from agentprm.prm.value import token_values
 from agentprm.prompts import Segment, training_segments
 
 
@@ -114,3 +114,26 @@ def pad(rows: list[torch.Tensor], width: int | None = None) -> tuple[torch.Tenso
         out[b, : r.numel()] = r
         mask[b, : r.numel()] = 1
     return out, mask
+
+
+@torch.no_grad()
+def score_encoded(model, enc, num_trajs: int, pad_id: int, batch_size: int = 16, q_prev: list | None = None
+                  ) -> list[torch.Tensor]:  # fmt: skip
+    """M_0..M_T (no gradient, eval mode) for each of num_trajs trajectories already encoded by
+    `encode`; a trajectory without steps gets an empty tensor.
+
+    If a list is given as q_prev, each encoded trajectory's Q_{-1} (value at the end of o_0) is
+    appended to it, in the order of `enc`, from the same pass.
+    """
+    was_training = model.training
+    model.eval()
+    out: list[torch.Tensor] = [torch.zeros(0) for _ in range(num_trajs)]
+    for start in range(0, len(enc), batch_size):
+        batch = enc[start : start + batch_size]
+        values, prev = step_values(model, batch, pad_id)
+        for e, v in zip(batch, values, strict=True):
+            out[e.index] = v.float().cpu()
+        if q_prev is not None:
+            q_prev.extend(p.float().cpu() for p in prev)
+    model.train(was_training)
+    return out
