@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agentprm.envs import babyai, rejected, textcraft
-from agentprm.types import Messages
+from agentprm.types import Messages, State
 
 OK_REPLY = "OK. I'll follow your instructions and try my best to solve the task."
 # Role names appear only through chat templates: add them to a tokenizer's training text.
@@ -36,32 +36,24 @@ def instruction(env: str) -> str:
     return SYSTEM_PROMPTS[env]
 
 
-def render_messages(
-    env: str,
-    initial_observation: str,
-    responses: Sequence[str],
-    observations: Sequence[str],
-    *,
-    drop: int = 0,
-) -> Messages:
-    """Messages for the state after len(responses) steps; `drop` oldest turns left out.
+def render_messages(env: str, state: State, *, drop: int = 0) -> Messages:
+    """Messages for `state` (s_t after t steps) with its `drop` oldest turns left out.
 
-    responses[i] is a_i and observations[i] is o_{i+1}; they must have the same length.
     Example:
-        >>> m = render_messages("babyai", "Your goal: go to the red ball", ["Action: turn left"], ["o1"])
+        >>> m = render_messages("babyai", State("Your goal: go to the red ball", ("Action: turn left",), ("o1",)))
         >>> [x["role"] for x in m], m[2]["content"], m[-1]["content"]
         (['user', 'assistant', 'user', 'assistant', 'user'], 'Your goal: go to the red ball', 'o1')
     """
-    if len(responses) != len(observations):
+    if len(state.responses) != len(state.observations):
         raise ValueError(
-            f"{len(responses)} responses but {len(observations)} observations: they must pair up"
+            f"{len(state.responses)} responses but {len(state.observations)} observations: they must pair up"
         )
     messages = [
         {"role": "user", "content": instruction(env)},
         {"role": "assistant", "content": OK_REPLY},
-        {"role": "user", "content": initial_observation},
+        {"role": "user", "content": state.initial_observation},
     ]
-    turns = list(zip(responses, observations, strict=True))
+    turns = list(zip(state.responses, state.observations, strict=True))
     keep = turns[min(drop, max(len(turns) - 1, 0)) :] if turns else []
     for response, observation in keep:
         messages.append({"role": "assistant", "content": response})
@@ -70,12 +62,7 @@ def render_messages(
 
 
 def fit_drop(
-    env: str,
-    initial_observation: str,
-    responses: Sequence[str],
-    observations: Sequence[str],
-    count_tokens: Callable[[Messages], int] | None = None,
-    budget: int | None = None,
+    env: str, state: State, count_tokens: Callable[[Messages], int] | None = None, budget: int | None = None
 ) -> int:
     """How many oldest turns to drop so that count_tokens(messages) <= budget (0 without a budget).
 
@@ -87,27 +74,22 @@ def fit_drop(
     exceed the budget, all turns but the last are dropped (the model's context limit is then the
     caller's concern).
     """
-    return fit_drops(env, initial_observation, responses, observations, count_tokens, budget)[-1]
+    return fit_drops(env, state, count_tokens, budget)[-1]
 
 
 def fit_drops(
-    env: str,
-    initial_observation: str,
-    responses: Sequence[str],
-    observations: Sequence[str],
-    count_tokens: Callable[[Messages], int] | None = None,
-    budget: int | None = None,
+    env: str, state: State, count_tokens: Callable[[Messages], int] | None = None, budget: int | None = None
 ) -> list[int]:
-    """fit_drop of every state of a trajectory in one pass: [drop after 0 turns, ..., after T turns]."""
+    """fit_drop of every state on the way to `state` in one pass: [drop of s_0, ..., drop of s_t]."""
     drops = [0]
     if budget is None or count_tokens is None:
-        return drops * (len(responses) + 1)
+        return drops * (state.t + 1)
     drop = 0
-    for t in range(1, len(responses) + 1):  # the state after t turns
+    for t in range(1, state.t + 1):  # the state after t turns
+        prefix = State(state.initial_observation, state.responses[:t], state.observations[:t])
 
-        def fits(d: int, t: int = t) -> bool:
-            msgs = render_messages(env, initial_observation, responses[:t], observations[:t], drop=d)
-            return count_tokens(msgs) <= budget
+        def fits(d: int, prefix: State = prefix) -> bool:
+            return count_tokens(render_messages(env, prefix, drop=d)) <= budget
 
         if not fits(drop):
             d = drop + 1
@@ -119,16 +101,10 @@ def fit_drops(
 
 
 def fit_messages(
-    env: str,
-    initial_observation: str,
-    responses: Sequence[str],
-    observations: Sequence[str],
-    count_tokens: Callable[[Messages], int] | None = None,
-    budget: int | None = None,
+    env: str, state: State, count_tokens: Callable[[Messages], int] | None = None, budget: int | None = None
 ) -> Messages:
     """render_messages with the fewest oldest turns dropped to fit `budget` tokens (see fit_drop)."""
-    drop = fit_drop(env, initial_observation, responses, observations, count_tokens, budget)
-    return render_messages(env, initial_observation, responses, observations, drop=drop)
+    return render_messages(env, state, drop=fit_drop(env, state, count_tokens, budget))
 
 
 @dataclass(frozen=True)
@@ -162,16 +138,14 @@ def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[Seg
     observations = [s.observation for s in traj.steps]
     count = token_counter(tokenizer)
     # drops[t]: turns dropped from the prompt of step t (one pass over the trajectory)
-    drops = fit_drops(env, traj.initial_observation, responses, observations, count, budget)[:-1]
+    drops = fit_drops(env, traj.state(traj.num_steps), count, budget)[:-1]
     segments = []
     t = 0
     while t < len(responses):
         last = t
         while last + 1 < len(responses) and drops[last + 1] == drops[t]:
             last += 1
-        msgs = render_messages(
-            env, traj.initial_observation, responses[:last], observations[:last], drop=drops[t]
-        )
+        msgs = render_messages(env, traj.state(last), drop=drops[t])
         # Message layout: [instr, ok, o_0, a_d, o_{d+1}, ..., a_{last-1}, o_last] (+ a_last appended),
         # so response a_s sits at index 3 + 2 * (s - d).
         spans = []

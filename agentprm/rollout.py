@@ -19,7 +19,7 @@ from typing import Protocol
 import agentprm.envs as E
 from agentprm.policy import Policy, SamplingParams, derive_seed
 from agentprm.prompts import fit_messages
-from agentprm.types import AgentGaveUp, Step, Trajectory
+from agentprm.types import AgentGaveUp, State, Step, Trajectory
 
 
 class ScriptedAgent(Protocol):
@@ -192,15 +192,7 @@ def collect(
         if not active:
             continue
         states = [
-            fit_messages(
-                short,
-                ep.initial_observation,
-                [s.response for s in ep.steps],
-                [s.observation for s in ep.steps],
-                count,
-                budget,
-            )
-            for ep in active
+            fit_messages(short, State.of(ep.initial_observation, ep.steps), count, budget) for ep in active
         ]
         seeds = None
         if base is not None:

@@ -171,11 +171,7 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
         candidates: list[list] = [[] for _ in active]
         for width in sorted(set(widths)):
             idx = [i for i, w in enumerate(widths) if w == width]
-            states = [
-                fit_messages(short, active[i].initial_observation, [s.response for s in active[i].steps],
-                             [s.observation for s in active[i].steps], count, budget)
-                for i in idx
-            ]  # fmt: skip
+            states = [fit_messages(short, active[i].state(), count, budget) for i in idx]
             # a fresh random stream per round and per chunk of tasks (see rollout.collect), and each
             # request's own seed from (seed, task, round, beam): identical to no other request
             salt = 1_000_003 * tasks[0] + 104_729 * rounds + width

@@ -66,10 +66,9 @@ def main() -> None:
         one_pass = time.perf_counter() - start
         start = time.perf_counter()
         for t in trajs:  # one forward pass per step: the prefix (s_t, a_t) re-encoded every time
-            r, o = [s.response for s in t.steps], [s.observation for s in t.steps]
             for k in range(t.num_steps):
-                msgs = render_messages("babyai", t.initial_observation, r[:k], o[:k]) + [
-                    {"role": "assistant", "content": r[k]}
+                msgs = render_messages("babyai", t.state(k)) + [
+                    {"role": "assistant", "content": t.steps[k].response}
                 ]
                 ids = torch.tensor([tok(to_text(tok, msgs, add_generation_prompt=False))["input_ids"]])
                 token_values(model, ids, torch.ones_like(ids))

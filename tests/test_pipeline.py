@@ -24,13 +24,13 @@ from agentprm.prompts import (
 from agentprm.recipes import collect as collect_recipe
 from agentprm.recipes import sft as sft_recipe
 from agentprm.rollout import collect, run_episode
-from agentprm.types import read_trajectories
+from agentprm.types import State, read_trajectories
 
 from .test_openai_server import start_stub, stop
 
 
 def test_render_golden():
-    messages = render_messages("babyai", "o0", ["a0", "a1"], ["o1", "o2"])
+    messages = render_messages("babyai", State("o0", ("a0", "a1"), ("o1", "o2")))
     assert messages == [
         {"role": "user", "content": instruction("babyai")},
         {"role": "assistant", "content": OK_REPLY},
@@ -45,15 +45,24 @@ def test_render_golden():
 def test_left_truncation_keeps_instruction_goal_and_current_observation():
     count = lambda messages: sum(len(m["content"]) for m in messages)  # noqa: E731  (chars as tokens)
     responses, observations = ["a" * 10] * 5, [f"o{i}" * 5 for i in range(1, 6)]
-    base = count(render_messages("babyai", "GOAL", [], []))
-    messages = fit_messages("babyai", "GOAL", responses, observations, count, budget=base + 25)
+    base = count(render_messages("babyai", State("GOAL")))
+    messages = fit_messages(
+        "babyai", State("GOAL", tuple(responses), tuple(observations)), count, budget=base + 25
+    )
     assert messages[0]["content"] == instruction("babyai") and messages[2]["content"] == "GOAL"
     assert messages[-1]["content"] == observations[-1]
     assert count(messages) <= base + 25
-    assert fit_drop("babyai", "GOAL", responses, observations, count, budget=base + 25) == 4
-    assert fit_drop("babyai", "GOAL", responses, observations, count, budget=None) == 0
+    assert (
+        fit_drop("babyai", State("GOAL", tuple(responses), tuple(observations)), count, budget=base + 25) == 4
+    )
+    assert fit_drop("babyai", State("GOAL", tuple(responses), tuple(observations)), count, budget=None) == 0
     # even an impossible budget keeps the last turn
-    assert fit_messages("babyai", "GOAL", responses, observations, count, budget=1)[-1]["content"] == "o5" * 5
+    assert (
+        fit_messages("babyai", State("GOAL", tuple(responses), tuple(observations)), count, budget=1)[-1][
+            "content"
+        ]
+        == "o5" * 5
+    )
 
 
 def test_chat_template_golden(tokenizer):
@@ -68,13 +77,8 @@ def test_tokenizer_deterministic_and_prefix_property(expert_data, tokenizer):
     again = train_tokenizer(texts, vocab_size=1024)
     assert again.get_vocab() == tokenizer.get_vocab()
     traj = max(read_trajectories(expert_data), key=lambda t: t.num_steps)
-    r, o = [s.response for s in traj.steps], [s.observation for s in traj.steps]
-    a = tokenizer(to_text(tokenizer, render_messages("babyai", traj.initial_observation, r[:2], o[:2])))[
-        "input_ids"
-    ]
-    b = tokenizer(to_text(tokenizer, render_messages("babyai", traj.initial_observation, r[:3], o[:3])))[
-        "input_ids"
-    ]
+    a = tokenizer(to_text(tokenizer, render_messages("babyai", traj.state(2))))["input_ids"]
+    b = tokenizer(to_text(tokenizer, render_messages("babyai", traj.state(3))))["input_ids"]
     assert b[: len(a)] == a
 
 
@@ -148,7 +152,7 @@ def test_preset_deterministic_and_hf_round_trip(tokenizer, tmp_path):
 
 def test_hf_policy_generates_n_per_state(tokenizer):
     policy = HFPolicy(build_model("test", tokenizer), tokenizer, batch_size=2)
-    states = [render_messages("babyai", f"Your goal: go to the red ball {i}", [], []) for i in range(3)]
+    states = [render_messages("babyai", State(f"Your goal: go to the red ball {i}")) for i in range(3)]
     outs = policy.generate(states, SamplingParams(n=2, temperature=1.0, max_new_tokens=8, seed=0))
     assert [len(o) for o in outs] == [2, 2, 2]
     assert all(1 <= g.completion_tokens <= 8 and g.prompt_tokens > 0 for o in outs for g in o)

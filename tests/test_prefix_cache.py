@@ -12,7 +12,7 @@ from agentprm.policies.prefix_cache import GrowingLayer, PrefixStore, build_batc
 from agentprm.policy import SamplingParams
 from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, render_messages
 from agentprm.rollout import collect
-from agentprm.types import read_trajectories
+from agentprm.types import State, read_trajectories
 
 
 def test_build_batch_layout():
@@ -81,14 +81,14 @@ def test_mixed_batch_of_continuing_and_new_episodes_matches_uncached(expert_data
     cached = HFPolicy(model, tok, batch_size=8, prefix_cache=True, static_cache=True)
     plain = HFPolicy(model, tok, batch_size=8)
     greedy = SamplingParams(temperature=0.0, max_new_tokens=10)
-    first = [render_messages("babyai", t.initial_observation, [], []) for t in trajs[:3]]
+    first = [render_messages("babyai", State(t.initial_observation)) for t in trajs[:3]]
     a, b = cached.generate(first, greedy), plain.generate(first, greedy)
     assert [g[0].text for g in a] == [g[0].text for g in b]
     # round 2: three episodes continue (long store hits), a new one starts (it shares only the
     # instruction with the stored prompts: a long uncached suffix)
-    second = [render_messages("babyai", t.initial_observation, [g[0].text], ["you see a wall"])
+    second = [render_messages("babyai", State(t.initial_observation, (g[0].text,), ("you see a wall",)))
               for t, g in zip(trajs[:3], a, strict=True)]  # fmt: skip
-    second.append(render_messages("babyai", trajs[5].initial_observation, [], []))
+    second.append(render_messages("babyai", State(trajs[5].initial_observation)))
     calls = []
     original = cached._prefill
     cached._prefill = lambda rows, hits: calls.append((rows, original(rows, hits))) or calls[-1][1]
@@ -107,8 +107,8 @@ def test_identical_prompts_are_prefilled_once(tokenizer):
     model = build_model("test", tokenizer, seed=3)
     cached = HFPolicy(model, tokenizer, batch_size=8, prefix_cache=True)
     plain = HFPolicy(model, tokenizer, batch_size=8)
-    state = render_messages("babyai", "Your goal: go to the red ball\nYou see a wall 2 steps forward", [], [])
-    other = render_messages("babyai", "Your goal: open the door\nYou see a wall 1 steps forward", [], [])
+    state = render_messages("babyai", State("Your goal: go to the red ball\nYou see a wall 2 steps forward"))
+    other = render_messages("babyai", State("Your goal: open the door\nYou see a wall 1 steps forward"))
     greedy = SamplingParams(temperature=0.0, max_new_tokens=8)
     rows_encoded, inside = [], []
     original = cached._prefill
@@ -170,7 +170,7 @@ def test_rows_whose_turn_ended_leave_the_batch_and_outputs_stay_equal(tokenizer,
 def test_sampling_in_the_decode_loop_is_seeded_and_varied(tokenizer):
     model = build_model("test", tokenizer, seed=6)
     policy = HFPolicy(model, tokenizer, batch_size=8, prefix_cache=True)
-    state = render_messages("babyai", "Your goal: go to the red ball\nYou see a wall 2 steps forward", [], [])
+    state = render_messages("babyai", State("Your goal: go to the red ball\nYou see a wall 2 steps forward"))
     params = SamplingParams(n=4, temperature=1.0, top_p=0.9, max_new_tokens=8, seed=11)
     first = [g.text for g in policy.generate([state], params)[0]]
     again = [g.text for g in policy.generate([state], params)[0]]
@@ -196,7 +196,7 @@ def test_token_counts_end_at_the_action_line_in_both_paths(tokenizer):
 
     model.register_forward_hook(write_the_turn, with_kwargs=True)
     states = [
-        render_messages("babyai", "Your goal: go to the red ball\n" + "You see a wall. " * k, [], [])
+        render_messages("babyai", State("Your goal: go to the red ball\n" + "You see a wall. " * k))
         for k in range(1, 6)
     ]
     greedy = SamplingParams(temperature=0.0, max_new_tokens=2 * len(turn) + 2)

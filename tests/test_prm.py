@@ -42,10 +42,9 @@ def test_one_pass_equals_per_step_passes(trajs, tok):
     with torch.no_grad():
         (one_pass,), _ = step_values(model, [enc], tok.pad_token_id)
         per_step = []
-        r, o = [s.response for s in traj.steps], [s.observation for s in traj.steps]
         for t in range(traj.num_steps):
-            msgs = render_messages("babyai", traj.initial_observation, r[:t], o[:t]) + [
-                {"role": "assistant", "content": r[t]}
+            msgs = render_messages("babyai", traj.state(t)) + [
+                {"role": "assistant", "content": traj.steps[t].response}
             ]
             text = to_text(tok, msgs, add_generation_prompt=False).rstrip("\n")  # ends with a_t's <|im_end|>
             ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])

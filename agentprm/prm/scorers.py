@@ -62,8 +62,7 @@ class PRMScorer:
                 out.append([])
                 continue
             # The state is rendered (left-truncated to the budget, as in training) once for all its candidates.
-            msgs = fit_messages(env, state.initial_observation, state.responses, state.observations,
-                                self.count, self.budget)  # fmt: skip
+            msgs = fit_messages(env, state, self.count, self.budget)
             prefix_text = to_text(self.tokenizer, msgs, add_generation_prompt=True)
             encoded = [self._encode(msgs, prefix_text, c) for c in cands]
             prefix = encoded[0][0]
