@@ -9,10 +9,11 @@ experts (agentprm.experts), which act on environments directly.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from agentprm.types import Messages  # noqa: F401  (re-exported for backends)
+from agentprm.types import Messages
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,11 @@ class Policy(Protocol):
     """
 
     name: str
+    # The renderer's token budget for this policy's prompts (left truncation) and how to count a
+    # prompt's tokens; None for either = prompts are never cut (a server counts with its own
+    # tokenizer and enforces its own context length).
+    max_prompt_tokens: int | None
+    count_tokens: Callable[[Messages], int] | None
 
     def generate(
         self, states: list[Messages], params: SamplingParams, seeds: list[int] | None = None

@@ -159,8 +159,7 @@ def collect(
     free: list = []  # envs of finished episodes: reset() restarts them, so they are reused
     ledger = Ledger()
     start = time.time()
-    count = getattr(policy, "count_tokens", None)
-    budget = getattr(policy, "max_prompt_tokens", None)
+    count, budget = policy.count_tokens, policy.max_prompt_tokens
     one = dataclasses.replace(params, n=1)
     # A fresh random stream per round, and per set of jobs: re-seeding every round with the same seed
     # would repeat the same draws, and a resumed or extended run (samples 8..15 after 0..7) would

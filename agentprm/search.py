@@ -150,8 +150,7 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
     short = E.short_name(env_name)
     kwargs = {} if config.max_rounds is None else {"max_episode_steps": config.max_rounds}
     start = time.time()
-    count = getattr(policy, "count_tokens", None)
-    budget = getattr(policy, "max_prompt_tokens", None)
+    count, budget = policy.count_tokens, policy.max_prompt_tokens
     beams: dict[int, list[_Beam]] = {}
     rounds = 0
     # 0. Roots.

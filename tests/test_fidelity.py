@@ -129,6 +129,7 @@ class Constant:
     """A low-entropy policy: every sample is the same response."""
 
     name = "constant"
+    max_prompt_tokens = count_tokens = None
 
     def __init__(self):
         self.calls = []

@@ -17,6 +17,7 @@ class ScriptedPolicy:
     """A real Policy that answers every state with the same command (deterministic outcomes)."""
 
     name = "scripted"
+    max_prompt_tokens = count_tokens = None
 
     def __init__(self, command):
         self.command = command

@@ -41,6 +41,7 @@ class ScriptedPolicy:
     """
 
     name = "scripted"
+    max_prompt_tokens = count_tokens = None
 
     def __init__(self, plans, p_expert: float = 0.4):
         self.plans, self.p_expert, self.calls = plans, p_expert, []

@@ -155,6 +155,8 @@ class OpenAIServerPolicy:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.name = f"openai:{model}"
+        self.max_prompt_tokens = None  # the server enforces its own context length
+        self.count_tokens = None
         # Local servers (vLLM, SGLang, llama.cpp) accept any key unless started with --api-key.
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "EMPTY")
         self.concurrency = concurrency
