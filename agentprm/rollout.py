@@ -49,35 +49,20 @@ def run_episode(
     env = env if env is not None else E.make(env_name, **kwargs)
     obs, info = env.reset(seed=seed, options={"task": task})
     agent.reset(env)
-    first, steps, meta = obs, [], {}
-    reward, terminated, truncated = 0.0, False, False
-    while not (terminated or truncated):
+    ep, meta = Episode(task, sample, env, obs, info=info), {}
+    while not (ep.terminated or ep.truncated):
         try:
             response = agent.act(env)
         except AgentGaveUp as exc:
             meta["gave_up"] = str(exc)
             break
-        obs, r, terminated, truncated, info = env.step(response)
-        reward += float(r)
-        steps.append(Step(response=response, action=info.get("action"), observation=obs, reward=float(r)))
-    for key in ("level", "seed", "goal"):
-        if key in info:
-            meta[key] = info[key]
+        obs, r, ep.terminated, ep.truncated, ep.info = env.step(response)
+        ep.steps.append(
+            Step(response=response, action=ep.info.get("action"), observation=obs, reward=float(r))
+        )
     if seed is not None:
         meta["reset_seed"] = seed
-    return Trajectory(
-        env=E.short_name(env_name),
-        task=task,
-        sample=sample,
-        initial_observation=first,
-        steps=steps,
-        reward=float(info.get("score", reward)),
-        success=bool(info.get("success", False)),
-        terminated=bool(terminated),
-        truncated=bool(truncated),
-        policy=agent.name,
-        meta=meta,
-    )
+    return ep.to_trajectory(E.short_name(env_name), agent.name, meta)
 
 
 def replay(env_name: str, task: int, responses: list[str], env=None) -> tuple[object, list[str]]:
@@ -114,18 +99,52 @@ class Ledger:
 
 
 @dataclass
-class _Episode:
+class Episode:
+    """An episode in progress: its env, the steps so far and their token cost, the last info.
+    The one conversion to a Trajectory record (rollout, run_episode and beam search use it).
+
+    Example:
+        ep = Episode(task=7, sample=0, env=env, initial_observation=obs, info=info)
+        ...  # ep.steps.append(Step(...)); ep.info = info; ep.terminated = terminated
+        traj = ep.to_trajectory("babyai", policy_name="hf:runs/sft/model")
+    """
+
     task: int
     sample: int
     env: object
     initial_observation: str
-    steps: list = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     prompt_tokens: int = 0
     response_tokens: int = 0
     info: dict = field(default_factory=dict)
     terminated: bool = False
     truncated: bool = False
-    prefix_steps: int = 0
+    prefix_steps: int = 0  # steps replayed from a given prefix (MC rollouts), not sampled here
+
+    def state(self) -> State:
+        return State.of(self.initial_observation, self.steps)
+
+    def to_trajectory(self, env_name: str, policy_name: str, meta: dict | None = None) -> Trajectory:
+        """The record: outcome from the env's last info ("score", "success"; the summed step
+        rewards if an env gives no score), the env's level / seed / goal and `meta` in meta."""
+        extra = {k: self.info[k] for k in ("level", "seed", "goal") if k in self.info}
+        if self.prefix_steps:
+            extra["prefix_steps"] = self.prefix_steps
+        return Trajectory(
+            env=env_name,
+            task=self.task,
+            sample=self.sample,
+            initial_observation=self.initial_observation,
+            steps=self.steps,
+            reward=float(self.info.get("score", sum(s.reward for s in self.steps))),
+            success=bool(self.info.get("success", False)),
+            terminated=bool(self.terminated),
+            truncated=bool(self.truncated),
+            policy=policy_name,
+            prompt_tokens=self.prompt_tokens,
+            response_tokens=self.response_tokens,
+            meta={**extra, **(meta or {})},
+        )
 
 
 def collect(
@@ -155,7 +174,7 @@ def collect(
     kwargs = {} if max_rounds is None else {"max_episode_steps": max_rounds}
     short = E.short_name(env_name)
     queue = collections.deque(jobs)
-    active: list[_Episode] = []
+    active: list[Episode] = []
     free: list = []  # envs of finished episodes: reset() restarts them, so they are reused
     ledger = Ledger()
     start = time.time()
@@ -173,7 +192,7 @@ def collect(
             task, sample, *rest = queue.popleft()
             env = free.pop() if free else E.make(short, **kwargs)
             obs, info = env.reset(options={"task": task})
-            ep = _Episode(task, sample, env, obs, info=info)
+            ep = Episode(task, sample, env, obs, info=info)
             for response in rest[0] if rest else []:
                 o, r, ep.terminated, ep.truncated, ep.info = env.step(response)
                 ep.steps.append(
@@ -184,15 +203,13 @@ def collect(
                 ledger.env_steps += 1
             if ep.terminated or ep.truncated:  # the prefix already ended the episode: nothing to sample
                 ledger.episodes += 1
-                on_done(_to_trajectory(short, ep, policy.name, meta))
+                on_done(ep.to_trajectory(short, policy.name, meta))
                 free.append(env)
                 continue
             active.append(ep)
         if not active:
             continue
-        states = [
-            fit_messages(short, State.of(ep.initial_observation, ep.steps), count, budget) for ep in active
-        ]
+        states = [fit_messages(short, ep.state(), count, budget) for ep in active]
         seeds = None
         if base is not None:
             one = dataclasses.replace(one, seed=base + 104_729 * rounds)
@@ -221,31 +238,10 @@ def collect(
             ledger.policy_tokens += gen.completion_tokens
             if ep.terminated or ep.truncated:
                 ledger.episodes += 1
-                on_done(_to_trajectory(short, ep, policy.name, meta))
+                on_done(ep.to_trajectory(short, policy.name, meta))
                 free.append(ep.env)
             else:
                 still.append(ep)
         active = still
     ledger.seconds = time.time() - start
     return ledger
-
-
-def _to_trajectory(env_name: str, ep: _Episode, policy_name: str, meta: dict | None) -> Trajectory:
-    extra = {k: ep.info[k] for k in ("level", "seed", "goal") if k in ep.info}
-    if ep.prefix_steps:
-        extra["prefix_steps"] = ep.prefix_steps
-    return Trajectory(
-        env=env_name,
-        task=ep.task,
-        sample=ep.sample,
-        initial_observation=ep.initial_observation,
-        steps=ep.steps,
-        reward=float(ep.info.get("score", 0.0)),
-        success=bool(ep.info.get("success", False)),
-        terminated=bool(ep.terminated),
-        truncated=bool(ep.truncated),
-        policy=policy_name,
-        prompt_tokens=ep.prompt_tokens,
-        response_tokens=ep.response_tokens,
-        meta={**extra, **(meta or {})},
-    )

@@ -26,14 +26,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import agentprm.envs as E
 from agentprm.evaluation import aggregate
 from agentprm.policy import Policy, SamplingParams, derive_seed
 from agentprm.prompts import fit_messages
-from agentprm.rollout import Ledger, collect, replay
+from agentprm.rollout import Episode, Ledger, collect, replay
 from agentprm.types import State, Step, Trajectory
 
 
@@ -126,21 +126,11 @@ def best_of_n(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchCon
 
 
 @dataclass
-class _Beam:
-    task: int
-    initial_observation: str
-    env: object
-    steps: list[Step] = field(default_factory=list)
+class _Beam(Episode):
+    """A partial trajectory of beam search: an Episode with the PRM score of its last step."""
+
     score: float = 0.0
     done: bool = False
-    terminated: bool = False
-    truncated: bool = False
-    info: dict = field(default_factory=dict)
-    prompt_tokens: int = 0
-    response_tokens: int = 0
-
-    def state(self) -> State:
-        return State.of(self.initial_observation, self.steps)
 
 
 def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchConfig, ledger: SearchLedger):
@@ -157,7 +147,7 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
     for task in tasks:
         env = E.make(short, **kwargs)
         obs, info = env.reset(options={"task": task})
-        beams[task] = [_Beam(task, obs, env, info=info)]
+        beams[task] = [_Beam(task, 0, env, obs, info=info)]
     while True:
         active = [b for task in tasks for b in beams[task] if not b.done]
         if not active:
@@ -216,7 +206,11 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
     out = []
     for task in tasks:
         best = max(beams[task], key=lambda b: b.score)
-        out.append(_to_trajectory(short, best, policy.name, config))
+        out.append(
+            best.to_trajectory(
+                short, policy.name, {"search": f"beam@{config.n}x{config.m}", "score": best.score}
+            )
+        )
     ledger.episodes += len(out)
     ledger.seconds += time.time() - start
     return out
@@ -234,18 +228,17 @@ def _advance(short, parent: _Beam, gen, value: float, env_mode: str, kwargs, led
     ledger.env_steps += 1
     step = Step(response=gen.text, action=info.get("action"), observation=obs, reward=float(r),
                 response_tokens=gen.completion_tokens)  # fmt: skip
-    return _Beam(parent.task, parent.initial_observation, env, parent.steps + [step], value,
-                 terminated or truncated, terminated, truncated, info,
-                 parent.prompt_tokens + gen.prompt_tokens,
-                 parent.response_tokens + gen.completion_tokens)  # fmt: skip
-
-
-def _to_trajectory(short: str, b: _Beam, policy_name: str, config: SearchConfig) -> Trajectory:
-    extra = {k: b.info[k] for k in ("level", "seed", "goal") if k in b.info}
-    return Trajectory(
-        env=short, task=b.task, sample=0, initial_observation=b.initial_observation, steps=b.steps,
-        reward=float(b.info.get("score", 0.0)), success=bool(b.info.get("success", False)),
-        terminated=b.terminated, truncated=b.truncated, policy=policy_name,
-        prompt_tokens=b.prompt_tokens, response_tokens=b.response_tokens,
-        meta={**extra, "search": f"beam@{config.n}x{config.m}", "score": b.score},
-    )  # fmt: skip
+    return _Beam(
+        task=parent.task,
+        sample=0,
+        env=env,
+        initial_observation=parent.initial_observation,
+        steps=parent.steps + [step],
+        prompt_tokens=parent.prompt_tokens + gen.prompt_tokens,
+        response_tokens=parent.response_tokens + gen.completion_tokens,
+        info=info,
+        terminated=terminated,
+        truncated=truncated,
+        score=value,
+        done=terminated or truncated,
+    )
