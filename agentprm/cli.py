@@ -14,8 +14,17 @@ import sys
 import traceback
 
 # OSErrors that are the machine's state, not a bug: say which path and why.
-_EXPECTED_ERRNO = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENOENT,
-                   errno.EISDIR, errno.ENOTDIR, errno.ECONNREFUSED}  # fmt: skip
+_EXPECTED_ERRNO = {
+    errno.ENOSPC,
+    errno.EROFS,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOENT,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.ECONNREFUSED,
+}
 
 
 def expected_error(exc: BaseException) -> str | None:
@@ -33,11 +42,13 @@ def expected_error(exc: BaseException) -> str | None:
 
     if isinstance(exc, OSError) and exc.errno in _EXPECTED_ERRNO:
         where = exc.filename or ""
-        hint = {errno.ENOSPC: " (free some space or choose another --run-dir)",
-                errno.EDQUOT: " (over quota: free some space or choose another --run-dir)",
-                errno.EROFS: " (a read-only file system: choose another --run-dir)",
-                errno.EACCES: " (no permission: choose another path or fix its permissions)",
-                errno.EPERM: " (no permission: choose another path or fix its permissions)"}.get(exc.errno, "")  # fmt: skip
+        hint = {
+            errno.ENOSPC: " (free some space or choose another --run-dir)",
+            errno.EDQUOT: " (over quota: free some space or choose another --run-dir)",
+            errno.EROFS: " (a read-only file system: choose another --run-dir)",
+            errno.EACCES: " (no permission: choose another path or fix its permissions)",
+            errno.EPERM: " (no permission: choose another path or fix its permissions)",
+        }.get(exc.errno, "")
         return f"error: {where + ': ' if where else ''}{exc.strerror or exc}{hint}"
     if isinstance(exc, (ValueError, RunDirError, TimeGuardError, OpenAIServerError)):
         return f"error: {exc}"
@@ -118,8 +129,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         if message is None:
             traceback.print_exc()
-            print(f"agentprm {argv[0]}: unexpected error (a bug): please report it with the traceback above "
-                  "and the command line", file=sys.stderr)  # fmt: skip
+            print(
+                f"agentprm {argv[0]}: unexpected error (a bug): please report it with the traceback above "
+                "and the command line",
+                file=sys.stderr,
+            )
             raise SystemExit(1) from None
         print(f"agentprm {argv[0]}: {message}", file=sys.stderr)
         raise SystemExit(2) from None

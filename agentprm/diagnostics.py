@@ -92,8 +92,10 @@ def spearman(a, b) -> float:
 def final_step_accuracy(trajs, values: list[torch.Tensor], by: str = "reward") -> float:
     """Pairwise: for trajectories of the same task with different outcomes, is M_T higher for the
     better one? (What Best-of-N ranking by the final step relies on.)"""
-    scores = [_agreement(float(values[i][-1] - values[j][-1]), trajs[i].reward - trajs[j].reward)
-              for i, j in _outcome_pairs(trajs, by)]  # fmt: skip
+    scores = [
+        _agreement(float(values[i][-1] - values[j][-1]), trajs[i].reward - trajs[j].reward)
+        for i, j in _outcome_pairs(trajs, by)
+    ]
     return sum(scores) / len(scores) if scores else float("nan")
 
 
@@ -111,12 +113,20 @@ def value_histogram(trajs, values: list[torch.Tensor], path: Path, title: str) -
         [v for t, v in zip(trajs, values, strict=True) if not t.success and v.numel()] or [torch.zeros(0)]
     )
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    bins = np.linspace(min(-0.2, float(torch.cat([good, bad]).min()) if good.numel() + bad.numel() else 0),
-                       max(1.2, float(torch.cat([good, bad]).max()) if good.numel() + bad.numel() else 1), 40)  # fmt: skip
+    bins = np.linspace(
+        min(-0.2, float(torch.cat([good, bad]).min()) if good.numel() + bad.numel() else 0),
+        max(1.2, float(torch.cat([good, bad]).max()) if good.numel() + bad.numel() else 1),
+        40,
+    )
     for values_, label in ((good, "successful"), (bad, "failed")):
         # density of an empty sample is 0/0: plot the empty class without normalising
-        ax.hist(values_.numpy(), bins=bins, alpha=0.6, density=values_.numel() > 0,
-                label=f"{label} ({values_.numel()} steps)")  # fmt: skip
+        ax.hist(
+            values_.numpy(),
+            bins=bins,
+            alpha=0.6,
+            density=values_.numel() > 0,
+            label=f"{label} ({values_.numel()} steps)",
+        )
     ax.set_xlabel("predicted value M(s_t, a_t)")
     ax.set_ylabel("density")
     ax.set_title(title)

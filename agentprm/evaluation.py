@@ -134,8 +134,9 @@ def agentprm_name(reward_models: dict) -> str | None:
     )
 
 
-def bootstrap_ci(values: Sequence[float], seed: int = 0, n_boot: int = 2000, level: float = 0.95
-                 ) -> tuple[float, float, float]:  # fmt: skip
+def bootstrap_ci(
+    values: Sequence[float], seed: int = 0, n_boot: int = 2000, level: float = 0.95
+) -> tuple[float, float, float]:
     """(mean, low, high): percentile bootstrap interval of the mean over tasks.
 
     Seeded (numpy's PCG64, the same draws on every machine) and always inside [min, max] of the
@@ -161,8 +162,9 @@ def bootstrap_ci(values: Sequence[float], seed: int = 0, n_boot: int = 2000, lev
     return mean, float(min(lo, mean)), float(max(hi, mean))
 
 
-def paired_difference(method: Sequence[float], baseline: Sequence[float], seed: int = 0, n_boot: int = 2000
-                      ) -> dict:  # fmt: skip
+def paired_difference(
+    method: Sequence[float], baseline: Sequence[float], seed: int = 0, n_boot: int = 2000
+) -> dict:
     """Method minus baseline on the SAME tasks: mean difference, a paired bootstrap 95% interval over
     tasks, and a verdict: "ahead" (interval above 0), "behind" (below 0) or "level" (contains 0).
 

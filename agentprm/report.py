@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import agentprm.envs as E
+from agentprm import jsonl
 from agentprm.evaluation import agentprm_name, efficiency_ratio
 
 
@@ -25,17 +26,13 @@ def _num(d: dict, key: str) -> float:
 
 def _metrics(path: Path) -> list[dict]:
     """Every metrics.jsonl record of a run ([] without the file; a torn last line is skipped)."""
-    from agentprm.rundir import read_records
-
-    return read_records(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else []
+    return jsonl.read(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else []
 
 
 def _last_metrics(path: Path) -> dict:
     """The last metrics.jsonl record with a ledger (a torn last line, what a kill leaves, is skipped;
     any other bad line raises ValueError naming path:line)."""
-    from agentprm.rundir import read_records
-
-    lines = read_records(path / "metrics.jsonl")
+    lines = jsonl.read(path / "metrics.jsonl")
     return next((x for x in reversed(lines) if "ledger" in x), {})
 
 
@@ -70,9 +67,11 @@ def load_runs(paths) -> dict:
             kind = "mc-label" if "rollouts" in metrics else "rollouts"
             out["cost"].append((p, kind, metrics))
         else:
-            raise ValueError(f"{p}: not a run directory agentprm report can read (no results.json, "
-                             "diagnostics.json or metrics with a ledger); give evaluate, train-prm, "
-                             "collect or mc-label run folders")  # fmt: skip
+            raise ValueError(
+                f"{p}: not a run directory agentprm report can read (no results.json, "
+                "diagnostics.json or metrics with a ledger); give evaluate, train-prm, "
+                "collect or mc-label run folders"
+            )
     return out
 
 
@@ -95,14 +94,21 @@ def _method_and_baselines(results: dict) -> tuple[str | None, list[str]]:
 def evaluate_section(path: Path, results: dict) -> list[str]:
     ns = _ns(results)
     top = str(ns[-1])
-    lines = [f"## {results['env']}: {results['tasks']} test tasks ({path})", "",
-             f"Environment `{results['env']}`: {E.mode_note(results['env'])}.", "",
-             f"Policy `{results['policy']}`; Best-of-N pool of {results['pool']} samples per task. "
-             "Success rate and mean reward, each with a 95% confidence interval over tasks.", "",
-             "### Beam search and baselines (the paper's Table 1 layout)", "",
-             "| method | success rate | mean reward |", "|---|---|---|",
-             f"| greedy (SFT) | {_ci(results['greedy'], 'success')} | {_ci(results['greedy'], 'reward')} |",
-             f"| sampling, Best-of-1 (pool mean) | {_ci(results['sample'], 'success')} | {_ci(results['sample'], 'reward')} |"]  # fmt: skip
+    lines = [
+        f"## {results['env']}: {results['tasks']} test tasks ({path})",
+        "",
+        f"Environment `{results['env']}`: {E.mode_note(results['env'])}.",
+        "",
+        f"Policy `{results['policy']}`; Best-of-N pool of {results['pool']} samples per task. "
+        "Success rate and mean reward, each with a 95% confidence interval over tasks.",
+        "",
+        "### Beam search and baselines (the paper's Table 1 layout)",
+        "",
+        "| method | success rate | mean reward |",
+        "|---|---|---|",
+        f"| greedy (SFT) | {_ci(results['greedy'], 'success')} | {_ci(results['greedy'], 'reward')} |",
+        f"| sampling, Best-of-1 (pool mean) | {_ci(results['sample'], 'success')} | {_ci(results['sample'], 'reward')} |",
+    ]
     for name, beams in results["beam"].items():
         for beam, r in beams.items():
             lines.append(f"| {name} beam @{beam} | {_ci(r, 'success')} | {_ci(r, 'reward')} |")
@@ -112,19 +118,27 @@ def evaluate_section(path: Path, results: dict) -> list[str]:
     o = results["oracle"][top]
     lines += [f"| oracle pass@{top} (ceiling) | {_ci(o, 'success')} | {_ci(o, 'reward')} |", ""]
     for key, label in (("success", "success rate"), ("reward", "mean reward")):
-        lines += [f"### Best-of-N, {label} (final-step score; min / mean in results.json)", "",
-                  "| reward model | " + " | ".join(f"N={n}" for n in ns) + " |",
-                  "|---|" + "---|" * len(ns)]  # fmt: skip
+        lines += [
+            f"### Best-of-N, {label} (final-step score; min / mean in results.json)",
+            "",
+            "| reward model | " + " | ".join(f"N={n}" for n in ns) + " |",
+            "|---|" + "---|" * len(ns),
+        ]
         for name, curves in results["bon"].items():
             lines.append(f"| {name} | " + " | ".join(f"{curves['last'][str(n)][key]:.3f}" for n in ns) + " |")
         lines.append("| oracle | " + " | ".join(f"{results['oracle'][str(n)][key]:.3f}" for n in ns) + " |")
         lines.append("")
     method, baselines = _method_and_baselines(results)
     if method:
-        lines += ["### Compute efficiency of Best-of-N (the paper's \"8x\")", "",
-                  "N at which the baseline reaches its best score (N <= pool) divided by the smallest N at "
-                  f"which {method} reaches that score; 'never' = it does not within the pool.", "",
-                  "| baseline | success rate | mean reward |", "|---|---|---|"]  # fmt: skip
+        lines += [
+            '### Compute efficiency of Best-of-N (the paper\'s "8x")',
+            "",
+            "N at which the baseline reaches its best score (N <= pool) divided by the smallest N at "
+            f"which {method} reaches that score; 'never' = it does not within the pool.",
+            "",
+            "| baseline | success rate | mean reward |",
+            "|---|---|---|",
+        ]
         for b in baselines:
             cells = []
             for key in ("success", "reward"):
@@ -134,11 +148,17 @@ def evaluate_section(path: Path, results: dict) -> list[str]:
             lines.append(f"| {b} | {cells[0]} | {cells[1]} |")
         lines.append("")
     lines += training_lines(results) + comparison_lines(results)
-    lines += ["### Compute spent (ledgers)", "", "| stage | policy tokens | env steps | PRM tokens |",
-              "|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "### Compute spent (ledgers)",
+        "",
+        "| stage | policy tokens | env steps | PRM tokens |",
+        "|---|---|---|---|",
+    ]
     for stage, led in results.get("ledgers", {}).items():
-        lines.append(f"| {stage} | {led.get('policy_tokens', '')} | {led.get('env_steps', '')} | "
-                     f"{led.get('prm_tokens', '')} |")  # fmt: skip
+        lines.append(
+            f"| {stage} | {led.get('policy_tokens', '')} | {led.get('env_steps', '')} | "
+            f"{led.get('prm_tokens', '')} |"
+        )
     for name, beams in results["beam"].items():
         for beam, r in beams.items():
             led = r["ledger"]
@@ -153,16 +173,22 @@ def training_lines(results: dict) -> list[str]:
     rms = results.get("reward_models", {})
     if not rms:
         return []
-    lines = ["### Reward models compared", "", "| reward model | labels | beta | optimizer steps | training tokens |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "### Reward models compared",
+        "",
+        "| reward model | labels | beta | optimizer steps | training tokens |",
+        "|---|---|---|---|---|",
+    ]
     for name, i in rms.items():
         form = (
             f" ({i['td_form']})"
             if i.get("labels") == "td" and i.get("td_form") not in (None, "standard")
             else ""
         )
-        lines.append(f"| {name} | {i.get('labels')}{form} | {i.get('beta')} | {i.get('steps', 'n/a')} | "
-                     f"{i.get('train_tokens', 'n/a')} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {i.get('labels')}{form} | {i.get('beta')} | {i.get('steps', 'n/a')} | "
+            f"{i.get('train_tokens', 'n/a')} |"
+        )
     return lines + [""]
 
 
@@ -186,10 +212,15 @@ def comparison_lines(results: dict) -> list[str]:
     comp = results.get("comparison") or {}
     if not comp.get("baselines"):
         return []
-    return [f"### Is {comp['method']} ahead?", "",
-            "Success-rate difference to each baseline on the same tasks with a paired bootstrap 95% "
-            "interval: 'ahead' / 'behind' when the interval excludes 0, else 'level'.", "",
-            *[f"- {v}" for v in verdicts(results)], ""]  # fmt: skip
+    return [
+        f"### Is {comp['method']} ahead?",
+        "",
+        "Success-rate difference to each baseline on the same tasks with a paired bootstrap 95% "
+        "interval: 'ahead' / 'behind' when the interval excludes 0, else 'level'.",
+        "",
+        *[f"- {v}" for v in verdicts(results)],
+        "",
+    ]
 
 
 def summary_table(results: dict) -> list[str]:
@@ -205,8 +236,11 @@ def summary_table(results: dict) -> list[str]:
     lines += [f"{'method'.ljust(width)}  success rate [95% CI]   mean reward [95% CI]"]
     lines += [f"{label.ljust(width)}  {_ci(r, 'success'):<23} {_ci(r, 'reward')}" for label, r in rows]
     rms = results.get("reward_models", {})
-    lines += [""] + [f"{n}: {i.get('labels')} labels, beta {i.get('beta')}, {i.get('steps', 'n/a')} optimizer "
-                     f"steps, {i.get('train_tokens', 'n/a')} training tokens" for n, i in rms.items()]  # fmt: skip
+    lines += [""] + [
+        f"{n}: {i.get('labels')} labels, beta {i.get('beta')}, {i.get('steps', 'n/a')} optimizer "
+        f"steps, {i.get('train_tokens', 'n/a')} training tokens"
+        for n, i in rms.items()
+    ]
     return lines + [""] + verdicts(results)
 
 
@@ -250,8 +284,12 @@ def figure4(results: dict, out: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for name in td:
         beta = rms[name].get("beta")
-        axes[0].plot(ns, [results["bon"][name]["last"][str(n)]["reward"] for n in ns], marker="o",
-                     label=f"{name} (beta={beta})")  # fmt: skip
+        axes[0].plot(
+            ns,
+            [results["bon"][name]["last"][str(n)]["reward"] for n in ns],
+            marker="o",
+            label=f"{name} (beta={beta})",
+        )
     axes[0].set_xscale("log", base=2)
     axes[0].set_xlabel("N")
     axes[0].set_ylabel("mean reward")
@@ -260,8 +298,12 @@ def figure4(results: dict, out: Path) -> Path | None:
     beams = sorted({b for n in td for b in results["beam"].get(n, {})})
     width = 0.8 / len(td)
     for k, name in enumerate(td):
-        axes[1].bar([i + k * width for i in range(len(beams))],
-                    [results["beam"][name][b]["reward"] for b in beams], width, label=name)  # fmt: skip
+        axes[1].bar(
+            [i + k * width for i in range(len(beams))],
+            [results["beam"][name][b]["reward"] for b in beams],
+            width,
+            label=name,
+        )
     axes[1].set_xticks([i + width * (len(td) - 1) / 2 for i in range(len(beams))], [f"@{b}" for b in beams])
     axes[1].set_ylabel("mean reward")
     axes[1].set_title("beam search")
@@ -273,35 +315,48 @@ def figure4(results: dict, out: Path) -> Path | None:
 
 
 def prm_section(prms) -> list[str]:
-    lines = ["## Reward models: held-out diagnostics", "",
-             "Sibling accuracy: pairs of steps with the same state and different actions whose trajectories "
-             "ended differently, ranked like their outcomes (0.5 = chance).", "",
-             "Pairs differ in reward; the 'success' columns keep success-vs-failure pairs only.", "",
-             "| run | labels | beta | held-out trajectories | held-out L_Q | held-out L_A | sibling accuracy (pairs) | final-step accuracy | sibling accuracy, success (pairs) | final-step accuracy, success | Spearman vs MC (states) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "## Reward models: held-out diagnostics",
+        "",
+        "Sibling accuracy: pairs of steps with the same state and different actions whose trajectories "
+        "ended differently, ranked like their outcomes (0.5 = chance).",
+        "",
+        "Pairs differ in reward; the 'success' columns keep success-vs-failure pairs only.",
+        "",
+        "| run | labels | beta | held-out trajectories | held-out L_Q | held-out L_A | sibling accuracy (pairs) | final-step accuracy | sibling accuracy, success (pairs) | final-step accuracy, success | Spearman vs MC (states) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for p, args, d in prms:
-        lines.append(f"| {p.name} | {args.get('labels')} | {args.get('beta')} | {d.get('trajectories')} | "
-                     f"{_num(d, 'heldout/loss_q'):.4f} | {_num(d, 'heldout/loss_a'):.4f} | "
-                     f"{_num(d, 'heldout/sibling_accuracy'):.3f} ({d.get('heldout/sibling_pairs')}) | "
-                     f"{_num(d, 'heldout/final_step_accuracy'):.3f} | "
-                     f"{_num(d, 'heldout/sibling_accuracy_success'):.3f} "
-                     f"({d.get('heldout/sibling_pairs_success', 0)}) | "
-                     f"{_num(d, 'heldout/final_step_accuracy_success'):.3f} | "
-                     f"{_num(d, 'heldout/mc_spearman'):.3f} ({d.get('heldout/mc_states', 0)}) |")  # fmt: skip
+        lines.append(
+            f"| {p.name} | {args.get('labels')} | {args.get('beta')} | {d.get('trajectories')} | "
+            f"{_num(d, 'heldout/loss_q'):.4f} | {_num(d, 'heldout/loss_a'):.4f} | "
+            f"{_num(d, 'heldout/sibling_accuracy'):.3f} ({d.get('heldout/sibling_pairs')}) | "
+            f"{_num(d, 'heldout/final_step_accuracy'):.3f} | "
+            f"{_num(d, 'heldout/sibling_accuracy_success'):.3f} "
+            f"({d.get('heldout/sibling_pairs_success', 0)}) | "
+            f"{_num(d, 'heldout/final_step_accuracy_success'):.3f} | "
+            f"{_num(d, 'heldout/mc_spearman'):.3f} ({d.get('heldout/mc_states', 0)}) |"
+        )
     return lines + [""]
 
 
 def cost_section(costs) -> list[str]:
     """Table 3's Tokens column: what each labelling scheme costs beyond the model's own training."""
-    lines = ["## Labelling cost (the paper's Table 3, Tokens column)", "",
-             "TD(lambda)+GAE labels are computed from the PRM's own predictions inside training: they cost "
-             "only the rollouts. Monte Carlo labels cost the rollouts plus N_mc rollouts from every step.", "",
-             "| run | kind | episodes | policy tokens | prompt tokens | env steps | seconds |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "## Labelling cost (the paper's Table 3, Tokens column)",
+        "",
+        "TD(lambda)+GAE labels are computed from the PRM's own predictions inside training: they cost "
+        "only the rollouts. Monte Carlo labels cost the rollouts plus N_mc rollouts from every step.",
+        "",
+        "| run | kind | episodes | policy tokens | prompt tokens | env steps | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for p, kind, m in costs:
         led = m["ledger"]
-        lines.append(f"| {p.name} | {kind} | {led['episodes']} | {led['policy_tokens']} | {led['prompt_tokens']} | "
-                     f"{led['env_steps']} | {led['seconds']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {p.name} | {kind} | {led['episodes']} | {led['policy_tokens']} | {led['prompt_tokens']} | "
+            f"{led['env_steps']} | {led['seconds']:.0f} |"
+        )
     return lines + [""]
 
 
@@ -321,12 +376,24 @@ def table3_section(results: dict, costs) -> list[str]:
     td_led, mc_led = rollouts["ledger"], mc["ledger"]
     # MC's seed trajectories (one per task) are a share of the rollouts: their cost pro rata
     share = mc.get("seeds", 0) / max(1, rollouts.get("trajectories", td_led["episodes"]))
-    rows = [(f"TD(lambda)+GAE ({td_name})", td_name, td_led["policy_tokens"], td_led["env_steps"]),
-            (f"Monte Carlo ({mc_name})", mc_name, round(share * td_led["policy_tokens"]) + mc_led["policy_tokens"],
-             round(share * td_led["env_steps"]) + mc_led["env_steps"])]  # fmt: skip
-    lines = ["## Table 3: labelling cost and what it buys", "",
-             "| labels | policy tokens | env steps | cost vs TD (tokens) | " + f"Best-of-{top} success | "
-             + " | ".join(f"beam @{b} success" for b in beams) + " |", "|---" * (5 + len(beams)) + "|"]  # fmt: skip
+    rows = [
+        (f"TD(lambda)+GAE ({td_name})", td_name, td_led["policy_tokens"], td_led["env_steps"]),
+        (
+            f"Monte Carlo ({mc_name})",
+            mc_name,
+            round(share * td_led["policy_tokens"]) + mc_led["policy_tokens"],
+            round(share * td_led["env_steps"]) + mc_led["env_steps"],
+        ),
+    ]
+    lines = [
+        "## Table 3: labelling cost and what it buys",
+        "",
+        "| labels | policy tokens | env steps | cost vs TD (tokens) | "
+        + f"Best-of-{top} success | "
+        + " | ".join(f"beam @{b} success" for b in beams)
+        + " |",
+        "|---" * (5 + len(beams)) + "|",
+    ]
     for label, name, tokens, steps in rows:
         bon = results["bon"][name]["last"][top]
         beam = " | ".join(_ci(results["beam"][name][b], "success") for b in beams)
@@ -363,16 +430,23 @@ def curves_section(prms, out: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(out / "training_curves.png", dpi=120)
     plt.close(fig)
-    lines = ["## Training curves", "", "Held-out loss of each reward model every few optimizer steps; the weights "
-             "of the lowest held-out loss are the ones evaluated. A curve still falling at its last step means "
-             "more steps could help that model.", "",
-             "| reward model | steps | kept step | held-out loss: first, kept, last | sibling accuracy at kept |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "## Training curves",
+        "",
+        "Held-out loss of each reward model every few optimizer steps; the weights "
+        "of the lowest held-out loss are the ones evaluated. A curve still falling at its last step means "
+        "more steps could help that model.",
+        "",
+        "| reward model | steps | kept step | held-out loss: first, kept, last | sibling accuracy at kept |",
+        "|---|---|---|---|---|",
+    ]
     for name, (_, c) in curves.items():
         kept = min(c, key=lambda k: c[k]["heldout/loss"])
         first, last = next(iter(c.values())), c[max(c)]
-        lines.append(f"| {name} | {max(c)} | {kept} | {first['heldout/loss']:.4f}, {c[kept]['heldout/loss']:.4f}, "
-                     f"{last['heldout/loss']:.4f} | {_num(c[kept], 'heldout/sibling_accuracy'):.3f} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {max(c)} | {kept} | {first['heldout/loss']:.4f}, {c[kept]['heldout/loss']:.4f}, "
+            f"{last['heldout/loss']:.4f} | {_num(c[kept], 'heldout/sibling_accuracy'):.3f} |"
+        )
     return lines + ["", "![training curves](training_curves.png)", ""]
 
 

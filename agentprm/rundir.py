@@ -10,6 +10,8 @@ import shutil
 import time
 from pathlib import Path
 
+from agentprm import jsonl
+
 
 class TimeGuardError(RuntimeError):
     """A training stage ran past its --time-guard-minutes: its results are not comparable (budgets
@@ -165,9 +167,7 @@ def prepare(run_dir: str | os.PathLike, args, neutral: frozenset[str] = frozense
 
 def log_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:
     """Append one line of metrics (with a wall-clock timestamp) to metrics.jsonl."""
-    record = {"time": round(time.time(), 3), **jsonable(metrics)}
-    with open(Path(run_dir) / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+    jsonl.append(Path(run_dir) / "metrics.jsonl", [{"time": round(time.time(), 3), **jsonable(metrics)}])
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -228,46 +228,3 @@ def save_model(model, tokenizer, out: str | os.PathLike) -> Path:
         shutil.rmtree(out)
     os.replace(tmp, out)
     return out
-
-
-def read_records(path: str | os.PathLike, *, repair: bool = False) -> list[dict]:
-    """The JSON objects of a JSONL file written one fsync'ed line at a time (e.g. mc_labels.jsonl).
-
-    Blank lines are ignored. A last line without its newline was torn by a kill mid-write: it is
-    dropped with a warning (and, with repair=True, cut from the file, so that the next append starts
-    a fresh line and the resumed run redoes that record). Any other bad line raises
-    ValueError("<path>:<lineno>: ...; fix or delete that line"). A missing file gives [].
-
-    Example: read_records("runs/mc/mc_labels.jsonl") -> [{"task": 3, "sample": 0, ...}, ...]
-    """
-    import warnings
-
-    path = Path(path)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    records, offset = [], 0
-    for lineno, raw in enumerate(data.splitlines(keepends=True), start=1):
-        start, offset = offset, offset + len(raw)
-        if not raw.strip():
-            continue
-        torn = not raw.endswith(b"\n")
-        try:
-            rec = json.loads(raw)
-            if not isinstance(rec, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as e:
-            if not torn:
-                raise ValueError(f"{path}:{lineno}: bad record ({e}); fix or delete that line") from None
-            warnings.warn(
-                f"{path}:{lineno}: dropping a torn last line (no trailing newline): {e}", stacklevel=2
-            )
-            if repair:
-                with open(path, "r+b") as f:
-                    f.truncate(start)
-            break
-        records.append(rec)
-        if torn and repair:
-            with open(path, "ab") as f:
-                f.write(b"\n")
-    return records

@@ -79,35 +79,60 @@ def _params(
     config: SearchConfig, n: int = 1, temperature: float | None = None, salt: int = 0
 ) -> SamplingParams:
     t = config.temperature if temperature is None else temperature
-    return SamplingParams(n=n, temperature=t, top_p=config.top_p, max_new_tokens=config.max_new_tokens,
-                          seed=config.seed + salt)  # fmt: skip
+    return SamplingParams(
+        n=n, temperature=t, top_p=config.top_p, max_new_tokens=config.max_new_tokens, seed=config.seed + salt
+    )
 
 
 def _play(env_name, jobs, policy, params, config, ledger, meta) -> list[Trajectory]:
     out: list[Trajectory] = []
-    spent = collect(env_name, jobs, policy, params, on_done=out.append, max_rounds=config.max_rounds,
-                    max_active=config.max_active, meta=meta)  # fmt: skip
+    spent = collect(
+        env_name,
+        jobs,
+        policy,
+        params,
+        on_done=out.append,
+        max_rounds=config.max_rounds,
+        max_active=config.max_active,
+        meta=meta,
+    )
     ledger.add(SearchLedger(**dataclasses.asdict(spent)))
     return sorted(out, key=lambda t: (t.task, t.sample))
 
 
 def greedy(env_name, tasks, policy: Policy, scorer, config: SearchConfig, ledger: SearchLedger):
     """Temperature 0, one trajectory per task (the SFT baseline)."""
-    return _play(env_name, [(t, 0) for t in tasks], policy, _params(config, temperature=0.0), config,
-                 ledger, {"search": "greedy"})  # fmt: skip
+    return _play(
+        env_name,
+        [(t, 0) for t in tasks],
+        policy,
+        _params(config, temperature=0.0),
+        config,
+        ledger,
+        {"search": "greedy"},
+    )
 
 
 def sampling(env_name, tasks, policy: Policy, scorer, config: SearchConfig, ledger: SearchLedger):
     """One sample per task at config.temperature (Best-of-1)."""
-    return _play(env_name, [(t, 0) for t in tasks], policy, _params(config), config, ledger,
-                 {"search": "sample"})  # fmt: skip
+    return _play(
+        env_name, [(t, 0) for t in tasks], policy, _params(config), config, ledger, {"search": "sample"}
+    )
 
 
-def sample_pool(env_name, tasks, policy: Policy, config: SearchConfig, ledger: SearchLedger,
-                label: str = "pool") -> list[Trajectory]:  # fmt: skip
+def sample_pool(
+    env_name, tasks, policy: Policy, config: SearchConfig, ledger: SearchLedger, label: str = "pool"
+) -> list[Trajectory]:
     """config.n samples per task at config.temperature (Best-of-N's pool), ordered by (task, sample)."""
-    return _play(env_name, [(t, s) for t in tasks for s in range(config.n)], policy, _params(config), config,
-                 ledger, {"search": label})  # fmt: skip
+    return _play(
+        env_name,
+        [(t, s) for t in tasks for s in range(config.n)],
+        policy,
+        _params(config),
+        config,
+        ledger,
+        {"search": label},
+    )
 
 
 def best_of_n(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchConfig, ledger: SearchLedger):
@@ -226,8 +251,13 @@ def _advance(short, parent: _Beam, gen, value: float, env_mode: str, kwargs, led
         ledger.env_steps += len(parent.steps)
     obs, r, terminated, truncated, info = env.step(gen.text)
     ledger.env_steps += 1
-    step = Step(response=gen.text, action=info.get("action"), observation=obs, reward=float(r),
-                response_tokens=gen.completion_tokens)  # fmt: skip
+    step = Step(
+        response=gen.text,
+        action=info.get("action"),
+        observation=obs,
+        reward=float(r),
+        response_tokens=gen.completion_tokens,
+    )
     return _Beam(
         task=parent.task,
         sample=0,

@@ -38,6 +38,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentprm import jsonl
+
 # -- records -----------------------------------------------------------------------------
 
 # Task index space of each known environment: agentprm.envs enforces the same numbers (envs/splits.py
@@ -238,11 +240,6 @@ class Trajectory:
 
     @property
     def num_steps(self) -> int:
-        return len(self.steps)
-
-    @property
-    def env_steps(self) -> int:
-        """Rounds played in the env; every response costs one, unparseable ones included."""
         return len(self.steps)
 
     def state(self, t: int) -> State:
@@ -510,9 +507,7 @@ class TrajectoryWriter:
                 f"{self.path}: cannot append {traj.key}: {_duplicate(traj.key, self._lines[traj.key])}; "
                 "skip the keys completed_keys() returns when resuming"
             )
-        self._f.write(line)
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        jsonl.write_line(self._f, line)
         self._lines[traj.key] = self._next_line
         self._next_line += 1
 
@@ -539,27 +534,20 @@ def write_trajectories(path: str | os.PathLike, trajs: Iterable[Trajectory]) -> 
 def _records(path: str, strict: bool) -> Iterator[tuple[int, Trajectory]]:
     """(line number, trajectory) for every valid line; see iter_trajectories for the rules."""
     first: dict[tuple[str, int, int], int] = {}
-    with open(path, "rb") as f:
-        # Iterating a binary file splits on b"\n" only, unlike str.splitlines, which would also
-        # split on the U+2028 / U+0085 that ensure_ascii=False leaves raw inside strings.
-        for lineno, raw in enumerate(f, start=1):
-            if not raw.strip():
+    for lineno, _, raw in jsonl.scan(path):
+        try:
+            traj = _parse_line(raw)
+            if traj.key in first:
+                raise ValueError(_duplicate(traj.key, first[traj.key]))
+        except ValueError as e:
+            torn = isinstance(e, _NotJSON) and not raw.endswith(b"\n")
+            if torn or not strict:
+                what = "torn last line (no trailing newline)" if torn else "bad line"
+                warnings.warn(f"{path}:{lineno}: skipping {what}: {e}", TrajectoryFileWarning, stacklevel=3)
                 continue
-            try:
-                traj = _parse_line(raw)
-                if traj.key in first:
-                    raise ValueError(_duplicate(traj.key, first[traj.key]))
-            except ValueError as e:
-                torn = isinstance(e, _NotJSON) and not raw.endswith(b"\n")
-                if torn or not strict:
-                    what = "torn last line (no trailing newline)" if torn else "bad line"
-                    warnings.warn(
-                        f"{path}:{lineno}: skipping {what}: {e}", TrajectoryFileWarning, stacklevel=3
-                    )
-                    continue
-                raise CorruptLineError(path, lineno, str(e)) from None
-            first[traj.key] = lineno
-            yield lineno, traj
+            raise CorruptLineError(path, lineno, str(e)) from None
+        first[traj.key] = lineno
+        yield lineno, traj
 
 
 def iter_trajectories(path: str | os.PathLike, *, strict: bool = True) -> Iterator[Trajectory]:

@@ -49,9 +49,16 @@ def copy_rate(trajs) -> tuple[float, Counter]:
 def main(args: Args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         collect.main(
-            collect.Args(policy=args.policy, tasks=args.tasks, n=1, temperature=0.0, max_rounds=1,
-                         run_dir=Path(tmp), threads=args.threads)
-        )  # fmt: skip
+            collect.Args(
+                policy=args.policy,
+                tasks=args.tasks,
+                n=1,
+                temperature=0.0,
+                max_rounds=1,
+                run_dir=Path(tmp),
+                threads=args.threads,
+            )
+        )
         trajs = list(read_trajectories(Path(tmp) / "trajectories.jsonl"))
     rate, wrong = copy_rate(trajs)
     print(f"goal copied in the first Thought: {rate:.3f} ({len(trajs)} tasks)")

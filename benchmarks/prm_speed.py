@@ -32,9 +32,17 @@ def fixed_length(task: int, steps: int) -> Trajectory:
     responses = [s.response for s in expert.steps][: steps - 1]
     responses += ["Thought:\nI will look around.\n\nAction:\nturn left"] * (steps - len(responses))
     _, obs = replay("babyai", task, responses)
-    return Trajectory(env="babyai", task=task, initial_observation=obs[0], reward=0.0, success=False,
-                      terminated=False, truncated=False, policy="bench",
-                      steps=[Step(r, None, o) for r, o in zip(responses, obs[1:], strict=True)])  # fmt: skip
+    return Trajectory(
+        env="babyai",
+        task=task,
+        initial_observation=obs[0],
+        reward=0.0,
+        success=False,
+        terminated=False,
+        truncated=False,
+        policy="bench",
+        steps=[Step(r, None, o) for r, o in zip(responses, obs[1:], strict=True)],
+    )
 
 
 def value_model(path: str | None, trajs):
@@ -88,14 +96,20 @@ def main() -> None:
         opt.step()
         tokens += sum(len(s.ids) for e in batch for s in e.segments)
     train = time.perf_counter() - start
-    print(json.dumps({
-        "trajectories": len(trajs), "steps_per_trajectory": args.steps,
-        "one_pass_steps_per_second": round(n_steps / one_pass, 1),
-        "per_step_steps_per_second": round(n_steps / per_step, 1),
-        "speedup": round(per_step / one_pass, 2),
-        "training_tokens_per_second": round(tokens / train, 1),
-        "model": args.model or "fresh tiny preset",
-    }, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "trajectories": len(trajs),
+                "steps_per_trajectory": args.steps,
+                "one_pass_steps_per_second": round(n_steps / one_pass, 1),
+                "per_step_steps_per_second": round(n_steps / per_step, 1),
+                "speedup": round(per_step / one_pass, 2),
+                "training_tokens_per_second": round(tokens / train, 1),
+                "model": args.model or "fresh tiny preset",
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

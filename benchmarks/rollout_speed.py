@@ -46,10 +46,14 @@ def run(policy, env, jobs, params, max_active, max_rounds) -> dict:
         env, jobs, policy, params, on_done=lambda _: None, max_active=max_active, max_rounds=max_rounds
     )
     seconds = time.perf_counter() - start
-    return {"seconds": round(seconds, 2), "env_steps": ledger.env_steps,
-            "policy_tokens": ledger.policy_tokens, "generate_calls": ledger.generate_calls,
-            "policy_tokens_per_second": round(ledger.policy_tokens / seconds, 1),
-            "env_steps_per_second": round(ledger.env_steps / seconds, 2)}  # fmt: skip
+    return {
+        "seconds": round(seconds, 2),
+        "env_steps": ledger.env_steps,
+        "policy_tokens": ledger.policy_tokens,
+        "generate_calls": ledger.generate_calls,
+        "policy_tokens_per_second": round(ledger.policy_tokens / seconds, 1),
+        "env_steps_per_second": round(ledger.env_steps / seconds, 2),
+    }
 
 
 def main() -> None:

@@ -66,13 +66,17 @@ def main() -> None:
     )
     n = args.states * args.m
     result = {
-        "states": args.states, "m": args.m, "history_steps": args.steps,
+        "states": args.states,
+        "m": args.m,
+        "history_steps": args.steps,
         "shared_prefix_candidates_per_s": round(n / timings[True][0], 1),
         "reencode_candidates_per_s": round(n / timings[False][0], 1),
         "speedup": round(timings[False][0] / timings[True][0], 2),
-        "prm_tokens_shared": timings[True][1], "prm_tokens_reencode": timings[False][1],
-        "max_score_difference": diff, "threads": torch.get_num_threads(),
-    }  # fmt: skip
+        "prm_tokens_shared": timings[True][1],
+        "prm_tokens_reencode": timings[False][1],
+        "max_score_difference": diff,
+        "threads": torch.get_num_threads(),
+    }
     assert diff < 1e-4, diff
     print(json.dumps(result, indent=1))
 

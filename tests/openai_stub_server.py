@@ -57,22 +57,39 @@ MALFORMED: dict[str, bytes] = {
     "html": b"<html><body><h1>502 Bad Gateway</h1></body></html>",
     "list": b'[{"index": 0, "message": {"role": "assistant", "content": "turn left"}}]',
     "null": b"null",
-    "bad-usage": json.dumps({
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Action:\nturn left"},
-                     "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": "many", "total_tokens": 3},
-    }).encode(),
-    "list-content": json.dumps({
-        "choices": [{"index": 0, "message": {"role": "assistant",
-                                             "content": [{"type": "text", "text": "turn left"}]},
-                     "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
-    }).encode(),
-    "no-choices": json.dumps({
-        "id": "chatcmpl-stub", "object": "chat.completion", "model": MODEL,
-        "usage": {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3},
-    }).encode(),
-}  # fmt: skip
+    "bad-usage": json.dumps(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Action:\nturn left"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": "many", "total_tokens": 3},
+        }
+    ).encode(),
+    "list-content": json.dumps(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": [{"type": "text", "text": "turn left"}]},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        }
+    ).encode(),
+    "no-choices": json.dumps(
+        {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion",
+            "model": MODEL,
+            "usage": {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3},
+        }
+    ).encode(),
+}
 
 
 def truncate(text: str, max_tokens: int) -> tuple[str, int, str]:
@@ -177,10 +194,12 @@ class Handler(BaseHTTPRequestHandler):
         last_user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
         n_out = 1 if self.server.ignore_n else n
         answers = [
-            truncate(seeded_reply(messages, body.get("seed"), i) if self.server.seeded else reply_text(last_user),
-                     max_tokens)
+            truncate(
+                seeded_reply(messages, body.get("seed"), i) if self.server.seeded else reply_text(last_user),
+                max_tokens,
+            )
             for i in range(n_out)
-        ]  # fmt: skip
+        ]
         count = sum(c for _, c, _ in answers)
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         self._send(

@@ -9,8 +9,19 @@ from agentprm.recipes import demo
 
 
 def _args(run_dir):
-    return demo.Args(run_dir=run_dir, model="test", expert_tasks=24, sft_steps=6, rollout_tasks=3, samples=2,
-                     prm_steps=2, pool=2, test_tasks="0,1", max_rounds=2, threads=1)  # fmt: skip
+    return demo.Args(
+        run_dir=run_dir,
+        model="test",
+        expert_tasks=24,
+        sft_steps=6,
+        rollout_tasks=3,
+        samples=2,
+        prm_steps=2,
+        pool=2,
+        test_tasks="0,1",
+        max_rounds=2,
+        threads=1,
+    )
 
 
 def test_demo_runs_every_stage_skips_them_when_rerun_and_is_deterministic(tmp_path, capsys):

@@ -11,23 +11,36 @@ from agentprm.types import Step, Trajectory
 
 
 def traj(task, sample, responses, reward, success):
-    return Trajectory(env="babyai", task=task, sample=sample, initial_observation="o0",
-                      steps=[Step(r, r, f"o{k + 1}") for k, r in enumerate(responses)], reward=reward,
-                      success=success, terminated=True, truncated=False, policy="t")  # fmt: skip
+    return Trajectory(
+        env="babyai",
+        task=task,
+        sample=sample,
+        initial_observation="o0",
+        steps=[Step(r, r, f"o{k + 1}") for k, r in enumerate(responses)],
+        reward=reward,
+        success=success,
+        terminated=True,
+        truncated=False,
+        policy="t",
+    )
 
 
 def test_sibling_pairs_branch_at_first_difference():
     trajs = [
-        traj(0, 0, ["a", "b", "c"], 0.9, True),   # branches from sample 1 at step 1
+        traj(0, 0, ["a", "b", "c"], 0.9, True),  # branches from sample 1 at step 1
         traj(0, 1, ["a", "x"], 0.0, False),
-        traj(0, 2, ["a", "b", "d"], 0.8, True),   # differs from sample 0 at step 2, only in reward
-        traj(1, 0, ["a"], 0.0, False),            # another task: never paired with task 0
-    ]  # fmt: skip
+        traj(0, 2, ["a", "b", "d"], 0.8, True),  # differs from sample 0 at step 2, only in reward
+        traj(1, 0, ["a"], 0.0, False),  # another task: never paired with task 0
+    ]
     assert sorted(sibling_pairs(trajs)) == [(0, 1, 1), (0, 2, 2), (1, 2, 1)]
     assert sorted(sibling_pairs(trajs, by="success")) == [(0, 1, 1), (1, 2, 1)]
     # values: the failing branch x scores higher than b at step 1 (wrong), c > d at step 2 (right)
-    values = [torch.tensor([0.5, 0.4, 0.9]), torch.tensor([0.5, 0.6]), torch.tensor([0.5, 0.4, 0.3]),
-              torch.tensor([0.1])]  # fmt: skip
+    values = [
+        torch.tensor([0.5, 0.4, 0.9]),
+        torch.tensor([0.5, 0.6]),
+        torch.tensor([0.5, 0.4, 0.3]),
+        torch.tensor([0.1]),
+    ]
     acc, n = sibling_accuracy(trajs, values)
     assert n == 3 and math.isclose(acc, 1 / 3)  # (0,1): wrong, (0,2): right, (1,2): wrong
     acc, n = sibling_accuracy(trajs, values, by="success")

@@ -18,11 +18,31 @@ def test_evaluate_then_report(expert_data, tmp_path):
     policy = str(tmp_path / "sft" / "model")
     rms = []
     for name, labels, beta in (("orm", "orm", 0.0), ("agentprm", "td", 1.0), ("no-la", "td", 0.0)):
-        train_prm.main(train_prm.Args(data=expert_data, model=policy, run_dir=tmp_path / name, labels=labels,
-                                      beta=beta, epochs=1, batch_size=8, heldout=0.2, max_prompt_tokens=512))  # fmt: skip
+        train_prm.main(
+            train_prm.Args(
+                data=expert_data,
+                model=policy,
+                run_dir=tmp_path / name,
+                labels=labels,
+                beta=beta,
+                epochs=1,
+                batch_size=8,
+                heldout=0.2,
+                max_prompt_tokens=512,
+            )
+        )
         rms.append(f"{name}={tmp_path / name}")
-    args = evaluate.Args(policy=policy, reward_models=tuple(rms), tasks="0:3", pool=4, beams=("2x2",),
-                         max_rounds=2, max_new_tokens=8, run_dir=tmp_path / "eval", chunk=2)  # fmt: skip
+    args = evaluate.Args(
+        policy=policy,
+        reward_models=tuple(rms),
+        tasks="0:3",
+        pool=4,
+        beams=("2x2",),
+        max_rounds=2,
+        max_new_tokens=8,
+        run_dir=tmp_path / "eval",
+        chunk=2,
+    )
     results = evaluate.main(args)
     pool = read_trajectories(tmp_path / "eval" / "pool.jsonl")
     assert len(pool) == 12 and results["tasks"] == 3
@@ -65,8 +85,19 @@ def test_evaluate_then_report(expert_data, tmp_path):
     json.loads((tmp_path / "eval" / "results.json").read_text())  # valid JSON on disk
 
     # Other weights under a reward model's name: its scores and beam search are recomputed.
-    train_prm.main(train_prm.Args(data=expert_data, model=policy, run_dir=tmp_path / "orm2", labels="orm",
-                                  epochs=1, batch_size=8, heldout=0.2, max_prompt_tokens=512, seed=1))  # fmt: skip
+    train_prm.main(
+        train_prm.Args(
+            data=expert_data,
+            model=policy,
+            run_dir=tmp_path / "orm2",
+            labels="orm",
+            epochs=1,
+            batch_size=8,
+            heldout=0.2,
+            max_prompt_tokens=512,
+            seed=1,
+        )
+    )
     beam_file = tmp_path / "eval" / "beam_orm_2x2.jsonl"
     before = beam_file.stat().st_mtime_ns
     evaluate.main(dataclasses.replace(args, reward_models=(f"orm={tmp_path / 'orm2'}",)))

@@ -31,16 +31,21 @@ from tests.test_openai_server import received, start_stub, stop
 @pytest.fixture(scope="module")
 def trajs():
     out = [run_episode("babyai", t, make_expert("babyai")) for t in (400, 405, 411, 416)]
-    out += [Trajectory(**{**t.__dict__, "sample": 1, "steps": t.steps[:2], "reward": 0.0, "success": False})
-            for t in out]  # fmt: skip
+    out += [
+        Trajectory(**{**t.__dict__, "sample": 1, "steps": t.steps[:2], "reward": 0.0, "success": False})
+        for t in out
+    ]
     return out
 
 
 @pytest.fixture(scope="module")
 def tok(trajs):
     texts = [instruction("babyai")] + [x for t in trajs for s in t.steps for x in (s.response, s.observation)]
-    return train_tokenizer(texts + [t.initial_observation for t in trajs] + ROLE_WORDS, vocab_size=800,
-                           whole=[instruction("babyai"), OK_REPLY])  # fmt: skip
+    return train_tokenizer(
+        texts + [t.initial_observation for t in trajs] + ROLE_WORDS,
+        vocab_size=800,
+        whole=[instruction("babyai"), OK_REPLY],
+    )
 
 
 # 1. PVM and ORM learn promise only.
@@ -48,8 +53,16 @@ def tok(trajs):
 def test_outcome_labels_train_with_l_q_alone(labels, trajs, tmp_path):
     data = tmp_path / "rollouts.jsonl"
     write_trajectories(data, trajs)
-    args = train_prm.Args(data=data, model="test", run_dir=tmp_path / labels, labels=labels, epochs=1,
-                          batch_size=4, heldout=0.25, max_prompt_tokens=2048)  # fmt: skip
+    args = train_prm.Args(
+        data=data,
+        model="test",
+        run_dir=tmp_path / labels,
+        labels=labels,
+        epochs=1,
+        batch_size=4,
+        heldout=0.25,
+        max_prompt_tokens=2048,
+    )
     train_prm.main(args)
     assert json.loads((tmp_path / labels / "args.json").read_text())["beta"] == 0.0
     lines = [json.loads(x) for x in (tmp_path / labels / "metrics.jsonl").read_text().splitlines()]
@@ -92,8 +105,15 @@ def test_samples_of_one_task_differ_on_a_seed_honouring_server(tmp_path):
     try:
         runs = []
         for name in ("a", "b"):
-            args = collect_recipe.Args(policy=f"openai:stub-model@{base_url}", env="textcraft", tasks="3", n=6,
-                                       max_rounds=2, run_dir=tmp_path / name, seed=5)  # fmt: skip
+            args = collect_recipe.Args(
+                policy=f"openai:stub-model@{base_url}",
+                env="textcraft",
+                tasks="3",
+                n=6,
+                max_rounds=2,
+                run_dir=tmp_path / name,
+                seed=5,
+            )
             collect_recipe.main(args)
             runs.append(read_trajectories(tmp_path / name / "trajectories.jsonl"))
         bodies = received(base_url)
@@ -115,8 +135,14 @@ def test_beam_requests_carry_distinct_seeds(tmp_path):
     proc, base_url = start_stub("--seeded")
     try:
         policy = OpenAIServerPolicy(base_url, "stub-model")
-        beam_search("textcraft", [0, 1], policy, OracleScorer(lambda env, state, response: 0.0),
-                    SearchConfig(n=2, m=2, max_rounds=3), SearchLedger())  # fmt: skip
+        beam_search(
+            "textcraft",
+            [0, 1],
+            policy,
+            OracleScorer(lambda env, state, response: 0.0),
+            SearchConfig(n=2, m=2, max_rounds=3),
+            SearchLedger(),
+        )
         bodies = received(base_url)
     finally:
         stop(proc)
@@ -141,8 +167,14 @@ class Constant:
 
 def test_beam_keeps_n_survivors_when_candidates_coincide():
     policy = Constant()
-    out = beam_search("textcraft", [0, 5], policy, OracleScorer(lambda env, state, response: 0.5),
-                      SearchConfig(n=3, m=2, max_rounds=3), SearchLedger())  # fmt: skip
+    out = beam_search(
+        "textcraft",
+        [0, 5],
+        policy,
+        OracleScorer(lambda env, state, response: 0.5),
+        SearchConfig(n=3, m=2, max_rounds=3),
+        SearchLedger(),
+    )
     assert policy.calls[0] == (2, 6)
     # Algorithm 2: N = 3 partial trajectories per task continue, though all candidates are equal
     assert policy.calls[1:] == [(6, 2), (6, 2)]
@@ -170,8 +202,18 @@ def test_literal_td_form_by_hand():
 def test_train_prm_runs_the_literal_form(trajs, tmp_path):
     data = tmp_path / "rollouts.jsonl"
     write_trajectories(data, trajs)
-    summary = train_prm.main(train_prm.Args(data=data, model="test", run_dir=tmp_path / "lit", labels="td",
-                                            td_form="literal", epochs=1, batch_size=4, heldout=0.25,
-                                            max_prompt_tokens=2048))  # fmt: skip
+    summary = train_prm.main(
+        train_prm.Args(
+            data=data,
+            model="test",
+            run_dir=tmp_path / "lit",
+            labels="td",
+            td_form="literal",
+            epochs=1,
+            batch_size=4,
+            heldout=0.25,
+            max_prompt_tokens=2048,
+        )
+    )
     assert summary["steps"] > 0 and summary["train_tokens"] > 0
     assert json.loads((tmp_path / "lit" / "summary.json").read_text())["steps"] == summary["steps"]

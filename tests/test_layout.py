@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1] / "agentprm"
 # order (architecture.md): types -> envs -> prompts -> models/policy -> rollout -> prm (value model,
 # batching, readout, scoring, labels, losses) -> search/diagnostics -> report -> recipes -> cli.
 LAYERS = {
-    "types": 0, "rundir": 0, "validate": 0,
+    "types": 0, "rundir": 0, "validate": 0, "jsonl": 0,
     "envs": 1,
     "experts": 2, "agentgym": 2, "prompts": 2,
     "models": 3, "policy": 3, "policies": 3,
@@ -62,8 +62,14 @@ def test_envs_do_not_import_torch():
 
 def test_every_module_has_a_layer():
     """A new top-level module must be placed in LAYERS (and so in the documented order)."""
-    missing = [p.name for p in ROOT.iterdir() if p.name != "__init__.py" and p.name != "__pycache__"
-               and (p.suffix == ".py" or p.is_dir()) and p.stem not in LAYERS]  # fmt: skip
+    missing = [
+        p.name
+        for p in ROOT.iterdir()
+        if p.name != "__init__.py"
+        and p.name != "__pycache__"
+        and (p.suffix == ".py" or p.is_dir())
+        and p.stem not in LAYERS
+    ]
     assert not missing, f"modules without a layer in tests/test_layout.py: {missing}"
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from agentprm import jsonl
 from agentprm.experts import make_expert
 from agentprm.policy import Generation
 from agentprm.recipes import mc_label
@@ -30,8 +31,9 @@ def test_collect_continues_after_a_replayed_prefix():
     expert = run_episode("babyai", 11, make_expert("babyai"))  # Open: several steps, success
     prefix = [s.response for s in expert.steps[:-1]]
     done = []
-    ledger = collect("babyai", [(11, 0, prefix)], ScriptedPolicy(expert.steps[-1].action), _params(),
-                     on_done=done.append)  # fmt: skip
+    ledger = collect(
+        "babyai", [(11, 0, prefix)], ScriptedPolicy(expert.steps[-1].action), _params(), on_done=done.append
+    )
     (traj,) = done
     assert traj.success and traj.meta["prefix_steps"] == len(prefix)
     assert [s.observation for s in traj.steps] == [s.observation for s in expert.steps]
@@ -61,13 +63,11 @@ def test_mc_label_recipe(tmp_path, monkeypatch):
 
 
 def test_mc_label_records_survive_a_torn_line(tmp_path):
-    from agentprm.rundir import read_records
-
     path = tmp_path / "mc_labels.jsonl"
     path.write_text('{"task": 1, "sample": 0, "outcomes": [[1.0]]}\n{"task": 2, "sam')  # killed mid-write
     with pytest.warns(UserWarning, match=r"mc_labels.jsonl:2: dropping a torn last line"):
-        assert [r["task"] for r in read_records(path, repair=True)] == [1]
+        assert [r["task"] for r in jsonl.read(path, repair=True)] == [1]
     assert path.read_text().endswith("]]}\n")  # the torn fragment is gone: the next append is a clean line
     path.write_text('{"task": 1}\nnot json\n{"task": 3}\n')
     with pytest.raises(ValueError, match=r"mc_labels.jsonl:2: bad record .*fix or delete that line"):
-        read_records(path)
+        jsonl.read(path)

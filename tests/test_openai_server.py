@@ -244,10 +244,13 @@ def test_per_state_seeds_sent_and_resent_on_retry(stub_with):
     assert log["attempts"] == 7  # one malformed answer retried, then two requests per state
     sent = sorted((b["messages"][1]["content"][:6], b["n"], b["seed"]) for b in log["requests"])
     assert sent == [
-        ("Task 0", 1, 1001), ("Task 0", 2, 1000),
-        ("Task 1", 1, 2001), ("Task 1", 2, 2000),
-        ("Task 2", 1, 3001), ("Task 2", 2, 3000),
-    ]  # fmt: skip
+        ("Task 0", 1, 1001),
+        ("Task 0", 2, 1000),
+        ("Task 1", 1, 2001),
+        ("Task 1", 2, 2000),
+        ("Task 2", 1, 3001),
+        ("Task 2", 2, 3000),
+    ]
 
 
 def interrupt_after(seconds: float, how: str) -> threading.Timer:

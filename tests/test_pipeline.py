@@ -166,17 +166,32 @@ def test_collect_batches_rounds_and_resumes(tokenizer, tmp_path):
     generate = policy.generate
     policy.generate = lambda states, params, seeds=None: calls.append(len(states)) or generate(states, params)
     done = []
-    ledger = collect("babyai", [(t, s) for t in range(3) for s in range(2)], policy,
-                     SamplingParams(temperature=1.0, max_new_tokens=6, seed=0), on_done=done.append,
-                     max_rounds=3, max_active=8)  # fmt: skip
+    ledger = collect(
+        "babyai",
+        [(t, s) for t in range(3) for s in range(2)],
+        policy,
+        SamplingParams(temperature=1.0, max_new_tokens=6, seed=0),
+        on_done=done.append,
+        max_rounds=3,
+        max_active=8,
+    )
     assert len(done) == 6 and calls == [6, 6, 6]  # one generate call per round for all episodes
     assert ledger.env_steps == 18 == sum(t.num_steps for t in done)
     assert ledger.policy_tokens == sum(t.response_tokens for t in done)
 
 
 def _tiny_sft(expert_data, run_dir, **kw):
-    args = sft_recipe.Args(data=expert_data, model="test", run_dir=run_dir, epochs=1, batch_size=4,
-                           max_prompt_tokens=512, vocab_size=1024, save_every=2, **kw)  # fmt: skip
+    args = sft_recipe.Args(
+        data=expert_data,
+        model="test",
+        run_dir=run_dir,
+        epochs=1,
+        batch_size=4,
+        max_prompt_tokens=512,
+        vocab_size=1024,
+        save_every=2,
+        **kw,
+    )
     return sft_recipe.main(args)
 
 
@@ -196,8 +211,15 @@ def test_sft_trains_saves_and_resumes(expert_data, tmp_path):
 
 def test_collect_recipe_is_resumable(expert_data, tmp_path):
     _tiny_sft(expert_data, tmp_path / "sft")
-    args = collect_recipe.Args(policy=str(tmp_path / "sft" / "model"), tasks="0:3", n=2, run_dir=tmp_path / "c",
-                               max_new_tokens=8, max_rounds=2, max_prompt_tokens=512)  # fmt: skip
+    args = collect_recipe.Args(
+        policy=str(tmp_path / "sft" / "model"),
+        tasks="0:3",
+        n=2,
+        run_dir=tmp_path / "c",
+        max_new_tokens=8,
+        max_rounds=2,
+        max_prompt_tokens=512,
+    )
     collect_recipe.main(args)
     out = tmp_path / "c" / "trajectories.jsonl"
     lines = out.read_text().splitlines()
@@ -212,8 +234,9 @@ def test_collect_recipe_is_resumable(expert_data, tmp_path):
 def test_collect_against_an_openai_compatible_server(tmp_path):
     proc, base_url = start_stub()
     try:
-        args = collect_recipe.Args(policy=f"openai:stub-model@{base_url}", tasks="0:2", n=2, run_dir=tmp_path / "c",
-                                   max_rounds=3)  # fmt: skip
+        args = collect_recipe.Args(
+            policy=f"openai:stub-model@{base_url}", tasks="0:2", n=2, run_dir=tmp_path / "c", max_rounds=3
+        )
         summary = collect_recipe.main(args)
     finally:
         stop(proc)
@@ -231,9 +254,30 @@ def test_killed_collect_resumes_without_loss_or_duplicates(expert_data, tmp_path
     import time
 
     _tiny_sft(expert_data, tmp_path / "sft")
-    cmd = [sys.executable, "-m", "agentprm.cli", "collect", "--policy", str(tmp_path / "sft" / "model"),
-           "--tasks", "0:6", "--n", "4", "--run-dir", str(tmp_path / "c"), "--max-new-tokens", "8",
-           "--max-rounds", "3", "--max-active", "2", "--batch-size", "2", "--threads", "1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "agentprm.cli",
+        "collect",
+        "--policy",
+        str(tmp_path / "sft" / "model"),
+        "--tasks",
+        "0:6",
+        "--n",
+        "4",
+        "--run-dir",
+        str(tmp_path / "c"),
+        "--max-new-tokens",
+        "8",
+        "--max-rounds",
+        "3",
+        "--max-active",
+        "2",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+    ]
     out = tmp_path / "c" / "trajectories.jsonl"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
@@ -264,8 +308,14 @@ def test_extending_a_collection_draws_new_samples(tokenizer):
     runs = []
     for samples in ((0, 1), (2, 3)):
         done = []
-        collect("babyai", [(t, s) for t in (400, 401) for s in samples], policy, params, on_done=done.append,
-                max_rounds=2)  # fmt: skip
+        collect(
+            "babyai",
+            [(t, s) for t in (400, 401) for s in samples],
+            policy,
+            params,
+            on_done=done.append,
+            max_rounds=2,
+        )
         runs.append(sorted([s.response for s in t.steps] for t in done))
     assert runs[0] != runs[1]
 

@@ -57,12 +57,19 @@ def test_cached_greedy_episodes_equal_uncached(tokenizer):
     model = build_model("test", tokenizer, seed=2)
     runs = {}
     for cached, static in ((False, False), (True, False), (True, True)):
-        policy = HFPolicy(model, tokenizer, batch_size=4, max_prompt_tokens=2048, prefix_cache=cached,
-                          static_cache=static)  # fmt: skip
+        policy = HFPolicy(
+            model, tokenizer, batch_size=4, max_prompt_tokens=2048, prefix_cache=cached, static_cache=static
+        )
         done = []
-        collect("babyai", [(t, 0) for t in range(400, 406)], policy,
-                SamplingParams(temperature=0.0, max_new_tokens=12), on_done=done.append, max_rounds=4,
-                max_active=4)  # fmt: skip
+        collect(
+            "babyai",
+            [(t, 0) for t in range(400, 406)],
+            policy,
+            SamplingParams(temperature=0.0, max_new_tokens=12),
+            on_done=done.append,
+            max_rounds=4,
+            max_active=4,
+        )
         runs[cached, static] = sorted([s.response for s in t.steps] for t in done)
         if cached:
             assert policy.store.hit_tokens > 0.25 * policy.store.prompt_tokens
@@ -86,8 +93,10 @@ def test_mixed_batch_of_continuing_and_new_episodes_matches_uncached(expert_data
     assert [g[0].text for g in a] == [g[0].text for g in b]
     # round 2: three episodes continue (long store hits), a new one starts (it shares only the
     # instruction with the stored prompts: a long uncached suffix)
-    second = [render_messages("babyai", State(t.initial_observation, (g[0].text,), ("you see a wall",)))
-              for t, g in zip(trajs[:3], a, strict=True)]  # fmt: skip
+    second = [
+        render_messages("babyai", State(t.initial_observation, (g[0].text,), ("you see a wall",)))
+        for t, g in zip(trajs[:3], a, strict=True)
+    ]
     second.append(render_messages("babyai", State(trajs[5].initial_observation)))
     calls = []
     original = cached._prefill
@@ -155,9 +164,15 @@ def test_rows_whose_turn_ended_leave_the_batch_and_outputs_stay_equal(tokenizer,
     for cached in (False, True):
         policy = HFPolicy(model, tokenizer, batch_size=8, prefix_cache=cached, static_cache=cached)
         done, batch_rows[:] = [], []
-        collect("babyai", [(t, 0) for t in range(400, 408)], policy,
-                SamplingParams(temperature=0.0, max_new_tokens=16), on_done=done.append, max_rounds=3,
-                max_active=8)  # fmt: skip
+        collect(
+            "babyai",
+            [(t, 0) for t in range(400, 408)],
+            policy,
+            SamplingParams(temperature=0.0, max_new_tokens=16),
+            on_done=done.append,
+            max_rounds=3,
+            max_active=8,
+        )
         runs[cached] = sorted([s.response for s in t.steps] for t in done)
         if cached:
             assert min(batch_rows) < max(batch_rows) == 8  # finished rows were dropped mid-round

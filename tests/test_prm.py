@@ -23,16 +23,21 @@ from agentprm.types import Trajectory, write_trajectories
 def trajs():
     out = [run_episode("babyai", t, make_expert("babyai")) for t in (400, 405, 411, 416, 420, 425)]
     # make outcomes differ: a failed copy of each, cut after its first step
-    out += [Trajectory(**{**t.__dict__, "sample": 1, "steps": t.steps[:1], "reward": 0.0, "success": False})
-            for t in out]  # fmt: skip
+    out += [
+        Trajectory(**{**t.__dict__, "sample": 1, "steps": t.steps[:1], "reward": 0.0, "success": False})
+        for t in out
+    ]
     return out
 
 
 @pytest.fixture(scope="module")
 def tok(trajs):
     texts = [instruction("babyai")] + [x for t in trajs for s in t.steps for x in (s.response, s.observation)]
-    return train_tokenizer(texts + [t.initial_observation for t in trajs] + ROLE_WORDS, vocab_size=800,
-                           whole=[instruction("babyai"), OK_REPLY])  # fmt: skip
+    return train_tokenizer(
+        texts + [t.initial_observation for t in trajs] + ROLE_WORDS,
+        vocab_size=800,
+        whole=[instruction("babyai"), OK_REPLY],
+    )
 
 
 def test_one_pass_equals_per_step_passes(trajs, tok):
@@ -87,8 +92,17 @@ def test_tiny_model_overfits_one_batch(trajs, tok):
 def test_train_prm_recipe_end_to_end(trajs, tmp_path):
     data = tmp_path / "rollouts.jsonl"
     write_trajectories(data, trajs)
-    args = train_prm.Args(data=data, model="test", run_dir=tmp_path / "prm", labels="td", epochs=2, batch_size=4,
-                          heldout=0.2, save_every=2, max_prompt_tokens=2048)  # fmt: skip
+    args = train_prm.Args(
+        data=data,
+        model="test",
+        run_dir=tmp_path / "prm",
+        labels="td",
+        epochs=2,
+        batch_size=4,
+        heldout=0.2,
+        save_every=2,
+        max_prompt_tokens=2048,
+    )
     summary = train_prm.main(args)
     assert summary["steps"] == summary["total_steps"] > 0
     lines = [json.loads(x) for x in (tmp_path / "prm" / "metrics.jsonl").read_text().splitlines()]
@@ -106,8 +120,19 @@ def test_heldout_curve_and_best_checkpoint(trajs, tmp_path):
     separate evaluation of the saved model reproduces."""
     data = tmp_path / "rollouts.jsonl"
     write_trajectories(data, trajs)
-    args = train_prm.Args(data=data, model="test", run_dir=tmp_path / "prm", labels="pvm", epochs=6, batch_size=2,
-                          heldout=0.34, eval_every=2, keep="best", lr=3e-3, max_prompt_tokens=2048)  # fmt: skip
+    args = train_prm.Args(
+        data=data,
+        model="test",
+        run_dir=tmp_path / "prm",
+        labels="pvm",
+        epochs=6,
+        batch_size=2,
+        heldout=0.34,
+        eval_every=2,
+        keep="best",
+        lr=3e-3,
+        max_prompt_tokens=2048,
+    )
     summary = train_prm.main(args)
     lines = [json.loads(x) for x in (tmp_path / "prm" / "metrics.jsonl").read_text().splitlines()]
     curve = {x["step"]: x["heldout/loss"] for x in lines if "heldout/loss" in x}
@@ -207,9 +232,16 @@ def test_heldout_spearman_against_mc_estimates(trajs, tmp_path, monkeypatch):
     labels correlated with themselves all give a different number."""
     data, mc = tmp_path / "rollouts.jsonl", tmp_path / "mc.jsonl"
     write_trajectories(data, trajs)
-    lines = [json.dumps({"task": t.task, "sample": t.sample,
-                         "outcomes": [[_mc_label(t.reward, t.num_steps, k)] for k in range(t.num_steps)]})
-             for t in trajs]  # fmt: skip
+    lines = [
+        json.dumps(
+            {
+                "task": t.task,
+                "sample": t.sample,
+                "outcomes": [[_mc_label(t.reward, t.num_steps, k)] for k in range(t.num_steps)],
+            }
+        )
+        for t in trajs
+    ]
     mc.write_text("\n".join(lines) + "\n")
     real, calls = train_prm.score_encoded, []
 
@@ -222,8 +254,17 @@ def test_heldout_spearman_against_mc_estimates(trajs, tmp_path, monkeypatch):
         return values
 
     monkeypatch.setattr(train_prm, "score_encoded", scripted)
-    args = train_prm.Args(data=data, model="test", run_dir=tmp_path / "prm", labels="td", mc_labels=mc, epochs=1,
-                          batch_size=4, heldout=0.5, max_prompt_tokens=2048)  # fmt: skip
+    args = train_prm.Args(
+        data=data,
+        model="test",
+        run_dir=tmp_path / "prm",
+        labels="td",
+        mc_labels=mc,
+        epochs=1,
+        batch_size=4,
+        heldout=0.5,
+        max_prompt_tokens=2048,
+    )
     diag = train_prm.main(args)["heldout"]
     held_tasks = set(json.loads((tmp_path / "prm" / "split.json").read_text())["heldout"])
     held = [t for t in trajs if t.task in held_tasks]

@@ -60,8 +60,12 @@ def test_changed_arguments_are_refused_unless_overwrite(tmp_path):
     assert second.returncode == 2
     assert "other arguments (policy: 'A' -> 'B', temperature: 1.0 -> 0.5)" in second.stderr
     # output-neutral and extending arguments may change; --overwrite starts afresh
-    assert "other arguments" not in agentprm("collect", "--policy", "A", "--tasks", "0:4", "--threads", "1",
-                                             "--run-dir", run).stderr  # fmt: skip
+    assert (
+        "other arguments"
+        not in agentprm(
+            "collect", "--policy", "A", "--tasks", "0:4", "--threads", "1", "--run-dir", run
+        ).stderr
+    )
     (tmp_path / "c" / "stale.txt").write_text("x")
     third = agentprm("collect", "--policy", "B", "--tasks", "0:2", "--run-dir", run, "--overwrite")
     assert "other arguments" not in third.stderr and not (tmp_path / "c" / "stale.txt").exists()
@@ -71,8 +75,10 @@ def test_changed_arguments_are_refused_unless_overwrite(tmp_path):
 @pytest.fixture(scope="module")
 def rollouts(tmp_path_factory):
     trajs = [run_episode("babyai", t, make_expert("babyai")) for t in (400, 405, 411, 416, 420)]
-    trajs += [Trajectory(**{**t.__dict__, "sample": 1, "steps": t.steps[:1], "reward": 0.0, "success": False})
-              for t in trajs]  # fmt: skip
+    trajs += [
+        Trajectory(**{**t.__dict__, "sample": 1, "steps": t.steps[:1], "reward": 0.0, "success": False})
+        for t in trajs
+    ]
     path = tmp_path_factory.mktemp("data") / "rollouts.jsonl"
     write_trajectories(path, trajs)
     return path
@@ -80,8 +86,18 @@ def rollouts(tmp_path_factory):
 
 def test_resumed_train_prm_equals_an_uninterrupted_one(rollouts, tmp_path, monkeypatch):
     def args(name):  # head dropout on: the resumed run must also restore the RNG state
-        return train_prm.Args(data=rollouts, model="test", run_dir=tmp_path / name, labels="td", epochs=3,
-                              batch_size=2, heldout=0.2, save_every=2, head_dropout=0.3, max_prompt_tokens=2048)  # fmt: skip
+        return train_prm.Args(
+            data=rollouts,
+            model="test",
+            run_dir=tmp_path / name,
+            labels="td",
+            epochs=3,
+            batch_size=2,
+            heldout=0.2,
+            save_every=2,
+            head_dropout=0.3,
+            max_prompt_tokens=2048,
+        )
 
     train_prm.main(args("whole"))
     log = rundir.log_metrics
@@ -127,8 +143,11 @@ def test_cli_answers_expected_errors_in_one_line(tmp_path, capsys):
     # a bug (here: a KeyError from a broken run folder object) prints its traceback and asks for a report
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "results.json").write_text(json.dumps(dict.fromkeys(
-        ("env", "tasks", "pool", "policy", "greedy", "sample", "oracle", "bon", "beam"), {})))  # fmt: skip
+    (bad / "results.json").write_text(
+        json.dumps(
+            dict.fromkeys(("env", "tasks", "pool", "policy", "greedy", "sample", "oracle", "bon", "beam"), {})
+        )
+    )
     with pytest.raises(SystemExit) as exit_:
         cli_main(["report", "--runs", str(bad), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
@@ -142,8 +161,17 @@ def test_a_full_disk_names_the_path_and_keeps_the_last_checkpoint(rollouts, tmp_
 
     from agentprm.cli import expected_error
 
-    args = train_prm.Args(data=rollouts, model="test", run_dir=tmp_path / "p", labels="td", epochs=2, batch_size=2,
-                          heldout=0.2, save_every=2, max_prompt_tokens=2048)  # fmt: skip
+    args = train_prm.Args(
+        data=rollouts,
+        model="test",
+        run_dir=tmp_path / "p",
+        labels="td",
+        epochs=2,
+        batch_size=2,
+        heldout=0.2,
+        save_every=2,
+        max_prompt_tokens=2048,
+    )
     real, saves = torch.save, []
 
     def disk_fills_up(obj, f, *a, **kw):  # the second checkpoint finds the disk full
@@ -169,10 +197,29 @@ def test_beam_search_ledger_adds_up_after_a_kill(tmp_path, monkeypatch):
     write_trajectories(data, [run_episode("babyai", t, make_expert("babyai")) for t in range(400, 420)])
     _tiny_sft(data, tmp_path / "sft")
     policy = str(tmp_path / "sft" / "model")
-    train_prm.main(train_prm.Args(data=data, model=policy, run_dir=tmp_path / "orm", labels="orm", epochs=1,
-                                  batch_size=8, heldout=0.2, max_prompt_tokens=512))  # fmt: skip
-    args = evaluate.Args(policy=policy, reward_models=(f"orm={tmp_path / 'orm'}",), tasks="0:3", pool=2,
-                         beams=("2x2",), max_rounds=2, max_new_tokens=8, run_dir=tmp_path / "eval", chunk=1)  # fmt: skip
+    train_prm.main(
+        train_prm.Args(
+            data=data,
+            model=policy,
+            run_dir=tmp_path / "orm",
+            labels="orm",
+            epochs=1,
+            batch_size=8,
+            heldout=0.2,
+            max_prompt_tokens=512,
+        )
+    )
+    args = evaluate.Args(
+        policy=policy,
+        reward_models=(f"orm={tmp_path / 'orm'}",),
+        tasks="0:3",
+        pool=2,
+        beams=("2x2",),
+        max_rounds=2,
+        max_new_tokens=8,
+        run_dir=tmp_path / "eval",
+        chunk=1,
+    )
     real, calls = evaluate.beam_search, []
 
     def killed_in_the_second_chunk(*a, **kw):

@@ -14,9 +14,23 @@ from agentprm.recipes import reproduce
 
 
 def _args(run_dir, **kw):
-    return reproduce.Args(run_dir=run_dir, model="test", sft_tasks=16, sft_steps=4, prm_tasks=4, n_td=2, n_mc=2,
-                          prm_steps=2, eval_every=1, pool=2, beams=("1x2",), test_tasks="0,1", max_rounds=2,
-                          threads=1, **kw)  # fmt: skip
+    return reproduce.Args(
+        run_dir=run_dir,
+        model="test",
+        sft_tasks=16,
+        sft_steps=4,
+        prm_tasks=4,
+        n_td=2,
+        n_mc=2,
+        prm_steps=2,
+        eval_every=1,
+        pool=2,
+        beams=("1x2",),
+        test_tasks="0,1",
+        max_rounds=2,
+        threads=1,
+        **kw,
+    )
 
 
 def test_reproduce_runs_the_protocol_and_resumes(tmp_path, capsys):
@@ -24,8 +38,9 @@ def test_reproduce_runs_the_protocol_and_resumes(tmp_path, capsys):
     args = _args(run)
     reproduce.main(args)
     stages = sorted(p.name for p in (run / ".done").iterdir())
-    assert stages == sorted(["expert", "sft", "rollouts", "mc", "evaluate"]
-                            + [f"prm-{n}" for n in reproduce.REWARD_MODELS])  # fmt: skip
+    assert stages == sorted(
+        ["expert", "sft", "rollouts", "mc", "evaluate"] + [f"prm-{n}" for n in reproduce.REWARD_MODELS]
+    )
     results = json.loads((run / "evaluate" / "results.json").read_text())
     assert results["env"] == "babyai-agentgym"  # the paper's setting by default
     rms = results["reward_models"]

@@ -74,8 +74,9 @@ def test_beam_search_with_oracle_finds_expert_path(expert_plans):
     # M = 6 at p = 0.6: each step's candidates include the expert's command (seeded, checked).
     policy = ScriptedPolicy(expert_plans, p_expert=0.6)
     ledger = SearchLedger()
-    out = beam_search("textcraft", TASKS, policy, OracleScorer(expert_oracle(expert_plans)),
-                      SearchConfig(n=2, m=6), ledger)  # fmt: skip
+    out = beam_search(
+        "textcraft", TASKS, policy, OracleScorer(expert_oracle(expert_plans)), SearchConfig(n=2, m=6), ledger
+    )
     assert [t.success for t in out] == [True] * len(TASKS)
     for t in out:
         assert [s.response for s in t.steps] == expert_plans[t.initial_observation]
@@ -84,8 +85,14 @@ def test_beam_search_with_oracle_finds_expert_path(expert_plans):
 def test_beam_budget_is_exactly_n_times_m(expert_plans):
     policy = ScriptedPolicy(expert_plans, p_expert=0.2)
     n, m = 3, 2
-    beam_search("textcraft", TASKS, policy, OracleScorer(expert_oracle(expert_plans)),
-                SearchConfig(n=n, m=m), SearchLedger())  # fmt: skip
+    beam_search(
+        "textcraft",
+        TASKS,
+        policy,
+        OracleScorer(expert_oracle(expert_plans)),
+        SearchConfig(n=n, m=m),
+        SearchLedger(),
+    )
     # Round 0: one root per task, N*M samples each; later rounds: M samples per unfinished beam.
     assert policy.calls[0] == (len(TASKS), n * m)
     for states, samples in policy.calls[1:]:
@@ -97,10 +104,17 @@ def test_replay_equals_copy_and_ledger_adds_up(expert_plans):
     for mode in ("copy", "replay"):
         policy = ScriptedPolicy(expert_plans, p_expert=0.3)
         ledgers[mode] = SearchLedger()
-        out = beam_search("textcraft", TASKS, policy, OracleScorer(expert_oracle(expert_plans)),
-                          SearchConfig(n=2, m=3, env_mode=mode), ledgers[mode])  # fmt: skip
-        results[mode] = [(t.task, [s.response for s in t.steps], [s.observation for s in t.steps], t.reward)
-                         for t in out]  # fmt: skip
+        out = beam_search(
+            "textcraft",
+            TASKS,
+            policy,
+            OracleScorer(expert_oracle(expert_plans)),
+            SearchConfig(n=2, m=3, env_mode=mode),
+            ledgers[mode],
+        )
+        results[mode] = [
+            (t.task, [s.response for s in t.steps], [s.observation for s in t.steps], t.reward) for t in out
+        ]
     assert results["copy"] == results["replay"]
     c, r = ledgers["copy"], ledgers["replay"]
     assert c.replay_steps == 0 and r.replay_steps > 0

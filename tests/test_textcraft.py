@@ -151,18 +151,26 @@ def test_golden_steps(env):
         ("get 1 dark oak logs", "Got 1 dark oak logs", 0.0),
         ("inventory", "Inventory: [quartz] (2) [dark oak log] (1) [dark oak logs] (1) ", 0.0),
         ("craft 4 dark oak planks using 1 dark oak logs", "Crafted 4 minecraft:dark_oak_planks", 0.0),
-        ("craft 1 crafting table using 4 oak planks", "Could not find enough items to craft minecraft:crafting_table", 0.0),
+        (
+            "craft 1 crafting table using 4 oak planks",
+            "Could not find enough items to craft minecraft:crafting_table",
+            0.0,
+        ),
         ("craft 4 stick using 2 planks", "Could not find enough items to craft minecraft:stick", 0.0),
         ("craft 4 stick using 3 dark oak planks", "Could not find a valid recipe for stick", 0.0),
         ("craft 4 stick using dark oak planks", "Wrong item format: dark oak planks", 0.0),
         ("craft 4 stick using 2 dark oak planks", "Crafted 4 minecraft:stick", 0.0),
-        ("craft 3 dark oak sign using 6 dark oak planks, 1 stick", "Could not find enough items to craft minecraft:dark_oak_sign", 0.0),
+        (
+            "craft 3 dark oak sign using 6 dark oak planks, 1 stick",
+            "Could not find enough items to craft minecraft:dark_oak_sign",
+            0.0,
+        ),
         ("jump around", "Could not execute jump around", 0.0),
         ("Get 1 stick", "Could not execute Get 1 stick", 0.0),
         ("get 1 dark oak logs", "Got 1 dark oak logs", 0.0),
         ("craft 4 dark oak planks using 1 dark oak logs", "Crafted 4 minecraft:dark_oak_planks", 0.0),
         ("craft 1 dark oak sign using 6 dark oak planks, 1 stick", "Crafted 3 minecraft:dark_oak_sign", 1.0),
-    ]  # fmt: skip
+    ]
     for command, want, reward in golden:
         obs, r, terminated, truncated, info = env.step(format_react("", command))
         assert (obs, r, terminated, truncated) == (want, reward, reward > 0, False), command
@@ -407,16 +415,25 @@ def test_env_checker_and_no_torch():
 # prompt, sent by AgentGym's own client): (transcript's source path, step, a pattern whose groups are the
 # quoted words). Found by searching every response for long runs of the prompt's words.
 AGENTGYM_PROMPT_QUOTES = [
-    ("runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_0.json", 0,
-     r'Re-reading the prompt carefully: "(.+?)"\.\n'),
+    (
+        "runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_0.json",
+        0,
+        r'Re-reading the prompt carefully: "(.+?)"\.\n',
+    ),
     ("runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_436.json", 3, r'the prompt says "(.+?)"\.'),
     ("runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_142.json", 10, r'the prompt says "(.+?)"\.'),
     ("runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_177.json", 5, r'the instructions say "(.+?)" and'),
-    ("runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_177.json", 8,
-     r'example commands provided:\n- "(.+?)"\n- "(.+?)"\n'),  # the first two: the prompt's examples
-    ("runs/1_api/exp_gemini_gemini_3_5_flash/eval_logs/textcraft_170.json", 3,
-     r'the prompt reminder says: "(.+?)"\.\n'),
-]  # fmt: skip
+    (
+        "runs/0_baselines/exp15_qwen35_4b/eval_logs/textcraft_177.json",
+        8,
+        r'example commands provided:\n- "(.+?)"\n- "(.+?)"\n',
+    ),  # the first two: the prompt's examples
+    (
+        "runs/1_api/exp_gemini_gemini_3_5_flash/eval_logs/textcraft_170.json",
+        3,
+        r'the prompt reminder says: "(.+?)"\.\n',
+    ),
+]
 
 
 def _quoted_in(quote: str, prompt: str) -> bool:

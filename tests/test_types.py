@@ -83,19 +83,21 @@ def test_properties():
         ("Action:\nget 1 oak logs", "get 1 oak logs", "Got 1 oak logs"),
         ("I am not sure.", None, "Could not execute "),
         ("I am not sure.", None, "Could not execute "),
-        ("Action:\ncraft 4 oak planks using 1 oak logs", "craft 4 oak planks using 1 oak logs",
-         "Crafted 4 minecraft:oak_planks"),
-    ]  # fmt: skip
+        (
+            "Action:\ncraft 4 oak planks using 1 oak logs",
+            "craft 4 oak planks using 1 oak logs",
+            "Crafted 4 minecraft:oak_planks",
+        ),
+    ]
     traj = make_traj(env="textcraft", task=7, sample=3, steps=tuple(Step(r, a, o) for r, a, o in turns))
     rounds = len(turns)
     parsed = sum(1 for _, a, _ in turns if a is not None)
     assert (rounds, parsed) == (4, 2)
-    assert traj.num_steps == rounds
-    assert traj.env_steps == rounds  # every response costs a round, unparseable (and repeated) ones too
+    assert traj.num_steps == rounds  # every response costs a round, unparseable (and repeated) ones too
     assert traj.actions == [a for _, a, _ in turns] == ["get 1 oak logs", None, None, turns[3][1]]
     assert traj.key == ("textcraft", 7, 3)
     empty = make_traj(env="textcraft", task=7, sample=4, steps=())
-    assert (empty.num_steps, empty.env_steps, empty.actions, empty.key) == (0, 0, [], ("textcraft", 7, 4))
+    assert (empty.num_steps, empty.actions, empty.key) == (0, [], ("textcraft", 7, 4))
 
 
 def test_from_dict_accepts_lists_and_defaults():

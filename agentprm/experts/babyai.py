@@ -202,7 +202,7 @@ class BabyAIExpert:
 
         Every Thought restates the goal, not only the first: a small model trained from scratch
         must learn to copy the goal from the prompt, and one copy per trajectory was too little
-        signal (benchmarks/README.md, BabyAI SFT attempt 5)."""
+        signal (benchmarks/README.md, "the goal restated in every Thought")."""
         text_env: BabyAITextEnv = env.unwrapped
         if self.mistakes and not self.erred and self.rng.random() < self.mistakes:
             wrong = None

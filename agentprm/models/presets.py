@@ -11,11 +11,23 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 PRESETS = {
-    "tiny": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=5, num_attention_heads=4,
-                 num_key_value_heads=2, max_position_embeddings=2048),
-    "test": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                 num_key_value_heads=1, max_position_embeddings=2048),
-}  # fmt: skip
+    "tiny": dict(
+        hidden_size=256,
+        intermediate_size=768,
+        num_hidden_layers=5,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+    ),
+    "test": dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
+    ),
+}
 
 
 def build_model(preset: str, tokenizer, seed: int = 0) -> Qwen2ForCausalLM:

@@ -32,6 +32,12 @@ def make_policy(
     from agentprm.policies.hf import HFPolicy
 
     model, tokenizer = load_policy_model(spec)
-    return HFPolicy(model, tokenizer, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens,
-                    name=f"hf:{spec}", prefix_cache=prefix_cache,
-                    static_cache=model.device.type == "cpu")  # fmt: skip
+    return HFPolicy(
+        model,
+        tokenizer,
+        batch_size=batch_size,
+        max_prompt_tokens=max_prompt_tokens,
+        name=f"hf:{spec}",
+        prefix_cache=prefix_cache,
+        static_cache=model.device.type == "cpu",
+    )

@@ -117,8 +117,9 @@ def pad(rows: list[torch.Tensor], width: int | None = None) -> tuple[torch.Tenso
 
 
 @torch.no_grad()
-def score_encoded(model, enc, num_trajs: int, pad_id: int, batch_size: int = 16, q_prev: list | None = None
-                  ) -> list[torch.Tensor]:  # fmt: skip
+def score_encoded(
+    model, enc, num_trajs: int, pad_id: int, batch_size: int = 16, q_prev: list | None = None
+) -> list[torch.Tensor]:
     """M_0..M_T (no gradient, eval mode) for each of num_trajs trajectories already encoded by
     `encode`; a trajectory without steps gets an empty tensor.
 

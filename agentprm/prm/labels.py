@@ -17,7 +17,7 @@ uses targets where mask is 1.
               Qhat_t  = Ahat_t + Q_t                         (so Qhat_T = r exactly)
           lam = 1 gives the Monte Carlo return (PVM's labels when gamma = 1); lam = 0 gives
           TD(0), Qhat_t = gamma * Q_{t+1}.
-          form="literal" is the paper's Eq. 12-14 as printed (method.md), indexed by the later step:
+          form="literal" is the paper's Eq. 12-14 as printed (PAPER.md, "TD indexing"), indexed by the later step:
               delta_t = r_t + gamma * Q_t - Q_{t-1}          (Q_{-1}: the value read at the end of o_0)
               Ahat_t  = sum_k (gamma * lam)^k delta_{t+k},   Qhat_t = Ahat_t + Q_{t-1},  Qhat_T = r
           Its target for step t bootstraps from Q_t itself: at lam = 0 and gamma = 1, Qhat_t = Q_t

@@ -30,8 +30,16 @@ class PRMScorer:
         # -> [[0.83]]
     """
 
-    def __init__(self, model, tokenizer, *, budget: int | None = None, name: str = "prm",
-                 share_prefix: bool = True, batch_size: int = 16):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        budget: int | None = None,
+        name: str = "prm",
+        share_prefix: bool = True,
+        batch_size: int = 16,
+    ):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.budget = budget

@@ -35,9 +35,14 @@ def build_value_model(
     """A fresh value model of a preset size (fp32, seeded), dropout `head_dropout` before the head."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)} or give an HF folder")
-    config = Qwen2Config(vocab_size=len(tokenizer), tie_word_embeddings=True, num_labels=1,
-                         pad_token_id=tokenizer.pad_token_id, classifier_dropout=head_dropout,
-                         **PRESETS[preset])  # fmt: skip
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=True,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+        classifier_dropout=head_dropout,
+        **PRESETS[preset],
+    )
     torch.manual_seed(seed)
     return Qwen2ForTokenClassification(config).float()
 

@@ -15,7 +15,7 @@ import torch
 from rich.progress import Progress
 
 import agentprm.envs as E
-from agentprm import rundir
+from agentprm import jsonl, rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.policies import make_policy
@@ -91,7 +91,7 @@ def store_ledger(trajs, run: Path, this_run) -> dict:
     """The collection's cost over EVERY run that filled the store, read from the stored trajectories
     (each carries its own tokens and steps), so a killed and resumed collection still adds up.
     generate_calls and seconds are summed over the runs that finished (metrics.jsonl's run_ledger)."""
-    earlier = [r.get("run_ledger", {}) for r in rundir.read_records(run / "metrics.jsonl", repair=False)]
+    earlier = [r.get("run_ledger", {}) for r in jsonl.read(run / "metrics.jsonl", repair=False)]
     return {
         "episodes": len(trajs),
         "env_steps": sum(t.num_steps for t in trajs),

@@ -132,32 +132,94 @@ def main(args: Args) -> dict:
             raise SystemExit(f"unknown reward model {name!r}: choose from {sorted(REWARD_MODELS)}")
 
     # 1. Expert data for SFT.
-    _stage(run, "expert", lambda: expert.main(expert.Args(
-        env=args.env, tasks=",".join(map(str, sft_tasks)), out=run / "expert.jsonl")))  # fmt: skip
+    _stage(
+        run,
+        "expert",
+        lambda: expert.main(
+            expert.Args(env=args.env, tasks=",".join(map(str, sft_tasks)), out=run / "expert.jsonl")
+        ),
+    )
     # 2. SFT of the tiny policy from scratch.
-    _stage(run, "sft", lambda: sft.main(sft.Args(
-        data=run / "expert.jsonl", env=args.env, model=args.model, run_dir=run / "sft", epochs=1000,
-        max_steps=args.sft_steps, time_guard_minutes=args.guard_minutes, threads=args.threads,
-        seed=args.seed)))  # fmt: skip
+    _stage(
+        run,
+        "sft",
+        lambda: sft.main(
+            sft.Args(
+                data=run / "expert.jsonl",
+                env=args.env,
+                model=args.model,
+                run_dir=run / "sft",
+                epochs=1000,
+                max_steps=args.sft_steps,
+                time_guard_minutes=args.guard_minutes,
+                threads=args.threads,
+                seed=args.seed,
+            )
+        ),
+    )
     policy = str(run / "sft" / "model")
     # 3. Rollouts for PRM training (temperature 1.0, the paper's collection setting).
-    _stage(run, "rollouts", lambda: collect.main(collect.Args(
-        policy=policy, env=args.env, tasks=",".join(map(str, prm_tasks)), n=args.samples,
-        temperature=1.0, run_dir=run / "rollouts", max_rounds=args.max_rounds, threads=args.threads,
-        seed=args.seed)))  # fmt: skip
+    _stage(
+        run,
+        "rollouts",
+        lambda: collect.main(
+            collect.Args(
+                policy=policy,
+                env=args.env,
+                tasks=",".join(map(str, prm_tasks)),
+                n=args.samples,
+                temperature=1.0,
+                run_dir=run / "rollouts",
+                max_rounds=args.max_rounds,
+                threads=args.threads,
+                seed=args.seed,
+            )
+        ),
+    )
     # 4. Reward models, each initialised from the SFT policy.
     for name, path in rm_dirs.items():
         labels, beta = REWARD_MODELS[name]
-        _stage(run, f"prm-{name}", lambda labels=labels, beta=beta, path=path: train_prm.main(train_prm.Args(
-            data=run / "rollouts" / "trajectories.jsonl", env=args.env, labels=labels, beta=beta,
-            model=policy, run_dir=path, epochs=1000, max_steps=args.prm_steps, batch_size=16, heldout=0.25,
-            lr=args.prm_lr, time_guard_minutes=args.guard_minutes, threads=args.threads,
-            seed=args.seed)))  # fmt: skip
+        _stage(
+            run,
+            f"prm-{name}",
+            lambda labels=labels, beta=beta, path=path: train_prm.main(
+                train_prm.Args(
+                    data=run / "rollouts" / "trajectories.jsonl",
+                    env=args.env,
+                    labels=labels,
+                    beta=beta,
+                    model=policy,
+                    run_dir=path,
+                    epochs=1000,
+                    max_steps=args.prm_steps,
+                    batch_size=16,
+                    heldout=0.25,
+                    lr=args.prm_lr,
+                    time_guard_minutes=args.guard_minutes,
+                    threads=args.threads,
+                    seed=args.seed,
+                )
+            ),
+        )
     # 5. Evaluation on the test tasks.
-    results = _stage(run, "evaluate", lambda: evaluate.main(evaluate.Args(
-        policy=policy, reward_models=tuple(f"{n}={p}" for n, p in rm_dirs.items()), env=args.env,
-        tasks=args.test_tasks, pool=args.pool, beams=args.beams, max_rounds=args.max_rounds,
-        run_dir=run / "evaluate", threads=args.threads, seed=args.seed)))  # fmt: skip
+    results = _stage(
+        run,
+        "evaluate",
+        lambda: evaluate.main(
+            evaluate.Args(
+                policy=policy,
+                reward_models=tuple(f"{n}={p}" for n, p in rm_dirs.items()),
+                env=args.env,
+                tasks=args.test_tasks,
+                pool=args.pool,
+                beams=args.beams,
+                max_rounds=args.max_rounds,
+                run_dir=run / "evaluate",
+                threads=args.threads,
+                seed=args.seed,
+            )
+        ),
+    )
     # 6. Report (always rewritten: cheap).
     report.main(report.Args(runs=(run / "evaluate", *rm_dirs.values(), run / "rollouts"), out=run))
     minutes = (time.time() - start) / 60

@@ -133,8 +133,10 @@ def _forget_if_changed(run: Path, name: str, path: Path) -> None:
     now = _fingerprint(path)
     if record.exists() and json.loads(record.read_text()) != now:
         stale = [run / f"scores_{name}.json", *run.glob(f"beam_{name}_*.jsonl")]
-        print(f"{name}: {path} is not the model earlier results were computed with; recomputing "
-              f"{', '.join(p.name for p in stale if p.exists()) or 'nothing'}")  # fmt: skip
+        print(
+            f"{name}: {path} is not the model earlier results were computed with; recomputing "
+            f"{', '.join(p.name for p in stale if p.exists()) or 'nothing'}"
+        )
         for p in stale:
             p.unlink(missing_ok=True)
     rundir.atomic_write_text(record, json.dumps(now))
@@ -219,16 +221,22 @@ def main(args: Args) -> dict:
         request_timeout=args.request_timeout,
         max_retries=args.max_retries,
     )
-    config = SearchConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens,
-                          max_rounds=args.max_rounds, seed=args.seed, max_active=args.batch_size)  # fmt: skip
+    config = SearchConfig(
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        max_rounds=args.max_rounds,
+        seed=args.seed,
+        max_active=args.batch_size,
+    )
     results: dict = {"env": env, "tasks": len(tasks), "pool": args.pool, "policy": args.policy}
     console.print(f"environment {env}: {E.mode_note(env)}")
     ledgers: dict[str, dict] = {}
 
     # 1. Greedy (the SFT baseline).
     ledger = SearchLedger()
-    greedy_trajs = _resume(run / "greedy.jsonl", env, tasks, 1,
-                           lambda todo: greedy(env, todo, policy, None, config, ledger))  # fmt: skip
+    greedy_trajs = _resume(
+        run / "greedy.jsonl", env, tasks, 1, lambda todo: greedy(env, todo, policy, None, config, ledger)
+    )
     results["greedy"], ledgers["greedy"] = _rates(greedy_trajs), _spent(run, "greedy", ledger)
     console.print(
         f"greedy: success {results['greedy']['success']:.3f}, reward {results['greedy']['reward']:.3f}"
@@ -238,8 +246,13 @@ def main(args: Args) -> dict:
     ledger = SearchLedger()
 
     pool_config = dataclasses.replace(config, n=args.pool)
-    pool = _resume(run / "pool.jsonl", env, tasks, args.pool,
-                   lambda todo: sample_pool(env, todo, policy, pool_config, ledger))  # fmt: skip
+    pool = _resume(
+        run / "pool.jsonl",
+        env,
+        tasks,
+        args.pool,
+        lambda todo: sample_pool(env, todo, policy, pool_config, ledger),
+    )
     ledgers["pool"] = _spent(run, "pool", ledger)
     per_task: dict[int, list] = {}
     for t in pool:
@@ -264,8 +277,10 @@ def main(args: Args) -> dict:
         model, tok = load_value_model(path)
         budget = info.get("max_prompt_tokens", args.max_prompt_tokens)
         scorer = PRMScorer(model, tok, budget=budget, name=name)
-        results["reward_models"][name] = {"path": str(path), **{k: info.get(k) for k in (
-            "labels", "beta", "td_form", "steps", "train_tokens")}}  # fmt: skip
+        results["reward_models"][name] = {
+            "path": str(path),
+            **{k: info.get(k) for k in ("labels", "beta", "td_form", "steps", "train_tokens")},
+        }
         _forget_if_changed(run, name, path)
         cache = run / f"scores_{name}.json"
         cached = json.loads(cache.read_text()) if cache.exists() else {}
@@ -279,16 +294,27 @@ def main(args: Args) -> dict:
         )
         scores = {(t.task, t.sample): cached[f"{t.task}:{t.sample}"] for t in pool}
         results["bon"][name] = {
-            how: _curve(per_task, ns, lambda ts, key, n, how=how, scores=scores: best_of_n(
-                [aggregate(scores[(t.task, t.sample)], how) for t in ts], [outcome(t, key) for t in ts], n))
+            how: _curve(
+                per_task,
+                ns,
+                lambda ts, key, n, how=how, scores=scores: best_of_n(
+                    [aggregate(scores[(t.task, t.sample)], how) for t in ts], [outcome(t, key) for t in ts], n
+                ),
+            )
             for how in ("last", "min", "mean")
-        }  # fmt: skip
+        }
         top = {t: sorted(ts, key=lambda x: x.sample) for t, ts in sorted(per_task.items())}
         paired.setdefault(f"bon@{ns[-1]}", {})[name] = {
-            key: [best_of_n([aggregate(scores[(x.task, x.sample)], "last") for x in ts],
-                            [outcome(x, key) for x in ts], ns[-1]) for ts in top.values()]
+            key: [
+                best_of_n(
+                    [aggregate(scores[(x.task, x.sample)], "last") for x in ts],
+                    [outcome(x, key) for x in ts],
+                    ns[-1],
+                )
+                for ts in top.values()
+            ]
             for key in ("success", "reward")
-        }  # fmt: skip
+        }
         last = results["bon"][name]["last"][ns[-1]]
         console.print(f"{name}: Best-of-{ns[-1]} success {last['success']:.3f}, reward {last['reward']:.3f}")
         results["beam"][name] = {}
@@ -316,8 +342,10 @@ def main(args: Args) -> dict:
                 **_rates(trajs),
                 "ledger": _spent(run, stage, SearchLedger()),  # the stage's total over every run
             }
-            console.print(f"{name}: beam @{beam} success {results['beam'][name][beam]['success']:.3f}, "
-                          f"reward {results['beam'][name][beam]['reward']:.3f}")  # fmt: skip
+            console.print(
+                f"{name}: beam @{beam} success {results['beam'][name][beam]['success']:.3f}, "
+                f"reward {results['beam'][name][beam]['reward']:.3f}"
+            )
     results["ledgers"] = ledgers
     # AgentPRM (td labels, beta > 0) against each baseline, paired over the same tasks.
     method = agentprm_name(results["reward_models"])
@@ -331,8 +359,11 @@ def main(args: Args) -> dict:
     table.add_column("method")
     table.add_column("success")
     table.add_column("reward")
-    for label, r in [("greedy", results["greedy"]), ("sample (Bo1)", results["sample"]),
-                     (f"oracle pass@{ns[-1]}", results["oracle"][ns[-1]])]:  # fmt: skip
+    for label, r in [
+        ("greedy", results["greedy"]),
+        ("sample (Bo1)", results["sample"]),
+        (f"oracle pass@{ns[-1]}", results["oracle"][ns[-1]]),
+    ]:
         table.add_row(label, f"{r['success']:.3f}", f"{r['reward']:.3f}")
     for name in results["bon"]:
         r = results["bon"][name]["last"][ns[-1]]

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
-import os
 from pathlib import Path
 
 import torch
 from rich.progress import Progress
 
 import agentprm.envs as E
-from agentprm import rundir
+from agentprm import jsonl, rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.policies import make_policy
@@ -88,11 +86,14 @@ def main(args: Args) -> dict:
 
     # 1. Seeds: sample 0 of every task, minus those already labelled.
     wanted = set(parse_tasks(env, args.tasks)) if args.tasks else None
-    seeds = [t for t in read_trajectories(args.data) if t.env == env and t.sample == 0 and t.num_steps > 0
-             and (wanted is None or t.task in wanted)]  # fmt: skip
+    seeds = [
+        t
+        for t in read_trajectories(args.data)
+        if t.env == env and t.sample == 0 and t.num_steps > 0 and (wanted is None or t.task in wanted)
+    ]
     done = set()
     if out.exists():
-        done = {(r["task"], r["sample"]) for r in rundir.read_records(out, repair=True)}
+        done = {(r["task"], r["sample"]) for r in jsonl.read(out, repair=True)}
     seeds = [t for t in seeds if (t.task, t.sample) not in done]
     print(f"mc-label {env}: {len(seeds)} seed trajectories to label ({len(done)} done), N_mc = {args.n_mc}")
 
@@ -122,13 +123,16 @@ def main(args: Args) -> dict:
     def flush(i: int) -> None:
         traj = seeds[i]
         per_step = [outcomes[i][t] for t in range(traj.num_steps - 1)] + [[float(traj.reward)]]
-        rec = {"task": traj.task, "sample": traj.sample, "outcomes": per_step,
-               "policy_tokens": cost[i][0], "env_steps": cost[i][1], "prompt_tokens": cost[i][2],
-               "rollouts": sum(len(o) for o in per_step[:-1])}  # fmt: skip
-        with open(out, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        rec = {
+            "task": traj.task,
+            "sample": traj.sample,
+            "outcomes": per_step,
+            "policy_tokens": cost[i][0],
+            "env_steps": cost[i][1],
+            "prompt_tokens": cost[i][2],
+            "rollouts": sum(len(o) for o in per_step[:-1]),
+        }
+        jsonl.append(out, [rec])
 
     with Progress(transient=True) as bar:
         job = bar.add_task(f"mc rollouts {env}", total=len(jobs))
@@ -144,22 +148,31 @@ def main(args: Args) -> dict:
                 flush(i)
             bar.advance(job)
 
-        ledger = collect(env, jobs, policy, params, on_done=on_done, max_active=args.max_active,
-                         max_rounds=args.max_rounds)  # fmt: skip
+        ledger = collect(
+            env, jobs, policy, params, on_done=on_done, max_active=args.max_active, max_rounds=args.max_rounds
+        )
     for i, traj in enumerate(seeds):  # one-step seeds need no rollouts: label = their outcome
         if traj.num_steps == 1:
             flush(i)
     # The cost over every run that filled the file (each record carries its own), so a killed and
     # resumed labelling still adds up; this invocation's own ledger is kept as run_ledger.
-    records = rundir.read_records(out)
-    total = {"episodes": sum(r.get("rollouts", 0) for r in records),
-             "env_steps": sum(r.get("env_steps", 0) for r in records),
-             "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in records),
-             "policy_tokens": sum(r.get("policy_tokens", 0) for r in records),
-             "replay_steps": ledger.replay_steps, "generate_calls": ledger.generate_calls,
-             "seconds": ledger.seconds}  # fmt: skip
-    summary = {"seeds": len(seeds), "seeds_total": len(records), "rollouts": total["episodes"], "ledger": total,
-               "run_ledger": dataclasses.asdict(ledger)}  # fmt: skip
+    records = jsonl.read(out)
+    total = {
+        "episodes": sum(r.get("rollouts", 0) for r in records),
+        "env_steps": sum(r.get("env_steps", 0) for r in records),
+        "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in records),
+        "policy_tokens": sum(r.get("policy_tokens", 0) for r in records),
+        "replay_steps": ledger.replay_steps,
+        "generate_calls": ledger.generate_calls,
+        "seconds": ledger.seconds,
+    }
+    summary = {
+        "seeds": len(seeds),
+        "seeds_total": len(records),
+        "rollouts": total["episodes"],
+        "ledger": total,
+        "run_ledger": dataclasses.asdict(ledger),
+    }
     rundir.log_metrics(run, summary)
     print(
         f"mc-label done: {len(jobs)} rollouts, {ledger.policy_tokens} policy tokens, {ledger.env_steps} env steps"

@@ -56,11 +56,23 @@ EXPERT_RECIPE = {
 # The CPU scale per env family (README "The powered study" says why): BabyAI on its 13 short-horizon
 # levels with an 8-round cap, TextCraft on every goal with AgentGym's 20 rounds.
 SCALE = {
-    "babyai": {"train_split": "train_short", "sft_tasks": 1000, "prm_tasks": 200, "mc_tasks": 200,
-               "test_tasks": "test_short_large", "max_rounds": 8},
-    "textcraft": {"train_split": "train", "sft_tasks": 447, "prm_tasks": 447, "mc_tasks": 64,
-                  "test_tasks": "test", "max_rounds": 20},
-}  # fmt: skip
+    "babyai": {
+        "train_split": "train_short",
+        "sft_tasks": 1000,
+        "prm_tasks": 200,
+        "mc_tasks": 200,
+        "test_tasks": "test_short_large",
+        "max_rounds": 8,
+    },
+    "textcraft": {
+        "train_split": "train",
+        "sft_tasks": 447,
+        "prm_tasks": 447,
+        "mc_tasks": 64,
+        "test_tasks": "test",
+        "max_rounds": 20,
+    },
+}
 
 
 @dataclasses.dataclass
@@ -126,8 +138,20 @@ class Args:
 
     def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
         V.one_of(self, "env_mode", ("agentgym", "default"))
-        V.at_least(self, 1, "sft_tasks", "sft_steps", "prm_tasks", "n_td", "n_mc", "prm_steps", "eval_every",
-                   "pool", "threads", "max_rounds")  # fmt: skip
+        V.at_least(
+            self,
+            1,
+            "sft_tasks",
+            "sft_steps",
+            "prm_tasks",
+            "n_td",
+            "n_mc",
+            "prm_steps",
+            "eval_every",
+            "pool",
+            "threads",
+            "max_rounds",
+        )
         V.positive(self, "prm_lr", "guard_minutes", "eval_temperature")
         V.within(self, "heldout", 0.0, 1.0, low_open=True, high_open=True)
         unknown = sorted(set(self.reward_models) - set(REWARD_MODELS))
@@ -194,34 +218,114 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
     policy = str(run / "sft" / "model")
     rollouts = run / "rollouts" / "trajectories.jsonl"
     out = [
-        ("expert", expert.Args(env=env, tasks=",".join(map(str, sft_tasks)), out=run / "expert.jsonl",
-                               max_rounds=rounds, **EXPERT_RECIPE[fam]), expert.main),
-        ("sft", sft.Args(data=run / "expert.jsonl", env=env, model=args.model, run_dir=run / "sft", epochs=1000,
-                         max_steps=args.sft_steps, time_guard_minutes=args.guard_minutes, threads=args.threads,
-                         seed=args.seed), sft.main),
-        ("rollouts", collect.Args(policy=policy, env=env, tasks=",".join(map(str, prm_tasks)), n=args.n_td,
-                                  temperature=1.0, run_dir=run / "rollouts", max_rounds=rounds,
-                                  threads=args.threads, seed=args.seed), collect.main),
-    ]  # fmt: skip
+        (
+            "expert",
+            expert.Args(
+                env=env,
+                tasks=",".join(map(str, sft_tasks)),
+                out=run / "expert.jsonl",
+                max_rounds=rounds,
+                **EXPERT_RECIPE[fam],
+            ),
+            expert.main,
+        ),
+        (
+            "sft",
+            sft.Args(
+                data=run / "expert.jsonl",
+                env=env,
+                model=args.model,
+                run_dir=run / "sft",
+                epochs=1000,
+                max_steps=args.sft_steps,
+                time_guard_minutes=args.guard_minutes,
+                threads=args.threads,
+                seed=args.seed,
+            ),
+            sft.main,
+        ),
+        (
+            "rollouts",
+            collect.Args(
+                policy=policy,
+                env=env,
+                tasks=",".join(map(str, prm_tasks)),
+                n=args.n_td,
+                temperature=1.0,
+                run_dir=run / "rollouts",
+                max_rounds=rounds,
+                threads=args.threads,
+                seed=args.seed,
+            ),
+            collect.main,
+        ),
+    ]
     if "mc" in args.reward_models:
         mc_tasks = None if sc["mc_tasks"] >= n_prm else ",".join(map(str, prm_tasks[: sc["mc_tasks"]]))
-        out.append(("mc", mc_label.Args(data=rollouts, policy=policy, env=env, n_mc=args.n_mc, temperature=1.0,
-                                        tasks=mc_tasks,
-                                        max_rounds=rounds, run_dir=run / "mc", threads=args.threads,
-                                        seed=args.seed), mc_label.main))  # fmt: skip
+        out.append(
+            (
+                "mc",
+                mc_label.Args(
+                    data=rollouts,
+                    policy=policy,
+                    env=env,
+                    n_mc=args.n_mc,
+                    temperature=1.0,
+                    tasks=mc_tasks,
+                    max_rounds=rounds,
+                    run_dir=run / "mc",
+                    threads=args.threads,
+                    seed=args.seed,
+                ),
+                mc_label.main,
+            )
+        )
     for name in args.reward_models:
         labels, beta = REWARD_MODELS[name]
-        out.append((f"prm-{name}", train_prm.Args(
-            data=rollouts, env=env, labels=labels, beta=beta, model=policy, run_dir=run / f"prm-{name}",
-            mc_labels=run / "mc" / "mc_labels.jsonl" if labels == "mc" else None, epochs=1000,
-            max_steps=args.prm_steps, batch_size=16, heldout=args.heldout, lr=args.prm_lr,
-            eval_every=args.eval_every, keep="best", time_guard_minutes=args.guard_minutes,
-            threads=args.threads, seed=args.seed), train_prm.main))  # fmt: skip
-    out.append(("evaluate", evaluate.Args(
-        policy=policy, reward_models=tuple(f"{n}={run / f'prm-{n}'}" for n in args.reward_models), env=env,
-        tasks=sc["test_tasks"], pool=args.pool, temperature=args.eval_temperature,
-        beams=args.beams, max_rounds=rounds, run_dir=run / "evaluate", threads=args.threads,
-        seed=args.seed), evaluate.main))  # fmt: skip
+        out.append(
+            (
+                f"prm-{name}",
+                train_prm.Args(
+                    data=rollouts,
+                    env=env,
+                    labels=labels,
+                    beta=beta,
+                    model=policy,
+                    run_dir=run / f"prm-{name}",
+                    mc_labels=run / "mc" / "mc_labels.jsonl" if labels == "mc" else None,
+                    epochs=1000,
+                    max_steps=args.prm_steps,
+                    batch_size=16,
+                    heldout=args.heldout,
+                    lr=args.prm_lr,
+                    eval_every=args.eval_every,
+                    keep="best",
+                    time_guard_minutes=args.guard_minutes,
+                    threads=args.threads,
+                    seed=args.seed,
+                ),
+                train_prm.main,
+            )
+        )
+    out.append(
+        (
+            "evaluate",
+            evaluate.Args(
+                policy=policy,
+                reward_models=tuple(f"{n}={run / f'prm-{n}'}" for n in args.reward_models),
+                env=env,
+                tasks=sc["test_tasks"],
+                pool=args.pool,
+                temperature=args.eval_temperature,
+                beams=args.beams,
+                max_rounds=rounds,
+                run_dir=run / "evaluate",
+                threads=args.threads,
+                seed=args.seed,
+            ),
+            evaluate.main,
+        )
+    )
     return out
 
 
@@ -236,20 +340,24 @@ def protocol_section(args: Args, run: Path) -> list[str]:
     n_sft, n_prm = sc["sft_tasks"], sc["prm_tasks"]
     train = parse_tasks(env, sc["train_split"])
     overlap = len(set(train[:n_sft]) & set(train[-n_prm:]))
-    lines = ["## Protocol (`agentprm reproduce`)", "",
-             f"- environment `{env}`: {E.mode_note(env)}",
-             f"- policy: preset `{args.model}` from scratch, SFT {args.sft_steps} optimizer steps on expert data "
-             f"of the first {n_sft} tasks of `{sc['train_split']}` ({EXPERT_RECIPE[E.family(env)]}); seed {args.seed}",
-             f"- PRM data: {args.n_td} rollouts at T = 1.0 on each of the last {n_prm} tasks of `{sc['train_split']}` ({overlap} of them "
-             f"also in the SFT data); MC labels: N_mc = {args.n_mc}, hard, one seed trajectory per task on the "
-             f"first {min(sc['mc_tasks'], n_prm)} of them",
-             f"- reward models: {rms}; each {args.prm_steps} optimizer steps of 16 trajectories, lr {args.prm_lr}, "
-             f"held-out loss every {args.eval_every} steps on {args.heldout:.0%} of the PRM tasks, the weights of "
-             "the lowest held-out loss kept (test tasks never used for any choice)",
-             f"- evaluation: `{sc['test_tasks']}` tasks, greedy, a pool of {args.pool} at T = {args.eval_temperature}, "
-             f"beam search {', '.join(args.beams)}; round cap {sc['max_rounds']} everywhere (expert data included)",
-             "- stage seconds (this machine; not part of the result): "
-             + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items() if v is not None), ""]  # fmt: skip
+    lines = [
+        "## Protocol (`agentprm reproduce`)",
+        "",
+        f"- environment `{env}`: {E.mode_note(env)}",
+        f"- policy: preset `{args.model}` from scratch, SFT {args.sft_steps} optimizer steps on expert data "
+        f"of the first {n_sft} tasks of `{sc['train_split']}` ({EXPERT_RECIPE[E.family(env)]}); seed {args.seed}",
+        f"- PRM data: {args.n_td} rollouts at T = 1.0 on each of the last {n_prm} tasks of `{sc['train_split']}` ({overlap} of them "
+        f"also in the SFT data); MC labels: N_mc = {args.n_mc}, hard, one seed trajectory per task on the "
+        f"first {min(sc['mc_tasks'], n_prm)} of them",
+        f"- reward models: {rms}; each {args.prm_steps} optimizer steps of 16 trajectories, lr {args.prm_lr}, "
+        f"held-out loss every {args.eval_every} steps on {args.heldout:.0%} of the PRM tasks, the weights of "
+        "the lowest held-out loss kept (test tasks never used for any choice)",
+        f"- evaluation: `{sc['test_tasks']}` tasks, greedy, a pool of {args.pool} at T = {args.eval_temperature}, "
+        f"beam search {', '.join(args.beams)}; round cap {sc['max_rounds']} everywhere (expert data included)",
+        "- stage seconds (this machine; not part of the result): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items() if v is not None),
+        "",
+    ]
     return lines
 
 

@@ -19,6 +19,7 @@ Resumable: a checkpoint (model, optimizer, scheduler, step) is written atomicall
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import random
 import time
@@ -133,6 +134,19 @@ def sft_loss(logits, input_ids, attention, response, prompt_weight: float = 0.0)
     return r + prompt_weight * p, r, p
 
 
+def lr_factor(step: int, total: int, warm: int) -> float:
+    """The learning-rate multiplier at optimizer step `step` of `total`: linear warm-up over `warm`
+    steps, then a cosine from 1 down to 0.1 at the last step (planned over the step budget).
+
+    >>> [round(lr_factor(s, total=10, warm=2), 3) for s in (0, 1, 2, 6, 10)]
+    [0.5, 1.0, 1.0, 0.55, 0.1]
+    """
+    if step < warm:
+        return (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
 def main(args: Args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -181,24 +195,20 @@ def main(args: Args) -> dict:
     # 4. Optimizer, schedule, and resume from the last checkpoint if there is one.
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
     warm = max(1, int(args.warmup * total))
-
-    def schedule(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, total - warm)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     step = 0
     ckpt_path = run / "checkpoint.pt"
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+    ckpt = torch.load(ckpt_path, weights_only=False) if ckpt_path.exists() else None
+    if ckpt is not None:  # a resumed run keeps the schedule it was planned with
+        total, warm = ckpt.get("total", total), ckpt.get("warm", warm)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, functools.partial(lr_factor, total=total, warm=warm)
+    )
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         step = ckpt["step"]
         rundir.set_rng_state(ckpt.get("rng"))
-        total, warm = ckpt.get("total", total), ckpt.get("warm", warm)
         if preset:
             tokenizer = ckpt["tokenizer"]
         print(f"resumed from {ckpt_path} at step {step}/{total}")
@@ -266,8 +276,9 @@ def main(args: Args) -> dict:
                     checkpoint()
                 if step >= total:
                     break
-                rundir.check_time_guard(guard, f"sft ({args.run_dir})", args.time_guard_minutes, step, total,
-                                        checkpoint)  # fmt: skip
+                rundir.check_time_guard(
+                    guard, f"sft ({args.run_dir})", args.time_guard_minutes, step, total, checkpoint
+                )
     checkpoint()
 
     # 6. Save the policy as an ordinary HF folder (atomically: written aside, then renamed).

@@ -36,7 +36,7 @@ from accelerate import Accelerator
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 import agentprm.envs as E
-from agentprm import rundir
+from agentprm import jsonl, rundir
 from agentprm import validate as V
 from agentprm.diagnostics import (
     final_step_accuracy,
@@ -116,8 +116,17 @@ class Args:
         V.one_of(self, "labels", ("td", "mc", "pvm", "orm"))
         V.one_of(self, "td_form", ("standard", "literal"))
         V.one_of(self, "keep", ("last", "best"))
-        V.at_least(self, 1, "epochs", "batch_size", "max_prompt_tokens", "save_every", "max_steps", "threads",
-                   "eval_every")  # fmt: skip
+        V.at_least(
+            self,
+            1,
+            "epochs",
+            "batch_size",
+            "max_prompt_tokens",
+            "save_every",
+            "max_steps",
+            "threads",
+            "eval_every",
+        )
         if self.keep == "best" and (self.eval_every is None or self.heldout <= 0):
             raise ValueError("--keep best chooses by held-out loss: give --eval-every N and --heldout > 0")
         V.at_least(self, 0.0, "beta")
@@ -140,7 +149,7 @@ def split_tasks(tasks: list[int], heldout: float, seed: int) -> tuple[set[int], 
 def load_mc(path: Path, hard: bool) -> dict[tuple[int, int], torch.Tensor]:
     """(task, sample) -> per-step MC targets from `agentprm mc-label` output."""
     out = {}
-    for rec in rundir.read_records(path):
+    for rec in jsonl.read(path):
         try:
             out[(rec["task"], rec["sample"])] = L.mc(rec["outcomes"], hard=hard)[0]
         except (ValueError, KeyError, TypeError) as exc:
@@ -163,8 +172,9 @@ def targets_for(
     for k, (e, v) in enumerate(zip(enc, values, strict=True)):
         if args.labels == "td":
             prev = None if q_prev is None else q_prev[k].detach().cpu()
-            t, m = L.td_gae(v.detach().cpu(), e.outcome, gamma=args.gamma, lam=args.lam, form=args.td_form,
-                            q_prev=prev)  # fmt: skip
+            t, m = L.td_gae(
+                v.detach().cpu(), e.outcome, gamma=args.gamma, lam=args.lam, form=args.td_form, q_prev=prev
+            )
         elif args.labels == "pvm":
             t, m = L.pvm(e.outcome, e.num_steps)
         elif args.labels == "orm":
@@ -206,8 +216,12 @@ def heldout_loss(args: Args, model, enc, held, mc_table, pad_id: int) -> dict:
     m, _ = pad([x for _, x in tgt])
     lq, la = float(loss_q(v, t, m)), float(loss_a(v, t, m))
     sib, _ = sibling_accuracy(held, values)
-    return {"heldout/loss": lq + args.beta * la, "heldout/loss_q": lq, "heldout/loss_a": la,
-            "heldout/sibling_accuracy": sib}  # fmt: skip
+    return {
+        "heldout/loss": lq + args.beta * la,
+        "heldout/loss_q": lq,
+        "heldout/loss_a": la,
+        "heldout/sibling_accuracy": sib,
+    }
 
 
 def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, run: Path) -> dict:
@@ -224,8 +238,12 @@ def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, 
     mc_rho, mc_n = float("nan"), 0
     if args.mc_labels is not None:  # Spearman of M_t against soft MC estimates of Q on the same states
         soft = load_mc(args.mc_labels, hard=False)
-        pairs = [(float(values[i][k]), float(soft[(t.task, t.sample)][k])) for i, t in enumerate(held)
-                 if (t.task, t.sample) in soft for k in range(t.num_steps)]  # fmt: skip
+        pairs = [
+            (float(values[i][k]), float(soft[(t.task, t.sample)][k]))
+            for i, t in enumerate(held)
+            if (t.task, t.sample) in soft
+            for k in range(t.num_steps)
+        ]
         mc_n = len(pairs)
         if pairs:
             mc_rho = spearman([a for a, _ in pairs], [b for _, b in pairs])
@@ -373,8 +391,12 @@ def main(args: Args) -> dict:
     rank, world = accelerator.process_index, accelerator.num_processes
     start = time.time()
     guard = start + 60 * args.time_guard_minutes if args.time_guard_minutes else None
-    columns = [TextColumn("train-prm"), BarColumn(), TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
-               TimeRemainingColumn()]  # fmt: skip
+    columns = [
+        TextColumn("train-prm"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, transient=True, disable=not main_proc) as bar:
         job = bar.add_task("prm", total=total, completed=step, loss=float("nan"))
         while step < total:
@@ -421,8 +443,16 @@ def main(args: Args) -> dict:
                 logs = accelerator.reduce(torch.stack([lq.detach(), la.detach()]), reduction="mean")
                 if main_proc:
                     bar.update(job, completed=step, loss=float(logs[0] + args.beta * logs[1]))
-                    rundir.log_metrics(run, {"step": step, "epoch": epoch, "train/loss": float(logs[0] + args.beta * logs[1]),
-                                             "train/loss_q": float(logs[0]), "train/loss_a": float(logs[1])})  # fmt: skip
+                    rundir.log_metrics(
+                        run,
+                        {
+                            "step": step,
+                            "epoch": epoch,
+                            "train/loss": float(logs[0] + args.beta * logs[1]),
+                            "train/loss_q": float(logs[0]),
+                            "train/loss_a": float(logs[1]),
+                        },
+                    )
                 # evaluate before checkpointing, so a resumed run never re-evaluates a step
                 if args.eval_every and (step % args.eval_every == 0 or step == total):
                     evaluate_heldout()
@@ -430,13 +460,21 @@ def main(args: Args) -> dict:
                     checkpoint()
                 if step >= total:
                     break
-                rundir.check_time_guard(guard, f"train-prm ({args.run_dir})", args.time_guard_minutes, step, total,
-                                        checkpoint)  # fmt: skip
+                rundir.check_time_guard(
+                    guard, f"train-prm ({args.run_dir})", args.time_guard_minutes, step, total, checkpoint
+                )
     checkpoint()
 
     # 5. Save the PRM as an HF token-classification folder (atomic rename).
-    summary = {"steps": step, "total_steps": total, "train_tokens": train_tokens, "labels": args.labels,
-               "beta": args.beta, "minutes": round((time.time() - start) / 60, 2), "keep": args.keep}  # fmt: skip
+    summary = {
+        "steps": step,
+        "total_steps": total,
+        "train_tokens": train_tokens,
+        "labels": args.labels,
+        "beta": args.beta,
+        "minutes": round((time.time() - start) / 60, 2),
+        "keep": args.keep,
+    }
     accelerator.wait_for_everyone()
     if main_proc:
         unwrapped = accelerator.unwrap_model(model)
