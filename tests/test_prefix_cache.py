@@ -99,8 +99,8 @@ def test_mixed_batch_of_continuing_and_new_episodes_matches_uncached(expert_data
     ]
     second.append(render_messages("babyai", State(trajs[5].initial_observation)))
     calls = []
-    original = cached._prefill
-    cached._prefill = lambda rows, hits: calls.append((rows, original(rows, hits))) or calls[-1][1]
+    original = cached.decoder.prefill
+    cached.decoder.prefill = lambda rows, hits: calls.append((rows, original(rows, hits))) or calls[-1][1]
     assert [g[0].text for g in cached.generate(second, greedy)] == [
         g[0].text for g in plain.generate(second, greedy)
     ]
@@ -120,7 +120,7 @@ def test_identical_prompts_are_prefilled_once(tokenizer):
     other = render_messages("babyai", State("Your goal: open the door\nYou see a wall 1 steps forward"))
     greedy = SamplingParams(temperature=0.0, max_new_tokens=8)
     rows_encoded, inside = [], []
-    original = cached._prefill
+    original = cached.decoder.prefill
 
     def prefill(rows, hits):
         inside.append(1)
@@ -129,7 +129,7 @@ def test_identical_prompts_are_prefilled_once(tokenizer):
         finally:
             inside.clear()
 
-    cached._prefill = prefill
+    cached.decoder.prefill = prefill
     model.model.register_forward_pre_hook(
         lambda _, args, kwargs: rows_encoded.append(kwargs["input_ids"].shape[0]) if inside else None,
         with_kwargs=True,
@@ -219,11 +219,13 @@ def test_token_counts_end_at_the_action_line_in_both_paths(tokenizer):
     paths = []
     for cached in (False, True):
         policy = HFPolicy(model, tokenizer, prefix_cache=cached)
-        for name in ("_decode", "_generate"):  # which path ran: generate's, then the own loop
-            method = getattr(policy, name)
-            setattr(policy, name, lambda *a, m=method, n=name: paths.append(n) or m(*a))
+        # which path ran: transformers' generate, then the cached decoder's own loop
+        for owner, name in ((policy, "_generate"), (policy.decoder, "decode")):
+            if owner is not None:
+                method = getattr(owner, name)
+                setattr(owner, name, lambda *a, m=method, n=name: paths.append(n) or m(*a))
         outs[cached] = [g[0] for g in policy.generate(states, greedy)]
-    assert paths == ["_generate", "_decode"]
+    assert paths == ["_generate", "decode"]
     for plain, cached in zip(outs[False], outs[True], strict=True):
         assert plain == cached and plain.finish_reason == "stop"
         assert plain.text.endswith("Action:\nturn left")

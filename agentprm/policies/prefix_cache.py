@@ -17,10 +17,14 @@ were rotated (RoPE): the result equals an uncached run (tests/test_prefix_cache.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 
 import torch
+from transformers import DynamicCache
 from transformers.cache_utils import Cache, DynamicLayer
+
+from agentprm.policy import SamplingParams
 
 
 def common_prefix(a, b) -> int:
@@ -173,3 +177,187 @@ def growing_cache(kv: list[tuple[torch.Tensor, torch.Tensor]], length: int) -> C
     (3, torch.Size([2, 1, 4, 4]))
     """
     return Cache(layers=[GrowingLayer(k, v, length) for k, v in kv])
+
+
+# A ReAct turn is over once its action line is complete: "Action:" + the command + newline.
+_ACTION_DONE = re.compile(r"Action:[ \t]*\n?[ \t]*\S[^\n]*\n")
+
+
+def cut_after_action(text: str) -> tuple[str, bool]:
+    r"""Drop anything a model writes after its completed action line -> (text, was_cut).
+
+    >>> cut_after_action("Thought:\nok\n\nAction:\nturn left\nmore junk")
+    ('Thought:\nok\n\nAction:\nturn left', True)
+    """
+    m = _ACTION_DONE.search(text)
+    if m is None:
+        return text, False
+    return text[: m.end() - 1], True
+
+
+def has_action_line(tokenizer, new_ids) -> bool:
+    """Whether the generated ids (a list or a 1-D tensor) hold a completed action line."""
+    return _ACTION_DONE.search(tokenizer.decode(new_ids, skip_special_tokens=True)) is not None
+
+
+def _choose(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """Next tokens (B,) from last-position logits (B, V): argmax at temperature 0, else sampling
+    from softmax(logits / temperature) restricted to the top-p nucleus (at least one token)."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_p < 1.0:
+        ordered, index = logits.sort(-1)  # ascending, as transformers' TopPLogitsWarper
+        drop = ordered.softmax(-1).cumsum(-1) <= 1 - top_p
+        drop[:, -1] = False
+        logits = logits.scatter(-1, index, ordered.masked_fill(drop, float("-inf")))
+    return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
+
+
+class CachedDecoder:
+    """HFPolicy's decode path with prefix caching: prefill every prompt's uncached part, decode
+    token by token into preallocated buffers, store each finished row's keys/values.
+
+    Args:
+        model, tokenizer: HFPolicy's (the tokenizer's eos ends a turn).
+        store: the PrefixStore rows are looked up in and stored to.
+        newline_set: token ids containing a newline (an action line can only end on one).
+        stop_after_action: end a row at its completed action line too (small models run on).
+    Example (what HFPolicy.generate does per chunk):
+        hits = decoder.prefill(rows, [decoder.store.lookup(r) for r in rows])
+        ids, att, kv = build_batch(rows, hits, pad_id, device, room=params.max_new_tokens)
+        new_ids = decoder.decode(rows, ids, att, kv, params)
+    """
+
+    def __init__(
+        self, model, tokenizer, store: PrefixStore, newline_set: set[int], stop_after_action: bool = True
+    ):
+        self.model, self.tokenizer, self.store = model, tokenizer, store
+        self.newline_set, self.stop_after_action = newline_set, stop_after_action
+        self.device = next(model.parameters()).device
+
+    def decode(self, rows, ids, att, kv, params: SamplingParams) -> list[list[int]]:
+        """Token-by-token decoding of a batch whose rows all have exactly one uncached prompt token
+        (after `prefill`) -> each row's new token ids, ending at its eos or action line.
+
+        kv: build_batch's buffers with room for max_new_tokens more positions, decoded into in place
+        (GrowingLayer: attention reads only the filled positions, nothing is re-concatenated).
+        Unlike generate, a row whose turn has ended leaves the batch (rows are dropped from the KV
+        cache once a quarter of the batch has finished, and so are the leading positions that are
+        padding for every remaining row), so the last steps of a round run on the few rows still
+        writing. Each finished row's keys/values (all but its last token, whose KV is never
+        computed) go to the prefix store. Greedy output equals generate's
+        (tests/test_prefix_cache.py); sampling draws temperature + top-p like generate's warpers.
+        """
+        eos, width = self.tokenizer.eos_token_id, ids.shape[1]
+        cache = growing_cache(kv, width - 1)
+        live = list(range(len(rows)))  # the original row of each batch row
+        out: list[list[int]] = [[] for _ in rows]
+        ended: set[int] = set()  # batch rows whose turn is over but that are still in the batch
+        mask, token = att, ids[:, -1:]  # (B, width + t - trimmed) and (B, 1)
+        trimmed = 0  # leading cache positions cut off (padding for every row still in the batch)
+        position = att.sum(-1, keepdim=True) - 1  # positions of the unpadded sequences
+        for _ in range(params.max_new_tokens):
+            logits = self.model(
+                input_ids=token,
+                attention_mask=mask,
+                position_ids=position,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1]
+            token = _choose(logits.float(), params.temperature, params.top_p)
+            for i, tok in enumerate(token.tolist()):
+                if i in ended:
+                    continue
+                b = live[i]
+                out[b].append(tok)
+                if tok == eos or (
+                    self.stop_after_action
+                    and tok in self.newline_set
+                    and has_action_line(self.tokenizer, out[b])
+                ):
+                    ended.add(i)
+                    self.store_row(rows[b], att[b], out[b], cache, i, trimmed)
+            if len(ended) == len(live):
+                return out
+            token, mask, position = (
+                token[:, None],
+                torch.cat([mask, mask.new_ones((len(live), 1))], -1),
+                position + 1,
+            )
+            if 4 * len(ended) >= len(live):  # drop the finished rows from the batch
+                keep = [i for i in range(len(live)) if i not in ended]
+                index = torch.tensor(keep, device=self.device)
+                token, mask, position = token[index], mask[index], position[index]
+                lead = int(mask.any(0).int().argmax())  # columns that are padding in every row
+                mask, trimmed = mask[:, lead:], trimmed + lead
+                for layer in cache.layers:
+                    layer.select(index, lead)
+                live, ended = [live[i] for i in keep], set()
+        for i, b in enumerate(live):
+            if i not in ended:
+                self.store_row(rows[b], att[b], out[b], cache, i, trimmed)
+        return out
+
+    def store_row(self, row, row_att, gen, cache, i, trimmed: int = 0) -> None:
+        """Store batch row i's prompt + generated ids (but the last, whose KV was never computed)
+        with their keys/values; row_att: the row's prompt attention mask (width,); trimmed: leading
+        positions already cut from the cache."""
+        width = row_att.shape[0]
+        prompt = row_att.nonzero().flatten()
+        generated = torch.arange(width, width + len(gen) - 1, device=row_att.device)
+        self.store.add(row + gen[:-1], row_layers(cache, i, torch.cat([prompt, generated]) - trimmed))
+
+    def prefill(self, rows, hits):
+        """Encode every prompt's uncached part (but its last token) before the generate call and
+        store it, so that every row joins the batch as a hit with one token left: the shared
+        prefill inside generate would pad every row to the longest uncached suffix.
+
+        New episodes (nothing cached) go one forward pass per prompt length, unpadded; continuing
+        ones are bucketed by suffix length so that padding stays under ~15% of the tokens.
+        """
+        todo = [b for b, (n, _) in enumerate(hits) if len(rows[b]) - n > 1]
+        if not todo:
+            return hits
+        # Identical prompts (beam search's root candidates, repeated states) are encoded once.
+        first = {tuple(rows[b]): b for b in reversed(todo)}
+        distinct = sorted(first.values())
+        groups: list[list[int]] = []
+        by_length: dict[int, list[int]] = {}
+        for b in (b for b in distinct if hits[b][0] == 0):
+            by_length.setdefault(len(rows[b]), []).append(b)
+        groups += list(by_length.values())
+        bucket: list[int] = []
+        for b in sorted((b for b in distinct if hits[b][0] > 0), key=lambda b: len(rows[b]) - hits[b][0]):
+            longest = len(rows[b]) - hits[b][0]
+            if bucket and longest * (len(bucket) + 1) > 1.15 * sum(
+                len(rows[c]) - hits[c][0] for c in bucket + [b]
+            ):
+                groups.append(bucket)
+                bucket = []
+            bucket.append(b)
+        groups += [bucket] if bucket else []
+        pad = self.tokenizer.pad_token_id
+        for members in groups:
+            prompts = [rows[b][:-1] for b in members]  # the last token is left to the generate call
+            ids, att, kv = build_batch(prompts, [hits[b] for b in members], pad, self.device)
+            width_c = ids.shape[1] - max(len(p) - hits[b][0] for p, b in zip(prompts, members, strict=True))
+            # Positions of the unpadded sequences (as generate derives them from the mask).
+            positions = (att.cumsum(-1) - 1).clamp(min=0)[:, width_c:]
+            backbone = getattr(self.model, self.model.base_model_prefix)  # no logits needed
+            cache = backbone(
+                input_ids=ids[:, width_c:],
+                attention_mask=att if kv is not None else (None if len(members) == 1 or att.all() else att),
+                position_ids=positions,
+                past_key_values=DynamicCache(ddp_cache_data=kv) if kv is not None else None,
+                use_cache=True,
+            ).past_key_values
+            for i, prompt in enumerate(prompts):
+                self.store.add(prompt, row_layers(cache, i, att[i].nonzero().flatten()))
+        out = list(hits)
+        for b in todo:  # looked up again: count the prompt once, and the prefilled part as not reused
+            self.store.prompt_tokens -= len(rows[b])
+            self.store.hit_tokens -= len(rows[b]) - 1 - hits[b][0]
+            out[b] = self.store.lookup(rows[b])
+        return out
