@@ -34,6 +34,7 @@ from agentprm import validate as V
 from agentprm.models.loading import load_policy_model
 from agentprm.models.presets import PRESETS, build_model
 from agentprm.models.tokenizer import env_tokenizer
+from agentprm.prm.batch import collate
 from agentprm.prompts import training_segments
 from agentprm.types import read_trajectories
 
@@ -100,14 +101,8 @@ def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[li
 def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
     """-> input_ids, attention, response (Segment.mask: 1 trained response, -1 never trained, 0
     prompt): (B, T) each, right-padded."""
-    width = max(len(ids) for ids, _ in examples)
-    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(examples), width), dtype=torch.long)
-    response = torch.zeros((len(examples), width), dtype=torch.long)
-    for b, (ids, mask) in enumerate(examples):
-        input_ids[b, : len(ids)] = torch.tensor(ids)
-        attention[b, : len(ids)] = 1
-        response[b, : len(ids)] = torch.tensor(mask)
+    input_ids, attention = collate([ids for ids, _ in examples], pad_id, "cpu")
+    response, _ = collate([mask for _, mask in examples], 0, "cpu")
     return input_ids, attention, response
 
 
