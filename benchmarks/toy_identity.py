@@ -48,24 +48,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/toy-identity"))
     out = parser.parse_args().out
     shutil.rmtree(out, ignore_errors=True)
-    reproduce.main(
-        reproduce.Args(
-            run_dir=out,
-            model="test",
-            sft_tasks=16,
-            sft_steps=4,
-            prm_tasks=4,
-            n_td=2,
-            n_mc=2,
-            prm_steps=2,
-            eval_every=1,
-            pool=2,
-            beams=("1x2",),
-            test_tasks="0,1",
-            max_rounds=2,
-            threads=1,
-        )
-    )
+    reproduce.main(reproduce.toy(out))
     files = [
         "expert.jsonl",
         "rollouts/trajectories.jsonl",

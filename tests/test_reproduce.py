@@ -14,23 +14,7 @@ from agentprm.recipes import reproduce
 
 
 def _args(run_dir, **kw):
-    return reproduce.Args(
-        run_dir=run_dir,
-        model="test",
-        sft_tasks=16,
-        sft_steps=4,
-        prm_tasks=4,
-        n_td=2,
-        n_mc=2,
-        prm_steps=2,
-        eval_every=1,
-        pool=2,
-        beams=("1x2",),
-        test_tasks="0,1",
-        max_rounds=2,
-        threads=1,
-        **kw,
-    )
+    return reproduce.toy(run_dir, **kw)
 
 
 def test_reproduce_runs_the_protocol_and_resumes(tmp_path, capsys):

@@ -161,6 +161,28 @@ class Args:
             raise ValueError("the comparison needs the agentprm reward model in --reward-models")
 
 
+def toy(run_dir: Path, **kw) -> Args:
+    """The study at toy scale (the `test` preset, a few tasks, 2 steps per model): every stage in
+    seconds, for the tests and benchmarks/toy_identity.py's fingerprint."""
+    return Args(
+        run_dir=run_dir,
+        model="test",
+        sft_tasks=16,
+        sft_steps=4,
+        prm_tasks=4,
+        n_td=2,
+        n_mc=2,
+        prm_steps=2,
+        eval_every=1,
+        pool=2,
+        beams=("1x2",),
+        test_tasks="0,1",
+        max_rounds=2,
+        threads=1,
+        **kw,
+    )
+
+
 def env_name(args: Args) -> str:
     """The env the study plays: BabyAI's AgentGym-exact mode unless --env-mode default."""
     if E.short_name(args.env) == "babyai-agentgym":
