@@ -98,3 +98,15 @@ def test_large_babyai_test_split_is_balanced_and_disjoint_from_train():
     short = split("babyai", "test_short_large")
     assert len(short) == 208 and not set(short) & (set(split("babyai", "train")) | set(large))
     assert collections.Counter(i % 40 for i in short) == {level: 16 for level in BABYAI_SHORT_LEVELS}
+
+
+@pytest.mark.parametrize("recipe", ["collect", "mc_label", "evaluate"])
+def test_server_arguments_are_checked_in_every_sampling_recipe(recipe):
+    import importlib
+
+    args = importlib.import_module(f"agentprm.recipes.{recipe}").Args
+    with pytest.raises(ValueError, match="--request-timeout must be > 0"):
+        args(request_timeout=0)
+    with pytest.raises(ValueError, match="--max-retries must be >= 0"):
+        args(max_retries=-1)
+    assert args().request_timeout == 120.0

@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from agentprm import validate as V
+
+
+@dataclasses.dataclass
+class ServerArgs:
+    """The arguments of every recipe that samples from a policy, for openai:<model>@<url> policies
+    (a recipe's Args subclasses this; its __post_init__ calls super().__post_init__())."""
+
+    request_timeout: float = 120.0
+    """openai:<model>@<url> policies: seconds a stalled server gets (to connect, for each read) before a retry"""
+    max_retries: int = 5
+    """openai:<model>@<url> policies: retries of a failed request (connection error, timeout, HTTP 408/409/429/5xx,
+    malformed answer) with exponential backoff, before the run stops with an error"""
+
+    def __post_init__(self) -> None:
+        V.positive(self, "request_timeout")
+        V.at_least(self, 0, "max_retries")
+
 
 def make_policy(
     spec: str,

@@ -18,7 +18,7 @@ import agentprm.envs as E
 from agentprm import jsonl, rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
-from agentprm.policies import make_policy
+from agentprm.policies import ServerArgs, make_policy
 from agentprm.policy import SamplingParams
 from agentprm.rollout import collect
 from agentprm.types import TrajectoryWriter, completed_keys, read_trajectories
@@ -28,7 +28,7 @@ RESUME_NEUTRAL = frozenset({"tasks", "n", "batch_size", "max_active"})
 
 
 @dataclasses.dataclass
-class Args:
+class Args(ServerArgs):
     policy: str = "runs/sft/model"
     """an HF model folder, smollm2, or openai:<model>@<base_url> for an OpenAI-compatible server"""
     env: str = "babyai"
@@ -57,15 +57,11 @@ class Args:
     """torch CPU threads"""
     seed: int = 0
     """sampling seed"""
-    request_timeout: float = 120.0
-    """openai:<model>@<url> policies: seconds a stalled server gets (to connect, for each read) before a retry"""
-    max_retries: int = 5
-    """openai:<model>@<url> policies: retries of a failed request (connection error, timeout, HTTP 408/409/429/5xx,
-    malformed answer) with exponential backoff, before the run stops with an error"""
     overwrite: bool = False
     """start this run dir afresh (delete what it holds) instead of resuming it"""
 
     def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
+        super().__post_init__()
         V.sampling(self)
         V.at_least(self, 1, "n", "max_active")
 

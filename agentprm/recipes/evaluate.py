@@ -35,7 +35,7 @@ from agentprm.evaluation import (
     paired_difference,
     wilson,
 )
-from agentprm.policies import make_policy
+from agentprm.policies import ServerArgs, make_policy
 from agentprm.prm.scorers import PRMScorer
 from agentprm.prm.value import load_value_model
 from agentprm.search import SearchConfig, SearchLedger, beam_search, greedy, sample_pool
@@ -46,7 +46,7 @@ RESUME_NEUTRAL = frozenset({"tasks", "pool", "beams", "reward_models", "batch_si
 
 
 @dataclasses.dataclass
-class Args:
+class Args(ServerArgs):
     policy: str = "runs/sft/model"
     """the policy: an HF folder, smollm2, or openai:<model>@<base_url>"""
     reward_models: tuple[str, ...] = ()
@@ -77,15 +77,11 @@ class Args:
     """torch CPU threads"""
     seed: int = 0
     """sampling seed"""
-    request_timeout: float = 120.0
-    """openai:<model>@<url> policies: seconds a stalled server gets (to connect, for each read) before a retry"""
-    max_retries: int = 5
-    """openai:<model>@<url> policies: retries of a failed request (connection error, timeout, HTTP 408/409/429/5xx,
-    malformed answer) with exponential backoff, before the run stops with an error"""
     overwrite: bool = False
     """start this run dir afresh (delete what it holds) instead of resuming it"""
 
     def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
+        super().__post_init__()
         V.sampling(self)
         V.at_least(self, 1, "pool", "chunk")
         for beam in self.beams:

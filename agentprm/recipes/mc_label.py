@@ -25,7 +25,7 @@ import agentprm.envs as E
 from agentprm import jsonl, rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
-from agentprm.policies import make_policy
+from agentprm.policies import ServerArgs, make_policy
 from agentprm.policy import SamplingParams
 from agentprm.rollout import collect
 from agentprm.types import read_trajectories
@@ -35,7 +35,7 @@ RESUME_NEUTRAL = frozenset({"batch_size", "max_active"})
 
 
 @dataclasses.dataclass
-class Args:
+class Args(ServerArgs):
     data: Path = Path("runs/collect/trajectories.jsonl")
     """rollouts; sample 0 of each task is the seed trajectory"""
     policy: str = "runs/sft/model"
@@ -64,15 +64,11 @@ class Args:
     """torch CPU threads"""
     seed: int = 0
     """sampling seed"""
-    request_timeout: float = 120.0
-    """openai:<model>@<url> policies: seconds a stalled server gets (to connect, for each read) before a retry"""
-    max_retries: int = 5
-    """openai:<model>@<url> policies: retries of a failed request (connection error, timeout, HTTP 408/409/429/5xx,
-    malformed answer) with exponential backoff, before the run stops with an error"""
     overwrite: bool = False
     """start this run dir afresh (delete what it holds) instead of resuming it"""
 
     def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
+        super().__post_init__()
         V.sampling(self)
         V.at_least(self, 1, "n_mc", "max_active")
 
