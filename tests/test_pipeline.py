@@ -298,6 +298,14 @@ def test_killed_collect_resumes_without_loss_or_duplicates(expert_data, tmp_path
     ]
     assert ledger["episodes"] == 24 and ledger["policy_tokens"] == sum(t.response_tokens for t in after)
     assert ledger["env_steps"] == sum(t.num_steps for t in after)
+    # and it drew what an uninterrupted run draws: each request samples from its own seeded stream
+    clean = [str(tmp_path / "clean") if x == str(tmp_path / "c") else x for x in cmd]
+    subprocess.run(clean, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uninterrupted = {
+        t.key: [s.response for s in t.steps]
+        for t in read_trajectories(tmp_path / "clean" / "trajectories.jsonl")
+    }
+    assert uninterrupted == {t.key: [s.response for s in t.steps] for t in after}
 
 
 def test_extending_a_collection_draws_new_samples(tokenizer):

@@ -232,3 +232,30 @@ def test_token_counts_end_at_the_action_line_in_both_paths(tokenizer):
         ids = tokenizer(plain.text, add_special_tokens=False)["input_ids"]
         assert plain.completion_tokens <= len(ids) + 2  # the newline after the action, no pads
     assert len({g.completion_tokens for g in outs[False]}) > 1  # the rows ended at different steps
+
+
+def test_seeded_samples_do_not_depend_on_the_batch(tokenizer):
+    """With per-request seeds, a sampled response depends on its request only: the same with the
+    state alone, among other states, in another batch size, in another order. This is what lets an
+    interrupted collection resume with the draws an uninterrupted one makes."""
+    model = build_model("test", tokenizer, seed=7)
+    states = [
+        render_messages("babyai", State(f"Your goal: go to the red ball\nYou see a wall {k} steps forward"))
+        for k in range(1, 6)
+    ]
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=12, seed=0)
+    seeds = [101, 202, 303, 404, 505]
+
+    def sample(idx, batch_size):
+        policy = HFPolicy(model, tokenizer, batch_size=batch_size, prefix_cache=True)
+        outs = policy.generate([states[i] for i in idx], params, seeds=[seeds[i] for i in idx])
+        return {i: [g.text for g in o] for i, o in zip(idx, outs, strict=True)}
+
+    together = sample(range(5), 8)
+    assert sample([3], 8)[3] == together[3]
+    assert sample([4, 1, 3], 2) == {i: together[i] for i in (4, 1, 3)}
+    assert len({t for o in together.values() for t in o}) > 2  # it does sample
+    # another seed draws otherwise
+    policy = HFPolicy(model, tokenizer, batch_size=8, prefix_cache=True)
+    other = policy.generate(states, params, seeds=[s + 1 for s in seeds])
+    assert [[g.text for g in o] for o in other] != [together[i] for i in range(5)]

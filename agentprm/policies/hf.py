@@ -17,7 +17,7 @@ from agentprm.policies.prefix_cache import (
     cut_after_action,
     has_action_line,
 )
-from agentprm.policy import Generation, Messages, SamplingParams
+from agentprm.policy import Generation, Messages, SamplingParams, derive_seed
 from agentprm.prompts import to_text, token_counter, token_encoder
 
 
@@ -117,13 +117,20 @@ class HFPolicy:
     def generate(
         self, states: list[Messages], params: SamplingParams, seeds: list[int] | None = None
     ) -> list[list[Generation]]:
-        """params.n Generations per state. Sampling draws each chunk of the batch from torch's
-        generator seeded by params.seed (rows differ because each row draws its own tokens);
-        per-state `seeds` are for backends that send one request per state, and are not used here."""
+        """params.n Generations per state.
+
+        With per-state `seeds` (what rollout, MC labelling and search pass) and the prefix-cached
+        decoder, sample j of state i draws from its own stream seeded by derive_seed(seeds[i], j):
+        a response depends on its request only, not on the batch it landed in, so a resumed run
+        draws what an uninterrupted one does. Otherwise (no seeds, or transformers' generate
+        without the prefix cache) each chunk draws from torch's generator seeded by params.seed."""
+        if seeds is not None and len(seeds) != len(states):
+            raise ValueError(f"{len(seeds)} seeds for {len(states)} states: give one seed per state")
         texts = [to_text(self.tokenizer, m) for m in states]
         # Batch similar lengths together (less left padding), then restore the caller's order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         texts = [texts[i] for i in order]
+        sorted_seeds = [seeds[i] for i in order] if seeds is not None else None
         results: list[list[Generation]] = []
         eos = self.tokenizer.eos_token_id
         for start in range(0, len(texts), self.batch_size):
@@ -144,8 +151,12 @@ class HFPolicy:
             ids, att, kv = build_batch(rows_n, hits_n, self.tokenizer.pad_token_id, self.device, room)
             if params.seed is not None:
                 torch.manual_seed(params.seed + start)
+            row_seeds = None
+            if sorted_seeds is not None:
+                chunk_seeds = sorted_seeds[start : start + self.batch_size]
+                row_seeds = [derive_seed(s, j) for s in chunk_seeds for j in range(params.n)]
             if own:
-                new = self.decoder.decode(rows_n, ids, att, kv, params)
+                new = self.decoder.decode(rows_n, ids, att, kv, params, row_seeds)
             else:
                 new = self._generate(rows_n, ids, att, kv, params)
             for b in range(len(chunk)):

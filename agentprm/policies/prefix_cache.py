@@ -200,9 +200,13 @@ def has_action_line(tokenizer, new_ids) -> bool:
     return _ACTION_DONE.search(tokenizer.decode(new_ids, skip_special_tokens=True)) is not None
 
 
-def _choose(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+def _choose(
+    logits: torch.Tensor, temperature: float, top_p: float, generators: list[torch.Generator] | None = None
+) -> torch.Tensor:
     """Next tokens (B,) from last-position logits (B, V): argmax at temperature 0, else sampling
-    from softmax(logits / temperature) restricted to the top-p nucleus (at least one token)."""
+    from softmax(logits / temperature) restricted to the top-p nucleus (at least one token).
+    generators (one per row): row i draws from its own stream, so its tokens do not depend on which
+    other rows share the batch; without them the batch draws from torch's global generator."""
     if temperature <= 0:
         return logits.argmax(-1)
     logits = logits / temperature
@@ -211,7 +215,12 @@ def _choose(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Ten
         drop = ordered.softmax(-1).cumsum(-1) <= 1 - top_p
         drop[:, -1] = False
         logits = logits.scatter(-1, index, ordered.masked_fill(drop, float("-inf")))
-    return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
+    probs = logits.softmax(-1)
+    if generators is not None:
+        return torch.cat(
+            [torch.multinomial(p, 1, generator=g) for p, g in zip(probs, generators, strict=True)]
+        )
+    return torch.multinomial(probs, 1).squeeze(-1)
 
 
 class CachedDecoder:
@@ -236,7 +245,9 @@ class CachedDecoder:
         self.newline_set, self.stop_after_action = newline_set, stop_after_action
         self.device = next(model.parameters()).device
 
-    def decode(self, rows, ids, att, kv, params: SamplingParams) -> list[list[int]]:
+    def decode(
+        self, rows, ids, att, kv, params: SamplingParams, seeds: list[int] | None = None
+    ) -> list[list[int]]:
         """Token-by-token decoding of a batch whose rows all have exactly one uncached prompt token
         (after `prefill`) -> each row's new token ids, ending at its eos or action line.
 
@@ -246,7 +257,9 @@ class CachedDecoder:
         cache once a quarter of the batch has finished, and so are the leading positions that are
         padding for every remaining row), so the last steps of a round run on the few rows still
         writing. Each finished row's keys/values (all but its last token, whose KV is never
-        computed) go to the prefix store. Greedy output equals generate's
+        computed) go to the prefix store. seeds (one per row) give each row its own random stream
+        (sampling only), so a row's response depends on its request and not on its batch: an
+        interrupted and resumed collection draws what an uninterrupted one does. Greedy output equals generate's
         (tests/test_prefix_cache.py); sampling draws temperature + top-p like generate's warpers.
         """
         eos, width = self.tokenizer.eos_token_id, ids.shape[1]
@@ -257,6 +270,9 @@ class CachedDecoder:
         mask, token = att, ids[:, -1:]  # (B, width + t - trimmed) and (B, 1)
         trimmed = 0  # leading cache positions cut off (padding for every row still in the batch)
         position = att.sum(-1, keepdim=True) - 1  # positions of the unpadded sequences
+        streams = None
+        if seeds is not None and params.temperature > 0:
+            streams = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
         for _ in range(params.max_new_tokens):
             logits = self.model(
                 input_ids=token,
@@ -266,7 +282,12 @@ class CachedDecoder:
                 use_cache=True,
                 logits_to_keep=1,
             ).logits[:, -1]
-            token = _choose(logits.float(), params.temperature, params.top_p)
+            token = _choose(
+                logits.float(),
+                params.temperature,
+                params.top_p,
+                [streams[b] for b in live] if streams else None,
+            )
             for i, tok in enumerate(token.tolist()):
                 if i in ended:
                     continue
