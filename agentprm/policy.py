@@ -55,8 +55,9 @@ class Policy(Protocol):
     seeds (optional, one per state) is the seed of that state's request: callers derive it from what
     identifies the request (derive_seed(seed, task, sample, round)), so that two requests with
     identical messages (N samples of one task, N_mc rollouts from one prefix) still draw different
-    samples from a server that honours seeds (vLLM does), and every draw is reproducible. Backends
-    that sample a whole batch from one generator (the local HF policy: params.seed) may ignore it.
+    samples from a server that honours seeds (vLLM does), and every draw is reproducible. The local
+    HF policy honours them too (each sample draws from its own stream), so a response does not
+    depend on the batch it landed in; a backend that cannot must say so in its docstring.
     Example:
         outs = policy.generate([messages_a, messages_b], SamplingParams(n=4, temperature=1.0), seeds=[11, 12])
         assert len(outs) == 2 and len(outs[0]) == 4
