@@ -253,6 +253,16 @@ def test_per_state_seeds_sent_and_resent_on_retry(stub_with):
     ]
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt during each test, however pytest was launched: a process
+    started in the background by a non-interactive shell inherits SIGINT ignored, and then neither
+    a real SIGINT nor _thread.interrupt_main reaches Python."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def interrupt_after(seconds: float, how: str) -> threading.Timer:
     """Ctrl-C in `seconds`: a real SIGINT to this process, or _thread.interrupt_main (which only sets
     the flag, like a SIGINT the OS delivered to another thread)."""
