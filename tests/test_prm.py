@@ -89,20 +89,15 @@ def test_tiny_model_overfits_one_batch(trajs, tok):
     assert loss.item() < 0.01 * first, (first, loss.item())
 
 
-def test_train_prm_recipe_end_to_end(trajs, tmp_path):
+def _recipe_args(trajs, tmp_path, **kw) -> train_prm.Args:
+    """train-prm on the test preset over `trajs` (written to tmp_path), run dir tmp_path/prm."""
     data = tmp_path / "rollouts.jsonl"
     write_trajectories(data, trajs)
-    args = train_prm.Args(
-        data=data,
-        model="test",
-        run_dir=tmp_path / "prm",
-        labels="td",
-        epochs=2,
-        batch_size=4,
-        heldout=0.2,
-        save_every=2,
-        max_prompt_tokens=2048,
-    )
+    return train_prm.Args(data=data, model="test", run_dir=tmp_path / "prm", max_prompt_tokens=2048, **kw)
+
+
+def test_train_prm_recipe_end_to_end(trajs, tmp_path):
+    args = _recipe_args(trajs, tmp_path, labels="td", epochs=2, batch_size=4, heldout=0.2, save_every=2)
     summary = train_prm.main(args)
     assert summary["steps"] == summary["total_steps"] > 0
     lines = [json.loads(x) for x in (tmp_path / "prm" / "metrics.jsonl").read_text().splitlines()]
@@ -118,12 +113,9 @@ def test_train_prm_recipe_end_to_end(trajs, tmp_path):
 def test_heldout_curve_and_best_checkpoint(trajs, tmp_path):
     """--eval-every logs the held-out loss; --keep best saves the weights of its minimum, which a
     separate evaluation of the saved model reproduces."""
-    data = tmp_path / "rollouts.jsonl"
-    write_trajectories(data, trajs)
-    args = train_prm.Args(
-        data=data,
-        model="test",
-        run_dir=tmp_path / "prm",
+    args = _recipe_args(
+        trajs,
+        tmp_path,
         labels="pvm",
         epochs=6,
         batch_size=2,
@@ -131,7 +123,6 @@ def test_heldout_curve_and_best_checkpoint(trajs, tmp_path):
         eval_every=2,
         keep="best",
         lr=3e-3,
-        max_prompt_tokens=2048,
     )
     summary = train_prm.main(args)
     lines = [json.loads(x) for x in (tmp_path / "prm" / "metrics.jsonl").read_text().splitlines()]
