@@ -228,3 +228,33 @@ def save_model(model, tokenizer, out: str | os.PathLike) -> Path:
         shutil.rmtree(out)
     os.replace(tmp, out)
     return out
+
+
+def run_stage(run: str | os.PathLike, name: str, stage_args, fn, label: str) -> None:
+    """One stage of a composed recipe (demo, reproduce): fn(stage_args), unless run/.done/<name> says
+    it finished with the same arguments. The marker keeps the arguments and the seconds it took;
+    a finished stage whose arguments changed raises RunDirError naming them (a field the stage's
+    recipe gained since, absent from the marker, ran as its default then). Messages start [label].
+    """
+    run = Path(run)
+    marker = run / ".done" / name
+    wanted = json.loads(json.dumps(jsonable(dataclasses.asdict(stage_args)), default=str))
+    if marker.exists():
+        done = json.loads(marker.read_text()).get("args", {})
+        changed = sorted(k for k in set(wanted) & set(done) if wanted[k] != done[k])
+        changed += sorted(set(done) - set(wanted))  # a field the recipe lost
+        if changed:
+            raise RunDirError(
+                f"stage {name} of {run} finished with other arguments ({', '.join(changed)}); "
+                f"use another --run-dir, or --overwrite to start afresh"
+            )
+        print(f"[{label}] {name}: done before, skipped")
+        return
+    start = time.time()
+    print(f"[{label}] {name} ...")
+    fn(stage_args)
+    marker.parent.mkdir(exist_ok=True)
+    seconds = round(time.time() - start, 1)
+    atomic_write_text(marker, json.dumps({"args": wanted, "seconds": seconds}))
+    log_metrics(run, {"stage": name, "seconds": seconds})
+    print(f"[{label}] {name}: {seconds:.0f}s")

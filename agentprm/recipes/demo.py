@@ -19,8 +19,8 @@ an error that says so, instead of silently training less.
 Scale (so that it fits 20 minutes on 2 CPU cores): BabyAI's 13 short-horizon levels
 (splits test_short / train_short), a 6-round cap, a pool of 8 samples per test task and beam
 search @2x2. Every knob is an argument; the full-size evaluation is `agentprm evaluate` (README).
-Each finished stage leaves runs/demo/.done/<stage>; re-running skips it (and the stages themselves
-resume mid-way), so an interrupted demo continues where it stopped.
+Each finished stage leaves runs/demo/.done/<stage> with its arguments; re-running skips it (and the
+stages themselves resume mid-way), so an interrupted demo continues where it stopped.
 """
 
 from __future__ import annotations
@@ -104,22 +104,6 @@ class Args:
         V.positive(self, "prm_lr", "guard_minutes")
 
 
-def _stage(run: Path, name: str, fn):
-    marker = run / ".done" / name
-    if marker.exists():
-        print(f"[demo] {name}: done before, skipped")
-        return json.loads(marker.read_text())
-    start = time.time()
-    print(f"[demo] {name} ...")
-    out = fn() or {}
-    marker.parent.mkdir(exist_ok=True)
-    summary = {"seconds": round(time.time() - start, 1)}
-    rundir.atomic_write_text(marker, json.dumps(summary))
-    rundir.log_metrics(run, {"stage": name, **summary})
-    print(f"[demo] {name}: {summary['seconds']:.0f}s")
-    return out
-
-
 def main(args: Args) -> dict:
     run = rundir.prepare(args.run_dir, args)
     start = time.time()
@@ -131,94 +115,87 @@ def main(args: Args) -> dict:
         if name not in REWARD_MODELS:
             raise SystemExit(f"unknown reward model {name!r}: choose from {sorted(REWARD_MODELS)}")
 
+    def stage(name, stage_args, fn):  # skipped when .done/<name> holds these arguments
+        rundir.run_stage(run, name, stage_args, fn, "demo")
+
     # 1. Expert data for SFT.
-    _stage(
-        run,
+    stage(
         "expert",
-        lambda: expert.main(
-            expert.Args(env=args.env, tasks=",".join(map(str, sft_tasks)), out=run / "expert.jsonl")
-        ),
+        expert.Args(env=args.env, tasks=",".join(map(str, sft_tasks)), out=run / "expert.jsonl"),
+        expert.main,
     )
     # 2. SFT of the tiny policy from scratch.
-    _stage(
-        run,
+    stage(
         "sft",
-        lambda: sft.main(
-            sft.Args(
-                data=run / "expert.jsonl",
-                env=args.env,
-                model=args.model,
-                run_dir=run / "sft",
-                epochs=1000,
-                max_steps=args.sft_steps,
-                time_guard_minutes=args.guard_minutes,
-                threads=args.threads,
-                seed=args.seed,
-            )
+        sft.Args(
+            data=run / "expert.jsonl",
+            env=args.env,
+            model=args.model,
+            run_dir=run / "sft",
+            epochs=1000,
+            max_steps=args.sft_steps,
+            time_guard_minutes=args.guard_minutes,
+            threads=args.threads,
+            seed=args.seed,
         ),
+        sft.main,
     )
     policy = str(run / "sft" / "model")
     # 3. Rollouts for PRM training (temperature 1.0, the paper's collection setting).
-    _stage(
-        run,
+    stage(
         "rollouts",
-        lambda: collect.main(
-            collect.Args(
-                policy=policy,
-                env=args.env,
-                tasks=",".join(map(str, prm_tasks)),
-                n=args.samples,
-                temperature=1.0,
-                run_dir=run / "rollouts",
-                max_rounds=args.max_rounds,
-                threads=args.threads,
-                seed=args.seed,
-            )
+        collect.Args(
+            policy=policy,
+            env=args.env,
+            tasks=",".join(map(str, prm_tasks)),
+            n=args.samples,
+            temperature=1.0,
+            run_dir=run / "rollouts",
+            max_rounds=args.max_rounds,
+            threads=args.threads,
+            seed=args.seed,
         ),
+        collect.main,
     )
     # 4. Reward models, each initialised from the SFT policy.
     for name, path in rm_dirs.items():
         labels, beta = REWARD_MODELS[name]
-        _stage(
-            run,
+        stage(
             f"prm-{name}",
-            lambda labels=labels, beta=beta, path=path: train_prm.main(
-                train_prm.Args(
-                    data=run / "rollouts" / "trajectories.jsonl",
-                    env=args.env,
-                    labels=labels,
-                    beta=beta,
-                    model=policy,
-                    run_dir=path,
-                    epochs=1000,
-                    max_steps=args.prm_steps,
-                    batch_size=16,
-                    heldout=0.25,
-                    lr=args.prm_lr,
-                    time_guard_minutes=args.guard_minutes,
-                    threads=args.threads,
-                    seed=args.seed,
-                )
-            ),
-        )
-    # 5. Evaluation on the test tasks.
-    results = _stage(
-        run,
-        "evaluate",
-        lambda: evaluate.main(
-            evaluate.Args(
-                policy=policy,
-                reward_models=tuple(f"{n}={p}" for n, p in rm_dirs.items()),
+            train_prm.Args(
+                data=run / "rollouts" / "trajectories.jsonl",
                 env=args.env,
-                tasks=args.test_tasks,
-                pool=args.pool,
-                beams=args.beams,
-                max_rounds=args.max_rounds,
-                run_dir=run / "evaluate",
+                labels=labels,
+                beta=beta,
+                model=policy,
+                run_dir=path,
+                epochs=1000,
+                max_steps=args.prm_steps,
+                batch_size=16,
+                heldout=0.25,
+                lr=args.prm_lr,
+                time_guard_minutes=args.guard_minutes,
                 threads=args.threads,
                 seed=args.seed,
-            )
+            ),
+            train_prm.main,
+        )
+    # 5. Evaluation on the test tasks.
+    stage(
+        "evaluate",
+        evaluate.Args(
+            policy=policy,
+            reward_models=tuple(f"{n}={p}" for n, p in rm_dirs.items()),
+            env=args.env,
+            tasks=args.test_tasks,
+            pool=args.pool,
+            beams=args.beams,
+            max_rounds=args.max_rounds,
+            run_dir=run / "evaluate",
+            threads=args.threads,
+            seed=args.seed,
         ),
+        evaluate.main,
     )
     # 6. Report (always rewritten: cheap).
     report.main(report.Args(runs=(run / "evaluate", *rm_dirs.values(), run / "rollouts"), out=run))

@@ -199,32 +199,6 @@ def scale(args: Args) -> dict:
     }
 
 
-def _stage(run: Path, name: str, stage_args, fn):
-    """Run one stage unless .done/<name> says it finished with the same arguments."""
-    marker = run / ".done" / name
-    wanted = json.loads(json.dumps(rundir.jsonable(dataclasses.asdict(stage_args)), default=str))
-    if marker.exists():
-        done = json.loads(marker.read_text()).get("args", {})
-        # A field the recipe gained since (absent from the marker) ran as its default then.
-        changed = sorted(k for k in set(wanted) & set(done) if wanted[k] != done[k])
-        changed += sorted(set(done) - set(wanted))  # a field the recipe lost
-        if changed:
-            raise rundir.RunDirError(
-                f"stage {name} of {run} finished with other arguments ({', '.join(changed)}); "
-                f"use another --run-dir, or --overwrite to start the study afresh"
-            )
-        print(f"[reproduce] {name}: done before, skipped")
-        return
-    start = time.time()
-    print(f"[reproduce] {name} ...")
-    fn(stage_args)
-    marker.parent.mkdir(exist_ok=True)
-    seconds = round(time.time() - start, 1)
-    rundir.atomic_write_text(marker, json.dumps({"args": wanted, "seconds": seconds}))
-    rundir.log_metrics(run, {"stage": name, "seconds": seconds})
-    print(f"[reproduce] {name}: {seconds:.0f}s")
-
-
 def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
     """(name, Args of the stage's recipe, its main) in order: the whole protocol as data."""
     env = env_name(args)
@@ -394,7 +368,7 @@ def main(args: Args) -> dict | None:
     if args.stop_after is not None and args.stop_after not in names:
         raise SystemExit(f"--stop-after {args.stop_after!r}: choose one of {names}")
     for name, stage_args, fn in plan:
-        _stage(run, name, stage_args, fn)
+        rundir.run_stage(run, name, stage_args, fn, "reproduce")
         if name == args.stop_after:
             print(f"[reproduce] stopped after {name} (--stop-after); re-run without it to go on")
             return None
