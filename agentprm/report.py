@@ -25,15 +25,14 @@ def _num(d: dict, key: str) -> float:
 
 
 def _metrics(path: Path) -> list[dict]:
-    """Every metrics.jsonl record of a run ([] without the file; a torn last line is skipped)."""
-    return jsonl.read(path / "metrics.jsonl") if (path / "metrics.jsonl").exists() else []
+    """Every metrics.jsonl record of a run ([] without the file; a torn last line, what a kill
+    leaves, is skipped; any other bad line raises ValueError naming path:line)."""
+    return jsonl.read(path / "metrics.jsonl")
 
 
 def _last_metrics(path: Path) -> dict:
-    """The last metrics.jsonl record with a ledger (a torn last line, what a kill leaves, is skipped;
-    any other bad line raises ValueError naming path:line)."""
-    lines = jsonl.read(path / "metrics.jsonl")
-    return next((x for x in reversed(lines) if "ledger" in x), {})
+    """The last metrics.jsonl record with a ledger."""
+    return next((x for x in reversed(_metrics(path)) if "ledger" in x), {})
 
 
 RESULTS_KEYS = ("env", "tasks", "pool", "policy", "greedy", "sample", "oracle", "bon", "beam")
@@ -405,7 +404,8 @@ def table3_section(results: dict, costs) -> list[str]:
 
 def curves_section(prms, out: Path) -> list[str]:
     """Training curves of reward models trained with --eval-every: held-out loss against optimizer
-    steps (training_curves.png) and the step each kept (--keep best)."""
+    steps (training_curves.png) and the step whose weights each kept (--keep best: the lowest
+    held-out loss, the first on ties as train-prm keeps it; --keep last: the last step)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -433,15 +433,15 @@ def curves_section(prms, out: Path) -> list[str]:
     lines = [
         "## Training curves",
         "",
-        "Held-out loss of each reward model every few optimizer steps; the weights "
-        "of the lowest held-out loss are the ones evaluated. A curve still falling at its last step means "
+        "Held-out loss of each reward model every few optimizer steps, and the step whose weights were "
+        "evaluated (`--keep best`: the lowest held-out loss). A curve still falling at its last step means "
         "more steps could help that model.",
         "",
         "| reward model | steps | kept step | held-out loss: first, kept, last | sibling accuracy at kept |",
         "|---|---|---|---|---|",
     ]
-    for name, (_, c) in curves.items():
-        kept = min(c, key=lambda k: c[k]["heldout/loss"])
+    for name, (args, c) in curves.items():
+        kept = min(c, key=lambda k: c[k]["heldout/loss"]) if args.get("keep") == "best" else max(c)
         first, last = next(iter(c.values())), c[max(c)]
         lines.append(
             f"| {name} | {max(c)} | {kept} | {first['heldout/loss']:.4f}, {c[kept]['heldout/loss']:.4f}, "

@@ -191,11 +191,6 @@ def _parse(source: str, data: dict) -> tuple[Recipe, list[str], set[str], str | 
     return recipe, items, {n for n, t in is_tag.items() if t}, group if group != output else None
 
 
-def _packs(recipe: Recipe) -> bool:
-    """Many of one item -> fewer of another (9 nuggets -> 1 ingot, 4 honey bottles -> 1 honey block)."""
-    return len(recipe.inputs) == 1 and recipe.inputs[0][1] > recipe.count
-
-
 def _reachable(graph: dict[str, set[str]], starts: list[str], target: str) -> bool:
     """Whether `target` is reachable from any of `starts` (edges: made-from, tag -> member)."""
     seen, stack = set(), list(starts)

@@ -203,18 +203,25 @@ def target_values(model, batch, pad_id: int, values, q_prev):
         model.train()
 
 
-def heldout_loss(args: Args, model, enc, held, mc_table, pad_id: int) -> dict:
-    """The model's own objective on held-out trajectories (eval mode, no gradient): L_Q, L_A and
-    L_Q + beta L_A against its own labels (td targets from its current values), plus the sibling
-    accuracy. enc = prm.batch.encode(held). The curve this traces picks --keep best."""
-    q_prev: list[torch.Tensor] = []
-    with torch.no_grad():
-        values = score_encoded(model, enc, len(held), pad_id, q_prev=q_prev)
+def _heldout_pass(
+    args: Args, model, enc, held, mc_table, pad_id: int
+) -> tuple[list[torch.Tensor], float, float]:
+    """(M_0..M_T per held-out trajectory, L_Q, L_A) of the model against its own labels (td targets
+    from these same values, with Q_{-1} for the literal form), eval mode, no gradient.
+    enc = prm.batch.encode(held), rendered once for scoring and targets."""
+    q_prev: list[torch.Tensor] = []  # Q_{-1} per encoded trajectory (the literal TD form uses it)
+    values = score_encoded(model, enc, len(held), pad_id, q_prev=q_prev)
     tgt = targets_for(args, enc, [values[e.index] for e in enc], held, mc_table, q_prev)
     v, _ = pad([values[e.index] for e in enc])
     t, _ = pad([x for x, _ in tgt])
     m, _ = pad([x for _, x in tgt])
-    lq, la = float(loss_q(v, t, m)), float(loss_a(v, t, m))
+    return values, float(loss_q(v, t, m)), float(loss_a(v, t, m))
+
+
+def heldout_loss(args: Args, model, enc, held, mc_table, pad_id: int) -> dict:
+    """The model's own objective on held-out trajectories: L_Q, L_A and L_Q + beta L_A against its
+    own labels, plus the sibling accuracy. The curve this traces picks --keep best."""
+    values, lq, la = _heldout_pass(args, model, enc, held, mc_table, pad_id)
     sib, _ = sibling_accuracy(held, values)
     return {
         "heldout/loss": lq + args.beta * la,
@@ -226,13 +233,8 @@ def heldout_loss(args: Args, model, enc, held, mc_table, pad_id: int) -> dict:
 
 def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, run: Path) -> dict:
     """Diagnostics on held-out tasks, written to diagnostics.json and value_distribution.png."""
-    enc = encode(env, held, tokenizer, args.max_prompt_tokens)  # rendered once: scoring and targets
-    q_prev: list[torch.Tensor] = []  # Q_{-1} per encoded trajectory (the literal TD form uses it)
-    values = score_encoded(model, enc, len(held), tokenizer.pad_token_id, q_prev=q_prev)
-    tgt = targets_for(args, enc, [values[e.index] for e in enc], held, mc_table, q_prev)
-    v, _ = pad([values[e.index] for e in enc])
-    t, _ = pad([x for x, _ in tgt])
-    m, _ = pad([x for _, x in tgt])
+    enc = encode(env, held, tokenizer, args.max_prompt_tokens)
+    values, lq, la = _heldout_pass(args, model, enc, held, mc_table, tokenizer.pad_token_id)
     sib, n_pairs = sibling_accuracy(held, values)
     sib_success, n_success = sibling_accuracy(held, values, by="success")
     mc_rho, mc_n = float("nan"), 0
@@ -249,8 +251,8 @@ def heldout_diagnostics(args: Args, model, tokenizer, env: str, held, mc_table, 
             mc_rho = spearman([a for a, _ in pairs], [b for _, b in pairs])
     out = {
         "trajectories": len(held),
-        "heldout/loss_q": float(loss_q(v, t, m)),
-        "heldout/loss_a": float(loss_a(v, t, m)),
+        "heldout/loss_q": lq,
+        "heldout/loss_a": la,
         "heldout/sibling_accuracy": sib,
         "heldout/sibling_pairs": n_pairs,
         "heldout/final_step_accuracy": final_step_accuracy(held, values),
@@ -453,7 +455,8 @@ def main(args: Args) -> dict:
                             "train/loss_a": float(logs[1]),
                         },
                     )
-                # evaluate before checkpointing, so a resumed run never re-evaluates a step
+                # evaluate before checkpointing: a checkpoint at step s implies its evaluation is logged
+                # (a kill in between re-evaluates from the last checkpoint; the report keeps one per step)
                 if args.eval_every and (step % args.eval_every == 0 or step == total):
                     evaluate_heldout()
                 if step % args.save_every == 0:
