@@ -10,8 +10,14 @@ split evenly). The oracle (a perfect verifier) is the same function with score =
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from agentprm import jsonl
+from agentprm.rundir import atomic_write_text
 
 
 def aggregate(step_scores: Sequence[float], how: str = "last") -> float:
@@ -164,17 +170,201 @@ def bootstrap_ci(
 
 def paired_difference(
     method: Sequence[float], baseline: Sequence[float], seed: int = 0, n_boot: int = 2000
-) -> dict:
+) -> Paired:
     """Method minus baseline on the SAME tasks: mean difference, a paired bootstrap 95% interval over
     tasks, and a verdict: "ahead" (interval above 0), "behind" (below 0) or "level" (contains 0).
 
-    >>> paired_difference([1, 1, 1, 1], [0, 0, 0, 0])["verdict"]
+    >>> paired_difference([1, 1, 1, 1], [0, 0, 0, 0]).verdict
     'ahead'
-    >>> paired_difference([1, 0, 1, 0], [0, 1, 0, 1])["verdict"]
+    >>> paired_difference([1, 0, 1, 0], [0, 1, 0, 1]).verdict
     'level'
     """
     if len(method) != len(baseline):
         raise ValueError(f"paired comparison needs equal lengths, got {len(method)} and {len(baseline)}")
     diff, lo, hi = bootstrap_ci([a - b for a, b in zip(method, baseline, strict=True)], seed, n_boot)
     verdict = "ahead" if lo > 0 else "behind" if hi < 0 else "level"
-    return {"diff": diff, "ci": [lo, hi], "verdict": verdict, "tasks": len(method)}
+    return Paired(diff, (lo, hi), verdict, len(method))
+
+
+# ---- typed results: what `agentprm evaluate` writes to results.json and `agentprm report` reads ----
+
+
+@dataclass
+class Rate:
+    """Success rate and mean reward over tasks, each with its 95% interval: one row of a table or one
+    point of a Best-of-N curve. n: tasks (None for curve points); ledger: compute spent (beam rows).
+
+    >>> r = Rate(0.5, (0.4, 0.6), 0.25, (0.2, 0.3), n=10)
+    >>> Rate.from_json(r.to_json()) == r, list(r.to_json())
+    (True, ['n', 'success', 'success_ci', 'reward', 'reward_ci'])
+    """
+
+    success: float
+    success_ci: tuple[float, float]
+    reward: float
+    reward_ci: tuple[float, float]
+    n: int | None = None
+    ledger: dict | None = None
+
+    def to_json(self) -> dict:
+        out: dict = {} if self.n is None else {"n": self.n}
+        out |= {
+            "success": self.success,
+            "success_ci": list(self.success_ci),
+            "reward": self.reward,
+            "reward_ci": list(self.reward_ci),
+        }
+        return out if self.ledger is None else out | {"ledger": self.ledger}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Rate:
+        return cls(
+            d["success"],
+            tuple(d["success_ci"]),
+            d["reward"],
+            tuple(d["reward_ci"]),
+            d.get("n"),
+            d.get("ledger"),
+        )
+
+
+Curve = dict[int, Rate]  # N -> Best-of-N (or oracle pass@N) over tasks
+
+
+@dataclass
+class RewardModelInfo:
+    """What a compared reward model was trained with (from its train-prm args and summary; None where
+    the folder did not say)."""
+
+    path: str
+    labels: str | None = None
+    beta: float | None = None
+    td_form: str | None = None
+    steps: int | None = None
+    train_tokens: int | None = None
+
+
+@dataclass
+class Paired:
+    """Method minus baseline over the same tasks: mean difference, paired bootstrap 95% interval,
+    verdict ("ahead" / "behind" when the interval excludes 0, else "level") and the number of tasks."""
+
+    diff: float
+    ci: tuple[float, float]
+    verdict: str
+    tasks: int
+
+
+@dataclass
+class Comparison:
+    """AgentPRM (method; None when no reward model is td with beta > 0) against each baseline:
+    baselines[baseline][setting][key], setting e.g. "beam@2x2" or "bon@32", key "success" / "reward"."""
+
+    method: str | None
+    baselines: dict[str, dict[str, dict[str, Paired]]]
+
+
+REQUIRED = ("env", "tasks", "pool", "policy", "greedy", "sample", "oracle", "bon", "beam")
+
+
+@dataclass
+class Results:
+    """Everything `agentprm evaluate` measured on one test split (results.json, in this field order).
+
+    bon[reward model][aggregation "last" / "min" / "mean"] is a Best-of-N curve from the shared pool;
+    beam[reward model]["NxM"] a beam-search row; oracle the perfect verifier's curve; sample its N = 1
+    (the pool's mean); ledgers the compute per stage (without wall-clock seconds: results.json holds
+    only what the same command and seed reproduce).
+    """
+
+    env: str
+    tasks: int
+    pool: int
+    policy: str
+    greedy: Rate
+    oracle: Curve
+    sample: Rate
+    reward_models: dict[str, RewardModelInfo] = field(default_factory=dict)
+    bon: dict[str, dict[str, Curve]] = field(default_factory=dict)
+    beam: dict[str, dict[str, Rate]] = field(default_factory=dict)
+    ledgers: dict[str, dict] = field(default_factory=dict)
+    comparison: Comparison = field(default_factory=lambda: Comparison(None, {}))
+
+    @property
+    def ns(self) -> list[int]:
+        """The N of every Best-of-N point, ascending (1, 2, 4, ... up to the pool)."""
+        return sorted(self.oracle)
+
+    @property
+    def top(self) -> int:
+        """The largest N: the pool size rounded down to a power of 2."""
+        return self.ns[-1]
+
+    def method_and_baselines(self) -> tuple[str | None, list[str]]:
+        """AgentPRM = the reward model trained on td labels with beta > 0; the others are baselines."""
+        method = agentprm_name({n: asdict(i) for n, i in self.reward_models.items()})
+        return method, [n for n in self.reward_models if n != method]
+
+    def to_json(self) -> dict:
+        curve = lambda c: {n: r.to_json() for n, r in c.items()}  # noqa: E731
+        return {
+            "env": self.env,
+            "tasks": self.tasks,
+            "pool": self.pool,
+            "policy": self.policy,
+            "greedy": self.greedy.to_json(),
+            "oracle": curve(self.oracle),
+            "sample": self.sample.to_json(),
+            "reward_models": {n: asdict(i) for n, i in self.reward_models.items()},
+            "bon": {n: {how: curve(c) for how, c in by.items()} for n, by in self.bon.items()},
+            "beam": {n: {b: r.to_json() for b, r in by.items()} for n, by in self.beam.items()},
+            "ledgers": self.ledgers,
+            "comparison": {
+                "method": self.comparison.method,
+                "baselines": {
+                    b: {s: {k: asdict(p) for k, p in keys.items()} for s, keys in settings.items()}
+                    for b, settings in self.comparison.baselines.items()
+                },
+            },
+        }
+
+    def save(self, path: Path) -> None:
+        """Write results.json atomically (a kill leaves the old file or the new one)."""
+        atomic_write_text(path, json.dumps(self.to_json(), indent=1))
+
+    @classmethod
+    def from_json(cls, d: dict) -> Results:
+        curve = lambda c: {int(n): Rate.from_json(r) for n, r in c.items()}  # noqa: E731
+        comp = d.get("comparison") or {}
+        return cls(
+            env=d["env"],
+            tasks=d["tasks"],
+            pool=d["pool"],
+            policy=d["policy"],
+            greedy=Rate.from_json(d["greedy"]),
+            oracle=curve(d["oracle"]),
+            sample=Rate.from_json(d["sample"]),
+            reward_models={n: RewardModelInfo(**i) for n, i in (d.get("reward_models") or {}).items()},
+            bon={n: {how: curve(c) for how, c in by.items()} for n, by in d["bon"].items()},
+            beam={n: {b: Rate.from_json(r) for b, r in by.items()} for n, by in d["beam"].items()},
+            ledgers=d.get("ledgers") or {},
+            comparison=Comparison(
+                comp.get("method"),
+                {
+                    b: {
+                        s: {
+                            k: Paired(p["diff"], tuple(p["ci"]), p["verdict"], p["tasks"])
+                            for k, p in keys.items()
+                        }
+                        for s, keys in settings.items()
+                    }
+                    for b, settings in (comp.get("baselines") or {}).items()
+                },
+            ),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> Results:
+        """Read results.json; ValueError naming the file when it is not JSON or lacks a field."""
+        data = jsonl.read_object(path, REQUIRED)
+        return cls.from_json(data)

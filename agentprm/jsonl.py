@@ -85,3 +85,18 @@ def read(path: str | os.PathLike, *, repair: bool = False) -> list[dict]:
             with open(path, "ab") as f:
                 write_line(f, b"\n")
     return records
+
+
+def read_object(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict:
+    """The JSON object in a .json file (args.json, results.json, ...), with ValueError naming the file
+    (and the missing fields) when it is not valid JSON, not an object, or lacks a required field."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); re-run the command that writes it") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object; re-run the command that writes it")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}; re-run the command that writes it")
+    return data

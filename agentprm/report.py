@@ -10,18 +10,21 @@ Reads what the recipes leave behind and never recomputes a number:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import agentprm.envs as E
 from agentprm import jsonl
-from agentprm.evaluation import agentprm_name, efficiency_ratio
+from agentprm.evaluation import Rate, Results, efficiency_ratio
 
 
 def _num(d: dict, key: str) -> float:
     """A stored metric, NaN where it is missing or was not measured (stored as null)."""
     value = d.get(key)
     return float("nan") if value is None else float(value)
+
+
+def _or_na(value) -> str:
+    return "n/a" if value is None else str(value)
 
 
 def _metrics(path: Path) -> list[dict]:
@@ -35,33 +38,16 @@ def _last_metrics(path: Path) -> dict:
     return next((x for x in reversed(_metrics(path)) if "ledger" in x), {})
 
 
-RESULTS_KEYS = ("env", "tasks", "pool", "policy", "greedy", "sample", "oracle", "bon", "beam")
-
-
-def _read_json(path: Path, required: tuple[str, ...] = ()) -> dict:
-    """A JSON object from `path`, with ValueError naming the file (and missing field) when it is not."""
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); re-run the command that writes it") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object; re-run the command that writes it")
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}; re-run the command that writes it")
-    return data
-
-
 def load_runs(paths) -> dict:
     """{'evaluate': [(path, results)], 'prm': [(path, args, diagnostics)], 'cost': [(path, kind, metrics)]}."""
     out: dict = {"evaluate": [], "prm": [], "cost": []}
     for p in map(Path, paths):
-        args = _read_json(p / "args.json") if (p / "args.json").exists() else {}
+        args = jsonl.read_object(p / "args.json") if (p / "args.json").exists() else {}
         metrics = _last_metrics(p)
         if (p / "results.json").exists():
-            out["evaluate"].append((p, _read_json(p / "results.json", RESULTS_KEYS)))
+            out["evaluate"].append((p, Results.load(p / "results.json")))
         elif (p / "diagnostics.json").exists():
-            out["prm"].append((p, args, _read_json(p / "diagnostics.json")))
+            out["prm"].append((p, args, jsonl.read_object(p / "diagnostics.json")))
         elif metrics:
             kind = "mc-label" if "rollouts" in metrics else "rollouts"
             out["cost"].append((p, kind, metrics))
@@ -74,47 +60,36 @@ def load_runs(paths) -> dict:
     return out
 
 
-def _ci(r: dict, key: str) -> str:
-    lo, hi = r[f"{key}_ci"]
-    return f"{r[key]:.3f} [{lo:.3f}, {hi:.3f}]"
+def _ci(r: Rate, key: str) -> str:
+    """'0.500 [0.400, 0.600]': a rate's key ("success" or "reward") with its 95% interval."""
+    lo, hi = getattr(r, f"{key}_ci")
+    return f"{getattr(r, key):.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def _ns(results: dict) -> list[int]:
-    return sorted(int(n) for n in results["oracle"])
-
-
-def _method_and_baselines(results: dict) -> tuple[str | None, list[str]]:
-    """AgentPRM = the reward model trained on td labels with beta > 0; the others are baselines."""
-    rms = results.get("reward_models", {})
-    method = agentprm_name(rms)
-    return method, [n for n in rms if n != method]
-
-
-def evaluate_section(path: Path, results: dict) -> list[str]:
-    ns = _ns(results)
-    top = str(ns[-1])
+def evaluate_section(path: Path, results: Results) -> list[str]:
+    ns, top = results.ns, results.top
     lines = [
-        f"## {results['env']}: {results['tasks']} test tasks ({path})",
+        f"## {results.env}: {results.tasks} test tasks ({path})",
         "",
-        f"Environment `{results['env']}`: {E.mode_note(results['env'])}.",
+        f"Environment `{results.env}`: {E.mode_note(results.env)}.",
         "",
-        f"Policy `{results['policy']}`; Best-of-N pool of {results['pool']} samples per task. "
+        f"Policy `{results.policy}`; Best-of-N pool of {results.pool} samples per task. "
         "Success rate and mean reward, each with a 95% confidence interval over tasks.",
         "",
         "### Beam search and baselines (the paper's Table 1 layout)",
         "",
         "| method | success rate | mean reward |",
         "|---|---|---|",
-        f"| greedy (SFT) | {_ci(results['greedy'], 'success')} | {_ci(results['greedy'], 'reward')} |",
-        f"| sampling, Best-of-1 (pool mean) | {_ci(results['sample'], 'success')} | {_ci(results['sample'], 'reward')} |",
+        f"| greedy (SFT) | {_ci(results.greedy, 'success')} | {_ci(results.greedy, 'reward')} |",
+        f"| sampling, Best-of-1 (pool mean) | {_ci(results.sample, 'success')} | {_ci(results.sample, 'reward')} |",
     ]
-    for name, beams in results["beam"].items():
+    for name, beams in results.beam.items():
         for beam, r in beams.items():
             lines.append(f"| {name} beam @{beam} | {_ci(r, 'success')} | {_ci(r, 'reward')} |")
-    for name in results["bon"]:
-        r = results["bon"][name]["last"][top]
+    for name in results.bon:
+        r = results.bon[name]["last"][top]
         lines.append(f"| {name} Best-of-{top} | {_ci(r, 'success')} | {_ci(r, 'reward')} |")
-    o = results["oracle"][top]
+    o = results.oracle[top]
     lines += [f"| oracle pass@{top} (ceiling) | {_ci(o, 'success')} | {_ci(o, 'reward')} |", ""]
     for key, label in (("success", "success rate"), ("reward", "mean reward")):
         lines += [
@@ -123,11 +98,13 @@ def evaluate_section(path: Path, results: dict) -> list[str]:
             "| reward model | " + " | ".join(f"N={n}" for n in ns) + " |",
             "|---|" + "---|" * len(ns),
         ]
-        for name, curves in results["bon"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{curves['last'][str(n)][key]:.3f}" for n in ns) + " |")
-        lines.append("| oracle | " + " | ".join(f"{results['oracle'][str(n)][key]:.3f}" for n in ns) + " |")
+        for name, curves in results.bon.items():
+            lines.append(
+                f"| {name} | " + " | ".join(f"{getattr(curves['last'][n], key):.3f}" for n in ns) + " |"
+            )
+        lines.append("| oracle | " + " | ".join(f"{getattr(results.oracle[n], key):.3f}" for n in ns) + " |")
         lines.append("")
-    method, baselines = _method_and_baselines(results)
+    method, baselines = results.method_and_baselines()
     if method:
         lines += [
             '### Compute efficiency of Best-of-N (the paper\'s "8x")',
@@ -141,7 +118,7 @@ def evaluate_section(path: Path, results: dict) -> list[str]:
         for b in baselines:
             cells = []
             for key in ("success", "reward"):
-                curve = [results["bon"][x]["last"][str(n)][key] for x in (b, method) for n in ns]
+                curve = [getattr(results.bon[x]["last"][n], key) for x in (b, method) for n in ns]
                 ratio = efficiency_ratio(ns, curve[: len(ns)], curve[len(ns) :])
                 cells.append("never" if ratio is None else f"{ratio:.2f}x")
             lines.append(f"| {b} | {cells[0]} | {cells[1]} |")
@@ -153,23 +130,24 @@ def evaluate_section(path: Path, results: dict) -> list[str]:
         "| stage | policy tokens | env steps | PRM tokens |",
         "|---|---|---|---|",
     ]
-    for stage, led in results.get("ledgers", {}).items():
+    for stage, led in results.ledgers.items():
         lines.append(
             f"| {stage} | {led.get('policy_tokens', '')} | {led.get('env_steps', '')} | "
             f"{led.get('prm_tokens', '')} |"
         )
-    for name, beams in results["beam"].items():
+    for name, beams in results.beam.items():
         for beam, r in beams.items():
-            led = r["ledger"]
+            led = r.ledger or {}
             lines.append(
-                f"| beam {name} @{beam} | {led['policy_tokens']} | {led['env_steps']} | {led['prm_tokens']} |"
+                f"| beam {name} @{beam} | {led.get('policy_tokens')} | {led.get('env_steps')} | "
+                f"{led.get('prm_tokens')} |"
             )
     return lines + [""]
 
 
-def training_lines(results: dict) -> list[str]:
+def training_lines(results: Results) -> list[str]:
     """What each reward model was trained with: labels, beta, optimizer steps, training tokens."""
-    rms = results.get("reward_models", {})
+    rms = results.reward_models
     if not rms:
         return []
     lines = [
@@ -179,40 +157,32 @@ def training_lines(results: dict) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for name, i in rms.items():
-        form = (
-            f" ({i['td_form']})"
-            if i.get("labels") == "td" and i.get("td_form") not in (None, "standard")
-            else ""
-        )
+        form = f" ({i.td_form})" if i.labels == "td" and i.td_form not in (None, "standard") else ""
         lines.append(
-            f"| {name} | {i.get('labels')}{form} | {i.get('beta')} | {i.get('steps', 'n/a')} | "
-            f"{i.get('train_tokens', 'n/a')} |"
+            f"| {name} | {i.labels}{form} | {i.beta} | {_or_na(i.steps)} | {_or_na(i.train_tokens)} |"
         )
     return lines + [""]
 
 
-def verdicts(results: dict) -> list[str]:
+def verdicts(results: Results) -> list[str]:
     """One line per baseline: is AgentPRM ahead of it, level or behind (paired bootstrap over tasks)?"""
-    comp = results.get("comparison") or {}
-    method = comp.get("method")
+    comp = results.comparison
     out = []
-    for baseline, settings in (comp.get("baselines") or {}).items():
+    for baseline, settings in comp.baselines.items():
         parts = []
         for setting, keys in settings.items():
             c = keys["success"]
-            parts.append(
-                f"{setting} {c['verdict']} ({c['diff']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}])"
-            )
-        out.append(f"{method} vs {baseline}: " + "; ".join(parts))
+            parts.append(f"{setting} {c.verdict} ({c.diff:+.3f} [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}])")
+        out.append(f"{comp.method} vs {baseline}: " + "; ".join(parts))
     return out
 
 
-def comparison_lines(results: dict) -> list[str]:
-    comp = results.get("comparison") or {}
-    if not comp.get("baselines"):
+def comparison_lines(results: Results) -> list[str]:
+    comp = results.comparison
+    if not comp.baselines:
         return []
     return [
-        f"### Is {comp['method']} ahead?",
+        f"### Is {comp.method} ahead?",
         "",
         "Success-rate difference to each baseline on the same tasks with a paired bootstrap 95% "
         "interval: 'ahead' / 'behind' when the interval excludes 0, else 'level'.",
@@ -222,45 +192,44 @@ def comparison_lines(results: dict) -> list[str]:
     ]
 
 
-def summary_table(results: dict) -> list[str]:
+def summary_table(results: Results) -> list[str]:
     """The demo's closing summary: every method with 95% intervals, then the verdicts."""
-    top = str(_ns(results)[-1])
-    rows = [("greedy (SFT)", results["greedy"]), ("sampling (Best-of-1)", results["sample"])]
-    for name, beams in results["beam"].items():
+    top = results.top
+    rows = [("greedy (SFT)", results.greedy), ("sampling (Best-of-1)", results.sample)]
+    for name, beams in results.beam.items():
         rows += [(f"{name} beam @{b}", r) for b, r in beams.items()]
-    rows += [(f"{name} Best-of-{top}", c["last"][top]) for name, c in results["bon"].items()]
-    rows.append((f"oracle pass@{top}", results["oracle"][top]))
+    rows += [(f"{name} Best-of-{top}", c["last"][top]) for name, c in results.bon.items()]
+    rows.append((f"oracle pass@{top}", results.oracle[top]))
     width = max(len(label) for label, _ in rows)
-    lines = [f"environment {results['env']}: {E.mode_note(results['env'])}", ""]
+    lines = [f"environment {results.env}: {E.mode_note(results.env)}", ""]
     lines += [f"{'method'.ljust(width)}  success rate [95% CI]   mean reward [95% CI]"]
     lines += [f"{label.ljust(width)}  {_ci(r, 'success'):<23} {_ci(r, 'reward')}" for label, r in rows]
-    rms = results.get("reward_models", {})
     lines += [""] + [
-        f"{n}: {i.get('labels')} labels, beta {i.get('beta')}, {i.get('steps', 'n/a')} optimizer "
-        f"steps, {i.get('train_tokens', 'n/a')} training tokens"
-        for n, i in rms.items()
+        f"{n}: {i.labels} labels, beta {i.beta}, {_or_na(i.steps)} optimizer "
+        f"steps, {_or_na(i.train_tokens)} training tokens"
+        for n, i in results.reward_models.items()
     ]
     return lines + [""] + verdicts(results)
 
 
-def figure3(results: dict, out: Path) -> Path:
+def figure3(results: Results, out: Path) -> Path:
     """Best-of-N score vs N per reward model (final-step score), oracle pass@N dashed, greedy dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ns = _ns(results)
+    ns = results.ns
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "success", "success rate"), (axes[1], "reward", "mean reward")):
-        for name, curves in results["bon"].items():
-            ax.plot(ns, [curves["last"][str(n)][key] for n in ns], marker="o", label=name)
-        ax.plot(ns, [results["oracle"][str(n)][key] for n in ns], "k--", label="oracle pass@N")
-        ax.axhline(results["greedy"][key], color="grey", linestyle=":", label="greedy")
+        for name, curves in results.bon.items():
+            ax.plot(ns, [getattr(curves["last"][n], key) for n in ns], marker="o", label=name)
+        ax.plot(ns, [getattr(results.oracle[n], key) for n in ns], "k--", label="oracle pass@N")
+        ax.axhline(getattr(results.greedy, key), color="grey", linestyle=":", label="greedy")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("N (samples per task)")
         ax.set_ylabel(label)
-        ax.set_title(f"{results['env']}: Best-of-N {label}")
+        ax.set_title(f"{results.env}: Best-of-N {label}")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -268,10 +237,10 @@ def figure3(results: dict, out: Path) -> Path:
     return out
 
 
-def figure4(results: dict, out: Path) -> Path | None:
+def figure4(results: Results, out: Path) -> Path | None:
     """The ablation: AgentPRM with and without L_A (Best-of-N curves and beam-search bars)."""
-    rms = results.get("reward_models", {})
-    td = [n for n, i in rms.items() if i.get("labels") == "td"]
+    rms = results.reward_models
+    td = [n for n, i in rms.items() if i.labels == "td"]
     if len(td) < 2:
         return None
     import matplotlib
@@ -279,13 +248,13 @@ def figure4(results: dict, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ns = _ns(results)
+    ns = results.ns
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for name in td:
-        beta = rms[name].get("beta")
+        beta = rms[name].beta
         axes[0].plot(
             ns,
-            [results["bon"][name]["last"][str(n)]["reward"] for n in ns],
+            [results.bon[name]["last"][n].reward for n in ns],
             marker="o",
             label=f"{name} (beta={beta})",
         )
@@ -294,19 +263,19 @@ def figure4(results: dict, out: Path) -> Path | None:
     axes[0].set_ylabel("mean reward")
     axes[0].set_title("Best-of-N")
     axes[0].legend(fontsize=8)
-    beams = sorted({b for n in td for b in results["beam"].get(n, {})})
+    beams = sorted({b for n in td for b in results.beam.get(n, {})})
     width = 0.8 / len(td)
     for k, name in enumerate(td):
         axes[1].bar(
             [i + k * width for i in range(len(beams))],
-            [results["beam"][name][b]["reward"] for b in beams],
+            [results.beam[name][b].reward for b in beams],
             width,
             label=name,
         )
     axes[1].set_xticks([i + width * (len(td) - 1) / 2 for i in range(len(beams))], [f"@{b}" for b in beams])
     axes[1].set_ylabel("mean reward")
     axes[1].set_title("beam search")
-    fig.suptitle(f"{results['env']}: ablation without L_A")
+    fig.suptitle(f"{results.env}: ablation without L_A")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -359,19 +328,19 @@ def cost_section(costs) -> list[str]:
     return lines + [""]
 
 
-def table3_section(results: dict, costs) -> list[str]:
+def table3_section(results: Results, costs) -> list[str]:
     """The paper's Table 3: what TD and MC labels cost (policy tokens, env steps) and what Best-of-N
     and beam search reach with the reward model trained on each. TD costs its N_TD rollouts per task;
     MC its seed trajectories (one per task, taken from those rollouts, counted pro rata) plus its
     N_mc rollouts after every step."""
     rollouts = next((m for _, kind, m in costs if kind == "rollouts"), None)
     mc = next((m for _, kind, m in costs if kind == "mc-label"), None)
-    rms = results.get("reward_models", {})
-    td_name, mc_name = agentprm_name(rms), next((n for n, i in rms.items() if i.get("labels") == "mc"), None)
+    td_name, _ = results.method_and_baselines()
+    mc_name = next((n for n, i in results.reward_models.items() if i.labels == "mc"), None)
     if rollouts is None or mc is None or td_name is None or mc_name is None:
         return []
-    top = str(_ns(results)[-1])
-    beams = sorted(results["beam"].get(td_name, {}), key=lambda b: int(b.split("x")[0]))
+    top = results.top
+    beams = sorted(results.beam.get(td_name, {}), key=lambda b: int(b.split("x")[0]))
     td_led, mc_led = rollouts["ledger"], mc["ledger"]
     # MC's seed trajectories (one per task) are a share of the rollouts: their cost pro rata
     share = mc.get("seeds", 0) / max(1, rollouts.get("trajectories", td_led["episodes"]))
@@ -394,8 +363,8 @@ def table3_section(results: dict, costs) -> list[str]:
         "|---" * (5 + len(beams)) + "|",
     ]
     for label, name, tokens, steps in rows:
-        bon = results["bon"][name]["last"][top]
-        beam = " | ".join(_ci(results["beam"][name][b], "success") for b in beams)
+        bon = results.bon[name]["last"][top]
+        beam = " | ".join(_ci(results.beam[name][b], "success") for b in beams)
         lines.append(
             f"| {label} | {tokens} | {steps} | {tokens / rows[0][2]:.2f}x | {_ci(bon, 'success')} | {beam} |"
         )
@@ -458,9 +427,9 @@ def write(paths, out: Path, preface: list[str] | None = None) -> Path:
     lines = ["# agentprm report", "", *(preface or [])]
     for path, results in runs["evaluate"]:
         lines += evaluate_section(path, results)
-        f3 = figure3(results, out / f"figure3_{results['env']}.png")
+        f3 = figure3(results, out / f"figure3_{results.env}.png")
         lines += [f"![Figure 3]({f3.name})", ""]
-        f4 = figure4(results, out / f"figure4_{results['env']}.png")
+        f4 = figure4(results, out / f"figure4_{results.env}.png")
         if f4:
             lines += [f"![Figure 4]({f4.name})", ""]
     if runs["prm"]:

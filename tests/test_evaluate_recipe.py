@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 from agentprm import report
-from agentprm.evaluation import oracle_at_n
+from agentprm.evaluation import Results, oracle_at_n
 from agentprm.recipes import evaluate, train_prm
 from agentprm.types import read_trajectories
 
@@ -45,22 +45,22 @@ def test_evaluate_then_report(expert_data, tmp_path):
     )
     results = evaluate.main(args)
     pool = read_trajectories(tmp_path / "eval" / "pool.jsonl")
-    assert len(pool) == 12 and results["tasks"] == 3
+    assert len(pool) == 12 and results.tasks == 3
     # N = 1 of any reward model is the pool mean; the oracle bounds every curve.
     mean_reward = sum(t.reward for t in pool) / len(pool)
     for name in ("orm", "agentprm", "no-la"):
-        curve = results["bon"][name]["last"]
-        assert abs(curve[1]["reward"] - mean_reward) < 1e-9
+        curve = results.bon[name]["last"]
+        assert abs(curve[1].reward - mean_reward) < 1e-9
         for n in (1, 2, 4):
-            assert curve[n]["reward"] <= results["oracle"][n]["reward"] + 1e-9
-        beam = results["beam"][name]["2x2"]
-        assert beam["n"] == 3 and beam["ledger"]["prm_tokens"] > 0 and beam["ledger"]["policy_tokens"] > 0
+            assert curve[n].reward <= results.oracle[n].reward + 1e-9
+        beam = results.beam[name]["2x2"]
+        assert beam.n == 3 and beam.ledger["prm_tokens"] > 0 and beam.ledger["policy_tokens"] > 0
     by_task = {}
     for t in pool:
         by_task.setdefault(t.task, []).append(t.success)
     expected = sum(oracle_at_n([float(s) for s in v], 4) for v in by_task.values()) / 3
-    assert abs(results["oracle"][4]["success"] - expected) < 1e-9
-    assert results["reward_models"]["no-la"]["beta"] == 0.0
+    assert abs(results.oracle[4].success - expected) < 1e-9
+    assert results.reward_models["no-la"].beta == 0.0
 
     # Re-running replays nothing: every trajectory file is complete.
     files = [p for p in (tmp_path / "eval").glob("*.jsonl") if p.name != "metrics.jsonl"]
@@ -69,9 +69,7 @@ def test_evaluate_then_report(expert_data, tmp_path):
     evaluate.main(args)
     assert sizes == {p.name: p.stat().st_size for p in files}
     again = json.loads((tmp_path / "eval" / "results.json").read_text())
-    assert (
-        again["ledgers"]["pool"] == results["ledgers"]["pool"] and again["ledgers"]["pool"]["env_steps"] > 0
-    )
+    assert again["ledgers"]["pool"] == results.ledgers["pool"] and again["ledgers"]["pool"]["env_steps"] > 0
 
     path = report.write([tmp_path / "eval", tmp_path / "agentprm", tmp_path / "orm"], tmp_path / "report")
     text = path.read_text()
@@ -79,10 +77,14 @@ def test_evaluate_then_report(expert_data, tmp_path):
     assert "Compute efficiency" in text and "held-out diagnostics" in text
     # which env mode produced the numbers, and what they compare with (issue 14)
     assert "Environment `babyai`: corrected BabyAI" in text and "use babyai-agentgym" in text
-    assert report.summary_table(again)[0].startswith("environment babyai: corrected BabyAI")
+    assert report.summary_table(Results.from_json(again))[0].startswith(
+        "environment babyai: corrected BabyAI"
+    )
     assert (tmp_path / "report" / "figure3_babyai.png").stat().st_size > 1000
     assert (tmp_path / "report" / "figure4_babyai.png").exists()  # two td models: the ablation figure
-    json.loads((tmp_path / "eval" / "results.json").read_text())  # valid JSON on disk
+    # the typed results read back to the very bytes evaluate wrote (report reads what was written)
+    on_disk = (tmp_path / "eval" / "results.json").read_text()
+    assert json.dumps(Results.load(tmp_path / "eval" / "results.json").to_json(), indent=1) == on_disk
 
     # Other weights under a reward model's name: its scores and beam search are recomputed.
     train_prm.main(

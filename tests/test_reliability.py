@@ -233,4 +233,4 @@ def test_beam_search_ledger_adds_up_after_a_kill(tmp_path, monkeypatch):
         evaluate.main(args)
     monkeypatch.setattr(evaluate, "beam_search", real)
     results = evaluate.main(args)
-    assert results["beam"]["orm"]["2x2"]["ledger"]["episodes"] == 3  # the killed run's chunk counts too
+    assert results.beam["orm"]["2x2"].ledger["episodes"] == 3  # the killed run's chunk counts too

@@ -26,7 +26,6 @@ stages themselves resume mid-way), so an interrupted demo continues where it sto
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from agentprm import report as report_lib
 from agentprm import rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
+from agentprm.evaluation import Results
 from agentprm.recipes import collect, evaluate, expert, report, sft, train_prm
 
 REWARD_MODELS = {  # name -> (labels, beta); ORM and PVM learn promise only (L_Q), as in the paper
@@ -104,7 +104,7 @@ class Args:
         V.positive(self, "prm_lr", "guard_minutes")
 
 
-def main(args: Args) -> dict:
+def main(args: Args) -> Results:
     run = rundir.prepare(args.run_dir, args)
     start = time.time()
     train = parse_tasks(args.env, args.train_tasks)
@@ -200,8 +200,8 @@ def main(args: Args) -> dict:
     # 6. Report (always rewritten: cheap).
     report.main(report.Args(runs=(run / "evaluate", *rm_dirs.values(), run / "rollouts"), out=run))
     minutes = (time.time() - start) / 60
-    results = json.loads((run / "evaluate" / "results.json").read_text())
-    print(f"\n[demo] {results['env']}, {results['tasks']} test tasks:")
+    results = Results.load(run / "evaluate" / "results.json")
+    print(f"\n[demo] {results.env}, {results.tasks} test tasks:")
     print("\n".join(report_lib.summary_table(results)))
     print(f"\n[demo] finished in {minutes:.1f} min this run -> {run / 'report.md'}")
     rundir.log_metrics(run, {"stage": "demo", "minutes": minutes})

@@ -27,7 +27,11 @@ from agentprm import rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.evaluation import (
-    agentprm_name,
+    Comparison,
+    Curve,
+    Rate,
+    Results,
+    RewardModelInfo,
     aggregate,
     best_of_n,
     bootstrap_ci,
@@ -104,13 +108,15 @@ def _resume(path: Path, env: str, tasks: list[int], n: int, play) -> list:
 
 
 def _spent(run: Path, stage: str, ledger: SearchLedger) -> dict:
-    """Add a stage's ledger to run/ledgers.json (resumed runs add up) and return the stage's total."""
+    """Add a stage's ledger to run/ledgers.json (resumed runs add up) and return the stage's total
+    without its wall-clock seconds: results.json holds only what the same command and seed reproduce
+    (the seconds stay in ledgers.json and metrics.jsonl)."""
     path = run / "ledgers.json"
     all_ = json.loads(path.read_text()) if path.exists() else {}
     old = all_.get(stage, {})
     all_[stage] = {k: old.get(k, 0) + v for k, v in dataclasses.asdict(ledger).items()}
     rundir.atomic_write_text(path, json.dumps(all_, indent=1))
-    return all_[stage]
+    return {k: v for k, v in all_[stage].items() if k != "seconds"}
 
 
 def _fingerprint(path: Path) -> dict:
@@ -138,32 +144,22 @@ def _forget_if_changed(run: Path, name: str, path: Path) -> None:
     rundir.atomic_write_text(record, json.dumps(now))
 
 
-def _rates(trajs) -> dict:
+def _rates(trajs, ledger: dict | None = None) -> Rate:
     """Success rate (Wilson CI) and mean reward (bootstrap CI over tasks) of one trajectory per task."""
     s = wilson(sum(t.success for t in trajs), len(trajs))
     r = bootstrap_ci([t.reward for t in trajs])
-    return {"n": len(trajs), "success": s[0], "success_ci": s[1:], "reward": r[0], "reward_ci": r[1:]}
+    return Rate(s[0], s[1:], r[0], r[1:], n=len(trajs), ledger=ledger)
 
 
-def _curve(per_task: dict[int, list], ns: list[int], score) -> dict:
-    """{n: {success, success_ci, reward, reward_ci}}: score(trajs, key, n) averaged over tasks, with
-    a bootstrap interval over tasks (inside [0, 1])."""
+def _curve(per_task: dict[int, list], ns: list[int], score) -> Curve:
+    """{n: Rate}: score(trajs, key, n) averaged over tasks, with a bootstrap interval over tasks
+    (inside [0, 1])."""
     out = {}
     for n in ns:
         succ = bootstrap_ci([score(trajs, "success", n) for trajs in per_task.values()])
         rew = bootstrap_ci([score(trajs, "reward", n) for trajs in per_task.values()])
-        out[n] = {"success": succ[0], "success_ci": succ[1:], "reward": rew[0], "reward_ci": rew[1:]}
+        out[n] = Rate(succ[0], succ[1:], rew[0], rew[1:])
     return out
-
-
-def _without_time(value):
-    """results.json holds what the same command and seed reproduce: wall-clock seconds stay in
-    ledgers.json and metrics.jsonl."""
-    if isinstance(value, dict):
-        return {k: _without_time(v) for k, v in value.items() if k != "seconds"}
-    if isinstance(value, list):
-        return [_without_time(v) for v in value]
-    return value
 
 
 def compare(method: str, per_task: dict) -> dict:
@@ -171,7 +167,7 @@ def compare(method: str, per_task: dict) -> dict:
 
     per_task: {setting: {reward model: {key: [value per task, in task order]}}} for settings such as
     "beam@2x2" and "bon@8", keys "success" and "reward".
-    -> {baseline: {setting: {key: {diff, ci, verdict, tasks}}}}
+    -> {baseline: {setting: {key: Paired}}}
     """
     out: dict = {}
     for setting, by_rm in per_task.items():
@@ -203,7 +199,7 @@ def load_reward_model(spec: str) -> tuple[str, Path, dict]:
     return name, path, info
 
 
-def main(args: Args) -> dict:
+def main(args: Args) -> Results:
     if args.threads:
         torch.set_num_threads(args.threads)
     run = rundir.prepare(args.run_dir, args, neutral=RESUME_NEUTRAL)
@@ -224,7 +220,6 @@ def main(args: Args) -> dict:
         seed=args.seed,
         max_active=args.batch_size,
     )
-    results: dict = {"env": env, "tasks": len(tasks), "pool": args.pool, "policy": args.policy}
     console.print(f"environment {env}: {E.mode_note(env)}")
     ledgers: dict[str, dict] = {}
 
@@ -233,10 +228,8 @@ def main(args: Args) -> dict:
     greedy_trajs = _resume(
         run / "greedy.jsonl", env, tasks, 1, lambda todo: greedy(env, todo, policy, None, config, ledger)
     )
-    results["greedy"], ledgers["greedy"] = _rates(greedy_trajs), _spent(run, "greedy", ledger)
-    console.print(
-        f"greedy: success {results['greedy']['success']:.3f}, reward {results['greedy']['reward']:.3f}"
-    )
+    greedy_rate, ledgers["greedy"] = _rates(greedy_trajs), _spent(run, "greedy", ledger)
+    console.print(f"greedy: success {greedy_rate.success:.3f}, reward {greedy_rate.reward:.3f}")
 
     # 2. One pool of --pool samples per task at the evaluation temperature.
     ledger = SearchLedger()
@@ -258,25 +251,29 @@ def main(args: Args) -> dict:
     def outcome(t, key):
         return float(t.success) if key == "success" else t.reward
 
-    results["oracle"] = _curve(per_task, ns, lambda ts, key, n: oracle_at_n([outcome(t, key) for t in ts], n))
+    oracle = _curve(per_task, ns, lambda ts, key, n: oracle_at_n([outcome(t, key) for t in ts], n))
     # Sampling (Best-of-1) = the pool's mean per task: the same estimate as every curve's N = 1.
-    results["sample"] = {"n": len(per_task), **results["oracle"][1]}
-    console.print(
-        f"pool: {len(pool)} trajectories; oracle pass@{ns[-1]} {results['oracle'][ns[-1]]['success']:.3f}"
+    results = Results(
+        env,
+        len(tasks),
+        args.pool,
+        args.policy,
+        greedy_rate,
+        oracle,
+        dataclasses.replace(oracle[1], n=len(per_task)),
     )
+    console.print(f"pool: {len(pool)} trajectories; oracle pass@{ns[-1]} {oracle[ns[-1]].success:.3f}")
 
     # 3. Per reward model: score the pool once, Best-of-N curves, then beam search.
-    results["reward_models"], results["bon"], results["beam"] = {}, {}, {}
     paired: dict = {}  # setting -> reward model -> key -> per-task values (for the comparison)
     for spec in args.reward_models:
         name, path, info = load_reward_model(spec)
         model, tok = load_value_model(path)
         budget = info.get("max_prompt_tokens", args.max_prompt_tokens)
         scorer = PRMScorer(model, tok, budget=budget, name=name)
-        results["reward_models"][name] = {
-            "path": str(path),
-            **{k: info.get(k) for k in ("labels", "beta", "td_form", "steps", "train_tokens")},
-        }
+        results.reward_models[name] = RewardModelInfo(
+            str(path), **{k: info.get(k) for k in ("labels", "beta", "td_form", "steps", "train_tokens")}
+        )
         _forget_if_changed(run, name, path)
         cache = run / f"scores_{name}.json"
         cached = json.loads(cache.read_text()) if cache.exists() else {}
@@ -289,7 +286,7 @@ def main(args: Args) -> dict:
             run, f"score pool: {name}", SearchLedger(prm_tokens=scorer.tokens)
         )
         scores = {(t.task, t.sample): cached[f"{t.task}:{t.sample}"] for t in pool}
-        results["bon"][name] = {
+        results.bon[name] = {
             how: _curve(
                 per_task,
                 ns,
@@ -311,9 +308,9 @@ def main(args: Args) -> dict:
             ]
             for key in ("success", "reward")
         }
-        last = results["bon"][name]["last"][ns[-1]]
-        console.print(f"{name}: Best-of-{ns[-1]} success {last['success']:.3f}, reward {last['reward']:.3f}")
-        results["beam"][name] = {}
+        last = results.bon[name]["last"][ns[-1]]
+        console.print(f"{name}: Best-of-{ns[-1]} success {last.success:.3f}, reward {last.reward:.3f}")
+        results.beam[name] = {}
         for beam in args.beams:
             n, m = (int(x) for x in beam.lower().split("x"))
             cfg = dataclasses.replace(config, n=n, m=m)
@@ -334,37 +331,31 @@ def main(args: Args) -> dict:
                 key: [outcome(t, key) for t in sorted(trajs, key=lambda t: t.task)]
                 for key in ("success", "reward")
             }
-            results["beam"][name][beam] = {
-                **_rates(trajs),
-                "ledger": _spent(run, stage, SearchLedger()),  # the stage's total over every run
-            }
-            console.print(
-                f"{name}: beam @{beam} success {results['beam'][name][beam]['success']:.3f}, "
-                f"reward {results['beam'][name][beam]['reward']:.3f}"
-            )
-    results["ledgers"] = ledgers
+            # the stage's total over every run
+            row = results.beam[name][beam] = _rates(trajs, _spent(run, stage, SearchLedger()))
+            console.print(f"{name}: beam @{beam} success {row.success:.3f}, reward {row.reward:.3f}")
+    results.ledgers = ledgers
     # AgentPRM (td labels, beta > 0) against each baseline, paired over the same tasks.
-    method = agentprm_name(results["reward_models"])
-    results["comparison"] = {"method": method, "baselines": compare(method, paired) if method else {}}
+    method, _ = results.method_and_baselines()
+    results.comparison = Comparison(method, compare(method, paired) if method else {})
 
     # 4. Save and summarise.
-    results = _without_time(results)
-    rundir.atomic_write_text(run / "results.json", json.dumps(results, indent=1))
-    rundir.log_metrics(run, {"stage": "evaluate", "greedy": results["greedy"], "sample": results["sample"]})
+    results.save(run / "results.json")
+    saved = results.to_json()
+    rundir.log_metrics(run, {"stage": "evaluate", "greedy": saved["greedy"], "sample": saved["sample"]})
     table = Table(title=f"{env}: {len(tasks)} tasks (success / mean reward)")
     table.add_column("method")
     table.add_column("success")
     table.add_column("reward")
-    for label, r in [
-        ("greedy", results["greedy"]),
-        ("sample (Bo1)", results["sample"]),
-        (f"oracle pass@{ns[-1]}", results["oracle"][ns[-1]]),
-    ]:
-        table.add_row(label, f"{r['success']:.3f}", f"{r['reward']:.3f}")
-    for name in results["bon"]:
-        r = results["bon"][name]["last"][ns[-1]]
-        table.add_row(f"{name} BoN@{ns[-1]}", f"{r['success']:.3f}", f"{r['reward']:.3f}")
-        for beam, r in results["beam"][name].items():
-            table.add_row(f"{name} beam@{beam}", f"{r['success']:.3f}", f"{r['reward']:.3f}")
+    rows = [
+        ("greedy", results.greedy),
+        ("sample (Bo1)", results.sample),
+        (f"oracle pass@{ns[-1]}", oracle[ns[-1]]),
+    ]
+    for name in results.bon:
+        rows.append((f"{name} BoN@{ns[-1]}", results.bon[name]["last"][ns[-1]]))
+        rows += [(f"{name} beam@{beam}", r) for beam, r in results.beam[name].items()]
+    for label, r in rows:
+        table.add_row(label, f"{r.success:.3f}", f"{r.reward:.3f}")
     console.print(table)
     return results

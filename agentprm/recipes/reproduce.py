@@ -39,6 +39,7 @@ from agentprm import report as report_lib
 from agentprm import rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
+from agentprm.evaluation import Results
 from agentprm.recipes import collect, evaluate, expert, mc_label, sft, train_prm
 
 REWARD_MODELS = {  # name -> (labels, beta): the paper's method, its ablation and its baselines
@@ -357,7 +358,7 @@ def protocol_section(args: Args, run: Path) -> list[str]:
     return lines
 
 
-def main(args: Args) -> dict | None:
+def main(args: Args) -> Results | None:
     env = env_name(args)
     run = args.run_dir or Path(f"runs/reproduce-{E.family(env)}")
     # Stage arguments are checked per stage (_stage); the study's own args.json records the last call.
@@ -377,8 +378,8 @@ def main(args: Args) -> dict | None:
     path = report_lib.write(
         [run / "evaluate", *prm_runs, *cost_runs], run, preface=protocol_section(args, run)
     )
-    results = json.loads((run / "evaluate" / "results.json").read_text())
-    print(f"\n[reproduce] {results['env']}, {results['tasks']} test tasks:")
+    results = Results.load(run / "evaluate" / "results.json")
+    print(f"\n[reproduce] {results.env}, {results.tasks} test tasks:")
     print("\n".join(report_lib.summary_table(results)))
     minutes = (time.time() - start) / 60
     print(f"\n[reproduce] {minutes:.1f} min this run -> {path}")
