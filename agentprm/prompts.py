@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agentprm.envs import babyai, rejected, textcraft
+from agentprm.envs.webshop import env as webshop
 from agentprm.types import Messages, State
 
 OK_REPLY = "OK. I'll follow your instructions and try my best to solve the task."
@@ -26,6 +27,7 @@ SYSTEM_PROMPTS = {
     "babyai": babyai.SYSTEM_PROMPT,
     "babyai-agentgym": babyai.SYSTEM_PROMPT,
     "textcraft": textcraft.SYSTEM_PROMPT,
+    "webshop": webshop.SYSTEM_PROMPT,
 }
 
 

@@ -5,6 +5,8 @@ Ids (round caps set at registration, overridable with gym.make(..., max_episode_
   agentprm/BabyAI-AgentGym-v0  the same tasks, AgentGym's server behaviour exactly, bugs included
                                (BabyAITextEnv(compat="agentgym"); short name "babyai-agentgym")
   agentprm/TextCraft-v0        20 rounds, tasks = the 544 goals of depth >= 1 in AgentGym's order
+  agentprm/WebShop-v0          6 rounds, tasks = AgentGym's synthetic goals in its order (6910 on the
+                               embedded catalogue; WebShop's own files from $AGENTPRM_WEBSHOP_DATA)
 
 A variant of an env (babyai-agentgym) has its own short name, so records say which one played,
 and shares its family's splits, prompt and expert: family(name) gives the family.
@@ -18,15 +20,17 @@ ENV_IDS = {
     "babyai": "agentprm/BabyAI-v0",
     "babyai-agentgym": "agentprm/BabyAI-AgentGym-v0",
     "textcraft": "agentprm/TextCraft-v0",
+    "webshop": "agentprm/WebShop-v0",
 }
-MAX_ROUNDS = {"babyai": 20, "babyai-agentgym": 20, "textcraft": 20}
+MAX_ROUNDS = {"babyai": 20, "babyai-agentgym": 20, "textcraft": 20, "webshop": 6}
 # short name -> the env whose tasks, splits, prompt and expert it uses
-FAMILY = {"babyai": "babyai", "babyai-agentgym": "babyai", "textcraft": "textcraft"}
+FAMILY = {"babyai": "babyai", "babyai-agentgym": "babyai", "textcraft": "textcraft", "webshop": "webshop"}
 
 _ENTRY_POINTS = {
     "babyai": "agentprm.envs.babyai:BabyAITextEnv",
     "babyai-agentgym": "agentprm.envs.babyai:BabyAITextEnv",
     "textcraft": "agentprm.envs.textcraft:TextCraftEnv",
+    "webshop": "agentprm.envs.webshop.env:WebShopEnv",
 }
 _KWARGS = {"babyai-agentgym": {"compat": "agentgym"}}
 
@@ -93,12 +97,21 @@ def mode_note(name: str) -> str:
     >>> mode_note("agentprm/BabyAI-AgentGym-v0").startswith("AgentGym-exact")
     True
     """
-    return MODE_NOTES[short_name(name)]
+    short = short_name(name)
+    if short == "webshop":  # which data: the embedded catalogue's numbers do not compare with the paper's
+        from agentprm.envs.webshop.data import describe_source
+
+        return f"WebShop text mode as AgentGym serves it, on the {describe_source()}"
+    return MODE_NOTES[short]
 
 
 # How each environment answers a command it refused (nothing happened): agentprm.envs.babyai's
 # NOT_RECOGNIZED and TextCraft's "Could not ..." replies (tests/test_envs.py checks the former).
-_REJECTED = {"babyai": "The action is not recognized.", "textcraft": "Could not "}
+_REJECTED = {
+    "babyai": "The action is not recognized.",
+    "textcraft": "Could not ",
+    "webshop": "Invalid Action",
+}
 
 
 def rejected(env: str, observation: str) -> bool:

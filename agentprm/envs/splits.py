@@ -26,6 +26,9 @@ TextCraft: task i -> goals[i], the 544 goals of depth >= 1 in AgentGym's order (
           evaluated on `agenteval` has seen some of its goals (the `agenteval_unseen` split drops
           them).
 
+WebShop: task i -> goals[i], AgentGym's synthetic goals in its order (envs/webshop/goals.py).
+  test  = AgentEval's 200 WebShop test ids; train = every other goal (6710 on the embedded catalogue).
+
 parse_tasks reads a --tasks argument strictly: anything but a split name, a non-empty range or a
 list of distinct valid indices is a ValueError that says what to write instead.
 """
@@ -68,12 +71,30 @@ def _textcraft() -> dict[str, list[int]]:
 SPLITS: dict[str, dict[str, list[int]]] = {"babyai": _babyai(), "textcraft": _textcraft()}
 
 
+def _webshop() -> tuple[dict[str, list[int]], int]:
+    """WebShop's splits and task count: they depend on the data (the embedded catalogue or the
+    user's files), so they are read from the loaded shop (envs/webshop/goals.py pins them)."""
+    from agentprm.envs.webshop import goals
+    from agentprm.envs.webshop.env import load_shop
+
+    n = len(load_shop().goals)
+    return {name: goals.split(name, n) for name in ("test", "train")}, n
+
+
+def _splits(env: str) -> tuple[dict[str, list[int]], int]:
+    """(pinned splits, number of tasks) of an env family."""
+    if env == "webshop":
+        return _webshop()
+    return SPLITS[env], NUM_TASKS[env]
+
+
 def split(env: str, name: str) -> list[int]:
     """Task indices of a pinned split; env and name in any case. >>> len(split("babyai", "test"))  # 90"""
     env = family(env)  # a variant (babyai-agentgym) shares its family's splits
-    if name.lower() not in SPLITS[env]:
-        raise ValueError(f"unknown split {name!r} for {env}: choose one of {sorted(SPLITS[env])}")
-    return list(SPLITS[env][name.lower()])
+    splits, _ = _splits(env)
+    if name.lower() not in splits:
+        raise ValueError(f"unknown split {name!r} for {env}: choose one of {sorted(splits)}")
+    return list(splits[name.lower()])
 
 
 # ASCII digits only: int() would also take "+3", "3_0", " 3" and other scripts' digits.
@@ -150,9 +171,9 @@ def parse_tasks(env: str, spec: str) -> list[int]:
     ValueError: cannot read tasks '0:545' for textcraft: the range end 545 is past the last task (an end excluded is <= 544). Give a split name (agenteval, agenteval_unseen, test, train), a range like 0:400 (end excluded) or 0-399 (end included), or a list like 1,5,9 of distinct indices 0 <= i < 544 or goal names ('gold ingot,stick')
     """
     env = family(env)  # a variant (babyai-agentgym) shares its family's splits
-    num_tasks = NUM_TASKS[env]
+    splits, num_tasks = _splits(env)
     text = spec.strip() if isinstance(spec, str) else ""
-    if text.lower() in SPLITS[env]:
+    if text.lower() in splits:
         return split(env, text)
     try:
         if not isinstance(spec, str):
@@ -165,7 +186,7 @@ def parse_tasks(env: str, spec: str) -> list[int]:
             return _range(*text.split("-", 1), num_tasks, end_included=True)
         return _listed(text, num_tasks, env)
     except ValueError as e:
-        names = ", ".join(sorted(SPLITS[env]))
+        names = ", ".join(sorted(splits))
         raise ValueError(
             f"cannot read tasks {spec!r:.80} for {env}: {e}. Give a split name ({names}), a range like "
             f"0:400 (end excluded) or 0-399 (end included), or a list like 1,5,9 of distinct indices "

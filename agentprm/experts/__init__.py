@@ -1,4 +1,4 @@
-"""Scripted experts that write ReAct responses: BabyAI (minigrid's BabyAIBot) and TextCraft (a planner)."""
+"""Scripted experts that write ReAct responses: BabyAI (minigrid's BabyAIBot) and TextCraft (a planner), WebShop (a shopper)."""
 
 from __future__ import annotations
 
@@ -19,4 +19,8 @@ def make_expert(env: str, mistakes: float = 0.0, misread: float = 0.0, goal_mist
         from agentprm.experts.textcraft import TextCraftExpert
 
         return TextCraftExpert()
-    raise ValueError(f"no expert for environment {env!r}: choose babyai or textcraft")
+    if env == "webshop":
+        from agentprm.experts.webshop import WebShopExpert
+
+        return WebShopExpert()
+    raise ValueError(f"no expert for environment {env!r}: choose babyai, textcraft or webshop")
