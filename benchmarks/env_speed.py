@@ -1,5 +1,7 @@
 """High-level environment steps per second for every registered env (targets: BabyAI >= 300/s,
-TextCraft >= 1000/s on a 2-core machine). Random valid commands, resets included in the time.
+TextCraft >= 1000/s, WebShop >= 500/s including search, on a 2-core machine). Random valid commands,
+resets included in the time. WebShop draws a search (words of the instruction) or a click on one of
+the page's clickables; its catalogue and index are built before the clock starts (once per process).
 
     python benchmarks/env_speed.py [--seconds 10]
 """
@@ -23,19 +25,30 @@ TEXTCRAFT_COMMANDS = [
 ]
 
 
+def _commands(info: dict, rng: random.Random) -> list[str]:
+    actions = info.get("available_actions")
+    if isinstance(actions, dict):  # WebShop: search with instruction words, or click a clickable
+        words = info["goal"].split()
+        query = " ".join(rng.sample(words, min(len(words), 4)))
+        return [f"search[{query}]"] + [f"click[{c}]" for c in actions["clickables"] if c != "search"]
+    return actions or TEXTCRAFT_COMMANDS
+
+
 def measure(name: str, seconds: float, seed: int = 0) -> dict:
     env = E.make(name)
     rng = random.Random(seed)
-    steps = resets = 0
+    num_tasks = env.unwrapped.num_tasks if name != "babyai" else 400
+    steps = resets = searches = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        task = rng.randrange(400) if name == "babyai" else rng.randrange(544)
-        _, info = env.reset(options={"task": task})
+        _, info = env.reset(options={"task": rng.randrange(num_tasks)})
         resets += 1
         for _ in range(20):
-            commands = info.get("available_actions") or TEXTCRAFT_COMMANDS
-            _, _, terminated, truncated, info = env.step(f"Thought:\nx\n\nAction:\n{rng.choice(commands)}")
+            commands = _commands(info, rng)
+            command = rng.choice(commands)
+            _, _, terminated, truncated, info = env.step(f"Thought:\nx\n\nAction:\n{command}")
             steps += 1
+            searches += command.startswith("search[")
             if terminated or truncated:
                 break
     elapsed = time.perf_counter() - start
@@ -43,6 +56,7 @@ def measure(name: str, seconds: float, seed: int = 0) -> dict:
         "env": name,
         "steps": steps,
         "resets": resets,
+        "searches": searches,
         "seconds": round(elapsed, 2),
         "steps_per_second": round(steps / elapsed, 1),
     }

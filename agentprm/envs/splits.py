@@ -81,8 +81,8 @@ def _webshop() -> tuple[dict[str, list[int]], int]:
     return {name: goals.split(name, n) for name in ("test", "train")}, n
 
 
-def _splits(env: str) -> tuple[dict[str, list[int]], int]:
-    """(pinned splits, number of tasks) of an env family."""
+def splits_of(env: str) -> tuple[dict[str, list[int]], int]:
+    """(pinned splits, number of tasks) of an env family ("babyai", "textcraft", "webshop")."""
     if env == "webshop":
         return _webshop()
     return SPLITS[env], NUM_TASKS[env]
@@ -91,7 +91,7 @@ def _splits(env: str) -> tuple[dict[str, list[int]], int]:
 def split(env: str, name: str) -> list[int]:
     """Task indices of a pinned split; env and name in any case. >>> len(split("babyai", "test"))  # 90"""
     env = family(env)  # a variant (babyai-agentgym) shares its family's splits
-    splits, _ = _splits(env)
+    splits, _ = splits_of(env)
     if name.lower() not in splits:
         raise ValueError(f"unknown split {name!r} for {env}: choose one of {sorted(splits)}")
     return list(splits[name.lower()])
@@ -171,7 +171,7 @@ def parse_tasks(env: str, spec: str) -> list[int]:
     ValueError: cannot read tasks '0:545' for textcraft: the range end 545 is past the last task (an end excluded is <= 544). Give a split name (agenteval, agenteval_unseen, test, train), a range like 0:400 (end excluded) or 0-399 (end included), or a list like 1,5,9 of distinct indices 0 <= i < 544 or goal names ('gold ingot,stick')
     """
     env = family(env)  # a variant (babyai-agentgym) shares its family's splits
-    splits, num_tasks = _splits(env)
+    splits, num_tasks = splits_of(env)
     text = spec.strip() if isinstance(spec, str) else ""
     if text.lower() in splits:
         return split(env, text)

@@ -35,20 +35,20 @@ def main(args: Args) -> None:
     for col in ("name", "gymnasium id", "round cap", "train", "test", "tasks"):
         table.add_column(col)
     for name, env_id in E.ENV_IDS.items():
-        sp = splits.SPLITS[E.family(name)]  # babyai-agentgym shares BabyAI's splits
-        what = (
-            "index i -> level (i % 40) + 1, seed i // 40"
-            + (" (AgentGym's server, bugs included)" if name == "babyai-agentgym" else "")
-            if E.family(name) == "babyai"
-            else f"{splits.TEXTCRAFT_NUM_GOALS} goals of depth >= 1 in AgentGym's order (depth, then recipe file)"
-        )
+        sp, num_tasks = splits.splits_of(E.family(name))  # babyai-agentgym shares BabyAI's splits
+        what = {
+            "babyai": "index i -> level (i % 40) + 1, seed i // 40"
+            + (" (AgentGym's server, bugs included)" if name == "babyai-agentgym" else ""),
+            "textcraft": f"{num_tasks} goals of depth >= 1 in AgentGym's order (depth, then recipe file)",
+            "webshop": f"{num_tasks} synthetic goals in AgentGym's order; {E.mode_note(name)}",
+        }[E.family(name)]
         table.add_row(
             name, env_id, str(E.MAX_ROUNDS[name]), str(len(sp["train"])), str(len(sp["test"])), what
         )
     console.print(table)
     console.print("BabyAI levels: " + ", ".join(f"{i + 1} {n}" for i, n in enumerate(babyai.LEVELS)))
-    for name, sp in splits.SPLITS.items():
-        for split_name, tasks in sp.items():
+    for name in dict.fromkeys(map(E.family, E.ENV_IDS)):
+        for split_name, tasks in splits.splits_of(name)[0].items():
             shown = (
                 _ranges(tasks)
                 if args.show_tasks or len(_ranges(tasks)) < 200
