@@ -80,10 +80,10 @@ def test_textcraft_names_and_make():
     assert E.make("agentprm/TEXTCRAFT-v0").unwrapped.num_tasks == NUM["textcraft"]
 
 
-@pytest.mark.parametrize("name", ["webshop", "babyai-v0", "", None, "agentprm/BabyAI-v1"])
+@pytest.mark.parametrize("name", ["alfworld", "babyai-v0", "", None, "agentprm/BabyAI-v1"])
 def test_unknown_env_names_list_the_choices(name):
     with pytest.raises(
-        ValueError, match=r"unknown environment .*\['babyai', 'babyai-agentgym', 'textcraft'\]"
+        ValueError, match=r"unknown environment .*\['babyai', 'babyai-agentgym', 'textcraft', 'webshop'\]"
     ):
         E.short_name(name)
     with pytest.raises(ValueError, match="unknown environment"):
