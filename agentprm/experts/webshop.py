@@ -82,7 +82,7 @@ class WebShopExpert:
         wanted = list(wanted.values()) if isinstance(wanted, dict) else list(wanted)
         if s.kind == "index":
             query = search_query(s.instruction, goal["goal_options"])
-            return format_react(f"I need to find {query}. I will search for it.", f"search[{query}]")
+            return format_react(f"I will search for what the instruction asks: {query}.", f"search[{query}]")
         if s.kind == "results":
             return self._choose(s)
         if s.kind == "sub":

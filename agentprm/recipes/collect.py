@@ -32,7 +32,7 @@ class Args(ServerArgs):
     policy: str = "runs/sft/model"
     """an HF model folder, smollm2, or openai:<model>@<base_url> for an OpenAI-compatible server"""
     env: str = "babyai"
-    """environment: babyai or textcraft"""
+    """environment: babyai, babyai-agentgym, textcraft or webshop"""
     tasks: str = "test"
     """split name, range 0:90 or list 1,5,9"""
     n: int = 1

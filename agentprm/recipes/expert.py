@@ -24,7 +24,7 @@ from agentprm.types import TrajectoryWriter, completed_keys, read_trajectories
 @dataclasses.dataclass
 class Args:
     env: str = "babyai"
-    """environment: babyai or textcraft"""
+    """environment: babyai, babyai-agentgym, textcraft or webshop"""
     tasks: str = "train"
     """task indices: a split name (train, test), a range 0:400 (end excluded) or 0-399, or a list 1,5,9"""
     out: Path = Path("data/expert.jsonl")

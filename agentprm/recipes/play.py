@@ -12,7 +12,7 @@ from agentprm.envs.react import format_react
 @dataclasses.dataclass
 class Args:
     env: str = "babyai"
-    """environment: babyai or textcraft"""
+    """environment: babyai, babyai-agentgym, textcraft or webshop"""
     task: int = 0
     """task index (see `agentprm envs`)"""
     max_rounds: int | None = None
