@@ -53,9 +53,11 @@ REWARD_MODELS = {  # name -> (labels, beta): the paper's method, its ablation an
 EXPERT_RECIPE = {
     "babyai": {"mistakes": 0.25, "misread": 0.5, "goal_mistakes": 0.5, "samples": 1},
     "textcraft": {"samples": 16},
+    "webshop": {"samples": 1},
 }
 # The CPU scale per env family (README "The powered study" says why): BabyAI on its 13 short-horizon
-# levels with an 8-round cap, TextCraft on every goal with AgentGym's 20 rounds.
+# levels with an 8-round cap, TextCraft on every goal with AgentGym's 20 rounds, WebShop on 2000
+# training goals with its 6 rounds and a 1024-token renderer budget (a result page alone is ~500).
 SCALE = {
     "babyai": {
         "train_split": "train_short",
@@ -64,6 +66,7 @@ SCALE = {
         "mc_tasks": 200,
         "test_tasks": "test_short_large",
         "max_rounds": 8,
+        "max_prompt_tokens": 512,
     },
     "textcraft": {
         "train_split": "train",
@@ -72,6 +75,16 @@ SCALE = {
         "mc_tasks": 64,
         "test_tasks": "test",
         "max_rounds": 20,
+        "max_prompt_tokens": 512,
+    },
+    "webshop": {
+        "train_split": "train",
+        "sft_tasks": 2000,
+        "prm_tasks": 200,
+        "mc_tasks": 200,
+        "test_tasks": "test",
+        "max_rounds": 6,
+        "max_prompt_tokens": 1024,
     },
 }
 
@@ -79,8 +92,8 @@ SCALE = {
 @dataclasses.dataclass
 class Args:
     env: str = "babyai"
-    """babyai (played in its AgentGym-exact mode, babyai-agentgym, unless --env-mode default) or
-    textcraft"""
+    """babyai (played in its AgentGym-exact mode, babyai-agentgym, unless --env-mode default),
+    textcraft or webshop"""
     env_mode: str = "agentgym"
     """agentgym (the paper's setting) or default (BabyAI's corrected env)"""
     run_dir: Path | None = None
@@ -123,7 +136,10 @@ class Args:
     reward_models: tuple[str, ...] = tuple(REWARD_MODELS)
     """which of agentprm, agentprm-beta0, mc, pvm, orm to train and compare"""
     max_rounds: int | None = None
-    """round cap for rollouts, MC labels, expert data and evaluation (default: BabyAI 8, TextCraft 20)"""
+    """round cap for rollouts, MC labels, expert data and evaluation (default: BabyAI 8, TextCraft 20,
+    WebShop 6)"""
+    max_prompt_tokens: int | None = None
+    """the renderer's budget in every stage (default: BabyAI and TextCraft 512, WebShop 1024)"""
     model: str = "tiny"
     """the policy preset created from scratch"""
     seed: int = 0
@@ -164,9 +180,8 @@ class Args:
 
 def toy(run_dir: Path, **kw) -> Args:
     """The study at toy scale (the `test` preset, a few tasks, 2 steps per model): every stage in
-    seconds, for the tests and benchmarks/toy_identity.py's fingerprint."""
-    return Args(
-        run_dir=run_dir,
+    seconds, for the tests and benchmarks/toy_identity.py's fingerprint. kw overrides any field."""
+    defaults = dict(
         model="test",
         sft_tasks=16,
         sft_steps=4,
@@ -180,8 +195,8 @@ def toy(run_dir: Path, **kw) -> Args:
         test_tasks="0,1",
         max_rounds=2,
         threads=1,
-        **kw,
     )
+    return Args(run_dir=run_dir, **{**defaults, **kw})
 
 
 def env_name(args: Args) -> str:
@@ -193,7 +208,8 @@ def env_name(args: Args) -> str:
 
 
 def scale(args: Args) -> dict:
-    """train_split, sft_tasks, prm_tasks, test_tasks, max_rounds: the args given, else SCALE's."""
+    """train_split, sft_tasks, prm_tasks, mc_tasks, test_tasks, max_rounds, max_prompt_tokens: the
+    args given, else SCALE's."""
     return {
         k: getattr(args, k) if getattr(args, k) is not None else v
         for k, v in SCALE[E.family(args.env)].items()
@@ -235,6 +251,7 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                 run_dir=run / "sft",
                 epochs=1000,
                 max_steps=args.sft_steps,
+                max_prompt_tokens=sc["max_prompt_tokens"],
                 time_guard_minutes=args.guard_minutes,
                 threads=args.threads,
                 seed=args.seed,
@@ -251,6 +268,7 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                 temperature=1.0,
                 run_dir=run / "rollouts",
                 max_rounds=rounds,
+                max_prompt_tokens=sc["max_prompt_tokens"],
                 threads=args.threads,
                 seed=args.seed,
             ),
@@ -270,6 +288,7 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                     temperature=1.0,
                     tasks=mc_tasks,
                     max_rounds=rounds,
+                    max_prompt_tokens=sc["max_prompt_tokens"],
                     run_dir=run / "mc",
                     threads=args.threads,
                     seed=args.seed,
@@ -297,6 +316,7 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                     lr=args.prm_lr,
                     eval_every=args.eval_every,
                     keep="best",
+                    max_prompt_tokens=sc["max_prompt_tokens"],
                     time_guard_minutes=args.guard_minutes,
                     threads=args.threads,
                     seed=args.seed,
@@ -316,6 +336,7 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                 temperature=args.eval_temperature,
                 beams=args.beams,
                 max_rounds=rounds,
+                max_prompt_tokens=sc["max_prompt_tokens"],
                 run_dir=run / "evaluate",
                 threads=args.threads,
                 seed=args.seed,
@@ -350,7 +371,8 @@ def protocol_section(args: Args, run: Path) -> list[str]:
         f"held-out loss every {args.eval_every} steps on {args.heldout:.0%} of the PRM tasks, the weights of "
         "the lowest held-out loss kept (test tasks never used for any choice)",
         f"- evaluation: `{sc['test_tasks']}` tasks, greedy, a pool of {args.pool} at T = {args.eval_temperature}, "
-        f"beam search {', '.join(args.beams)}; round cap {sc['max_rounds']} everywhere (expert data included)",
+        f"beam search {', '.join(args.beams)}; round cap {sc['max_rounds']} everywhere (expert data included), "
+        f"renderer budget {sc['max_prompt_tokens']} tokens",
         "- stage seconds (this machine; not part of the result): "
         + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items() if v is not None),
         "",
