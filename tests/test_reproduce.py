@@ -56,6 +56,7 @@ def test_reproduce_rejects_bad_settings(tmp_path):
         reproduce.main(_args(tmp_path / "x", stop_after="nothing"))
 
 
+@pytest.mark.slow  # ~15 s: kept out of the default suite's 3 minutes; run with -m slow
 def test_reproduce_runs_on_webshop(tmp_path):
     """The same protocol on WebShop: its scale (6 rounds, a 1024-token renderer budget) reaches
     every stage, and the report says the embedded catalogue is not comparable to the paper."""
