@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         expert,
         mc_label,
         play,
+        ppo,
         report,
         reproduce,
         sft,
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
             evaluate.main,
             "greedy, Best-of-N, beam search and oracle on a test split",
         ),
+        "ppo": (ppo.Args, ppo.main, "improve a policy by multi-turn PPO with the outcome or a reward model"),
         "report": (report.Args, report.main, "report.md and figures from run folders"),
     }
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -16,7 +16,7 @@ LAYERS = {
     "experts": 2, "agentgym": 2, "prompts": 2,
     "models": 3, "policy": 3, "policies": 3,
     "rollout": 4,
-    "prm": 5, "evaluation": 5,
+    "prm": 5, "evaluation": 5, "ppo": 5,
     "diagnostics": 6, "search": 6,
     "report": 7,
     "recipes": 8,
