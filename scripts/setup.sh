@@ -14,4 +14,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet "$TORCH_SPEC" 2>&1 | grep -v "^WARNING: Location" || true
 fi
 .venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+# OpenRLHF's agent interface, for tests/test_openrlhf_agent.py: without its dependencies (Ray, vLLM,
+# DeepSpeed and a transformers pin we do not need for openrlhf.utils.agent; the dev extra has the two
+# small ones it imports).
+.venv/bin/python -m pip install --quiet --no-deps "openrlhf==0.11.2" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import torch, agentprm; print('agentprm', agentprm.__version__, '| torch', torch.__version__)"

@@ -19,7 +19,7 @@ LAYERS = {
     "prm": 5, "evaluation": 5, "ppo": 5,
     "diagnostics": 6, "search": 6,
     "report": 7,
-    "recipes": 8,
+    "recipes": 8, "integrations": 8,
     "cli": 9,
 }  # fmt: skip
 # Recipes that compose other recipes (every other recipe imports none).
