@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         mc_label,
         play,
         ppo,
+        ppo_compare,
         report,
         reproduce,
         sft,
@@ -103,6 +104,11 @@ def main(argv: list[str] | None = None) -> None:
             "greedy, Best-of-N, beam search and oracle on a test split",
         ),
         "ppo": (ppo.Args, ppo.main, "improve a policy by multi-turn PPO with the outcome or a reward model"),
+        "ppo-compare": (
+            ppo_compare.Args,
+            ppo_compare.main,
+            "Figure 5: PPO with each reward source from a reproduce study, equal budgets",
+        ),
         "report": (report.Args, report.main, "report.md and figures from run folders"),
     }
     argv = list(sys.argv[1:] if argv is None else argv)

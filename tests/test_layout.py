@@ -18,12 +18,12 @@ LAYERS = {
     "rollout": 4,
     "prm": 5, "evaluation": 5, "ppo": 5,
     "diagnostics": 6, "search": 6,
-    "report": 7,
+    "report": 7, "serving": 7,
     "recipes": 8, "integrations": 8,
     "cli": 9,
 }  # fmt: skip
 # Recipes that compose other recipes (every other recipe imports none).
-COMPOSERS = {"demo", "reproduce"}
+COMPOSERS = {"demo", "reproduce", "ppo_compare"}
 
 
 def _imports(path: Path) -> set[str]:

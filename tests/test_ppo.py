@@ -148,3 +148,21 @@ def test_ppo_with_agentprm_rewards(sft_policy, expert_data, tmp_path):
     # progress rewards telescope: the mean return is the final promise minus M_{-1} plus the outcome,
     # a finite number, and the update ran on it
     assert math.isfinite(out["rollout/return"]) and math.isfinite(out["train/policy_loss"])
+
+
+@pytest.mark.slow  # a toy study, then four PPO runs: ~40 s
+def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
+    from agentprm.recipes import ppo_compare, reproduce
+
+    study = tmp_path / "study"
+    reproduce.main(reproduce.toy(study))
+    curves = ppo_compare.main(
+        ppo_compare.Args(
+            study=study, iterations=2, tasks_per_iter=2, samples=2, eval_every=1, eval_tasks="0,1",
+            run_dir=tmp_path / "cmp", threads=1,
+        )
+    )  # fmt: skip
+    assert set(curves) == {"env", "orm", "pvm", "agentprm"}
+    assert all([p["iteration"] for p in points] == [1, 2] for points in curves.values())
+    assert (tmp_path / "cmp" / "figure5_babyai-agentgym.png").stat().st_size > 1000
+    assert "| agentprm |" in (tmp_path / "cmp" / "report.md").read_text()

@@ -1,0 +1,146 @@
+"""`agentprm ppo-compare`: the paper's Figure 5 — PPO from the same SFT policy with each reward source
+(the outcome, ORM, PVM, AgentPRM) under the SAME budget, the greedy test score against iterations.
+
+It reads a finished `agentprm reproduce` run (`--study`): its SFT policy, its reward models
+(prm-orm, prm-pvm, prm-agentprm) and its scale (environment, round cap, renderer budget). Each
+source is one `agentprm ppo` run under <run-dir>/<source> (resumable, a finished one is skipped);
+then figure5_<env>.png (greedy success and mean reward per evaluation) and report.md (the table
+and the budget) are written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from agentprm import jsonl, rundir
+from agentprm import validate as V
+from agentprm.recipes import ppo, reproduce
+
+SOURCES = {"env": None, "orm": "orm", "pvm": "pvm", "agentprm": "agentprm"}  # source -> reward model
+
+
+@dataclasses.dataclass
+class Args:
+    study: Path = Path("runs/reproduce-babyai")
+    """a finished `agentprm reproduce` run dir (its sft/model and prm-<name>/ are used)"""
+    sources: tuple[str, ...] = tuple(SOURCES)
+    """reward sources to compare: env, orm, pvm, agentprm"""
+    iterations: int = 30
+    """PPO iterations of EACH source"""
+    tasks_per_iter: int = 16
+    """training tasks per iteration"""
+    samples: int = 4
+    """episodes per task per iteration"""
+    eval_every: int = 5
+    """greedy evaluation every this many iterations"""
+    eval_tasks: str | None = None
+    """default: the study's test tasks"""
+    run_dir: Path | None = None
+    """default runs/ppo-compare-<env>"""
+    threads: int = 2
+    """torch CPU threads"""
+    seed: int = 0
+    """seeds every run (the same for every source)"""
+
+    def __post_init__(self) -> None:
+        V.at_least(self, 1, "iterations", "tasks_per_iter", "samples", "eval_every", "threads")
+        unknown = sorted(set(self.sources) - set(SOURCES))
+        if unknown:
+            raise ValueError(f"unknown reward sources {unknown}: choose from {sorted(SOURCES)}")
+
+
+def _study(path: Path) -> reproduce.Args:
+    """The study's arguments (its args.json), so its scale and env are reused."""
+    if not (path / "args.json").exists() or not (path / "sft" / "model" / "config.json").exists():
+        raise SystemExit(
+            f"--study {path}: not a finished `agentprm reproduce` run (no args.json or sft/model)"
+        )
+    saved = json.loads((path / "args.json").read_text())
+    fields = {f.name for f in dataclasses.fields(reproduce.Args)}
+    saved = {k: v for k, v in saved.items() if k in fields}
+    if saved.get("run_dir") is not None:
+        saved["run_dir"] = Path(saved["run_dir"])
+    for key in ("beams", "reward_models"):
+        if key in saved:
+            saved[key] = tuple(saved[key])
+    return reproduce.Args(**saved)
+
+
+def figure5(curves: dict[str, list[dict]], out: Path, env: str) -> Path:
+    """Greedy success and mean reward against PPO iterations, one line per reward source."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in (
+        (axes[0], "eval/success", "success rate"),
+        (axes[1], "eval/reward", "mean reward"),
+    ):
+        for source, points in curves.items():
+            ax.plot([p["iteration"] for p in points], [p[key] for p in points], marker="o", label=source)
+        ax.set_xlabel("PPO iteration")
+        ax.set_ylabel(f"greedy {label} (test)")
+        ax.set_title(f"{env}: PPO with each reward")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def main(args: Args) -> dict:
+    study = _study(args.study)
+    env = reproduce.env_name(study)
+    sc = reproduce.scale(study)
+    run = Path(args.run_dir or f"runs/ppo-compare-{env}")
+    run.mkdir(parents=True, exist_ok=True)
+    eval_tasks = args.eval_tasks or sc["test_tasks"]
+    for source in args.sources:
+        rm = SOURCES[source]
+        if rm is not None and not (args.study / f"prm-{rm}" / "model").exists():
+            raise SystemExit(
+                f"--study {args.study} has no prm-{rm}/model: train it (reproduce) or drop {source}"
+            )
+        stage = ppo.Args(
+            policy=str(args.study / "sft" / "model"),
+            env=env,
+            reward=source,
+            prm=None if rm is None else args.study / f"prm-{rm}",
+            tasks=sc["train_split"],
+            eval_tasks=eval_tasks,
+            iterations=args.iterations,
+            tasks_per_iter=args.tasks_per_iter,
+            samples=args.samples,
+            eval_every=args.eval_every,
+            max_rounds=sc["max_rounds"],
+            max_prompt_tokens=sc["max_prompt_tokens"],
+            run_dir=run / source,
+            threads=args.threads,
+            seed=args.seed,
+        )
+        rundir.run_stage(run, source, stage, ppo.main, "ppo-compare")
+    curves = {
+        s: [m for m in jsonl.read(run / s / "metrics.jsonl") if "eval/success" in m] for s in args.sources
+    }
+    fig = figure5(curves, run / f"figure5_{env}.png", env)
+    lines = [
+        f"# PPO with each reward source ({env})",
+        "",
+        f"From `{args.study}`'s SFT policy; each source {args.iterations} iterations x {args.tasks_per_iter} "
+        f"tasks x {args.samples} episodes of `{sc['train_split']}`, the same seed; greedy evaluation on "
+        f"`{eval_tasks}` every {args.eval_every} iterations.",
+        "",
+        "| source | " + " | ".join(f"it {p['iteration']}" for p in next(iter(curves.values()), [])) + " |",
+        "|---|" + "---|" * len(next(iter(curves.values()), [])),
+    ]
+    for source, points in curves.items():
+        cells = " | ".join(f"{p['eval/success']:.3f} / {p['eval/reward']:.3f}" for p in points)
+        lines.append(f"| {source} | {cells} |")
+    lines += ["", "Cells: greedy success rate / mean reward.", "", f"![Figure 5]({fig.name})", ""]
+    (run / "report.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return curves
