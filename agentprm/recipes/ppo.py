@@ -313,6 +313,11 @@ def main(args: Args) -> dict:
                     kl = ppo.kl_to_reference(logp, stack(ref_logp), mask)
                     ent = ppo.entropy(logits, mask)
                     loss = pg + args.kl_coef * kl - args.entropy_coef * ent
+                    if not torch.isfinite(loss):  # never let a NaN reach the weights
+                        raise FloatingPointError(
+                            f"iteration {it + 1}: non-finite PPO loss (policy {float(pg)}, kl {float(kl)}); "
+                            "lower --lr or check the policy and reward model"
+                        )
                     opt.zero_grad()
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
