@@ -199,3 +199,23 @@ def test_splits_and_task_names():
     with pytest.raises(ValueError, match="0 <= i < 6910"):
         parse_tasks("webshop", "0:7000")
     assert "not comparable to the paper" in E.mode_note("webshop")
+
+
+def test_the_users_webshop_files_are_played_with_webshops_rules(tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    shutil.copy(data / "webshop_items_real.json", tmp_path / "items_shuffle_1000.json")
+    shutil.copy(Path(E.__file__).parent / "webshop" / "data" / "items_ins_v2_1000.json", tmp_path)
+    monkeypatch.setenv("AGENTPRM_WEBSHOP_DATA", str(tmp_path))
+    assert E.mode_note("webshop").endswith(f"WebShop files from {tmp_path}")
+    env = E.make("webshop")
+    assert env.unwrapped.num_tasks == 99  # 18 real products' synthetic goals
+    obs, info = env.reset(options={"task": 0})
+    assert obs.startswith("WebShop [SEP] Instruction: [SEP] ") and info["page"] == "index"
+    assert parse_tasks("webshop", "0:5") == [0, 1, 2, 3, 4]
+    with pytest.raises(
+        ValueError, match="AgentEval's WebShop test ids go up to 6904 but these files make 99"
+    ):
+        split("webshop", "test")
