@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         envs_info,
         evaluate,
         expert,
+        export_labels,
         mc_label,
         play,
         ppo,
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> None:
             "Figure 5: PPO with each reward source from a reproduce study, equal budgets",
         ),
         "report": (report.Args, report.main, "report.md and figures from run folders"),
+        "export-labels": (
+            export_labels.Args,
+            export_labels.main,
+            "PRM labels (td/mc/pvm/orm) as a TRL stepwise-supervision dataset",
+        ),
     }
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("AGENTPRM_DEBUG") == "1"

@@ -36,7 +36,7 @@ from accelerate import Accelerator
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 import agentprm.envs as E
-from agentprm import jsonl, rundir
+from agentprm import rundir
 from agentprm import validate as V
 from agentprm.diagnostics import (
     final_step_accuracy,
@@ -46,9 +46,9 @@ from agentprm.diagnostics import (
 )
 from agentprm.models.presets import PRESETS
 from agentprm.models.tokenizer import env_tokenizer
-from agentprm.prm import labels as L
 from agentprm.prm.batch import encode, pad, score_encoded, step_values
 from agentprm.prm.losses import beta_for, loss_a, loss_q, prm_loss
+from agentprm.prm.targets import load_mc, step_targets
 from agentprm.prm.value import build_value_model, has_dropout, load_value_model
 from agentprm.types import read_trajectories
 
@@ -146,47 +146,17 @@ def split_tasks(tasks: list[int], heldout: float, seed: int) -> tuple[set[int], 
     return set(tasks[k:]), set(tasks[:k])
 
 
-def load_mc(path: Path, hard: bool) -> dict[tuple[int, int], torch.Tensor]:
-    """(task, sample) -> per-step MC targets from `agentprm mc-label` output."""
-    out = {}
-    for rec in jsonl.read(path):
-        try:
-            out[(rec["task"], rec["sample"])] = L.mc(rec["outcomes"], hard=hard)[0]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(
-                f"{path}: record of task {rec.get('task')} sample {rec.get('sample')} is not an "
-                f"mc-label record ({exc}); fix or delete that line"
-            ) from None
-    return out
-
-
 def targets_for(
     args: Args, enc, values: list[torch.Tensor], trajs, mc_table, q_prev: list[torch.Tensor] | None = None
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(Qhat, mask) per trajectory of the batch, shaped like its values.
+    """(Qhat, mask) per trajectory of the batch, shaped like its values and on their device
+    (prm.targets.step_targets with this run's labels and TD settings).
 
     values (and q_prev, Q_{-1} per trajectory, used by td_form="literal") must come from a
     deterministic pass of the current model (`target_values`).
     """
-    out = []
-    for k, (e, v) in enumerate(zip(enc, values, strict=True)):
-        if args.labels == "td":
-            prev = None if q_prev is None else q_prev[k].detach().cpu()
-            t, m = L.td_gae(
-                v.detach().cpu(), e.outcome, gamma=args.gamma, lam=args.lam, form=args.td_form, q_prev=prev
-            )
-        elif args.labels == "pvm":
-            t, m = L.pvm(e.outcome, e.num_steps)
-        elif args.labels == "orm":
-            t, m = L.orm(e.outcome, e.num_steps)
-        elif args.labels == "mc":
-            traj = trajs[e.index]
-            t = mc_table[(traj.task, traj.sample)]
-            m = torch.ones_like(t)
-        else:
-            raise ValueError(f"unknown labels {args.labels!r}: choose td, mc, pvm or orm")
-        out.append((t.to(v.device), m.to(v.device)))
-    return out
+    tgt = step_targets(args.labels, enc, trajs, values, q_prev, mc_table, args.gamma, args.lam, args.td_form)
+    return [(t.to(v.device), m.to(v.device)) for (t, m), v in zip(tgt, values, strict=True)]
 
 
 def target_values(model, batch, pad_id: int, values, q_prev):

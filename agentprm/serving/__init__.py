@@ -1,0 +1,1 @@
+"""HTTP services: the PRM scoring server (prm_server) and the AgentGym environment server (env_server)."""
