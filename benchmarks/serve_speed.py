@@ -73,12 +73,14 @@ def start_server(folder: Path, threads: int) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     code = (
         "import warnings; warnings.filterwarnings('ignore');"
-        "from agentprm.recipes import serve;"
-        f"serve.main(serve.Args(prm={str(folder)!r}, port={port}, threads={threads}, max_prompt_tokens={BUDGET}))"
+        "from pathlib import Path; from agentprm.recipes import serve;"
+        f"serve.main(serve.Args(prm=Path({str(folder)!r}), port={port}, threads={threads}, max_prompt_tokens={BUDGET}))"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with status {proc.returncode} (see its error above)")
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
                 if r.status == 200:

@@ -127,7 +127,7 @@ def test_concurrent_envs_do_not_mix():
 
     def play(task: int) -> None:
         try:
-            env = AgentGymEnv(url, name, timeout=10)
+            env = TimeLimit(AgentGymEnv(url, name, timeout=10), max_episode_steps=E.MAX_ROUNDS[name])
             results[task] = _replay(env, task, scripts[task])
             env.close()
         except Exception as exc:  # noqa: BLE001 (reported by the assertion below)

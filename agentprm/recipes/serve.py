@@ -54,6 +54,7 @@ class Args:
 def resolve(prm: Path, default_budget: int) -> tuple[Path, int]:
     """(HF folder, renderer budget) for --prm: a train-prm run dir's model/ and its max_prompt_tokens,
     or the folder itself with `default_budget`."""
+    prm = Path(prm)
     if (prm / "args.json").exists() and (prm / "model").is_dir():
         budget = json.loads((prm / "args.json").read_text()).get("max_prompt_tokens", default_budget)
         return prm / "model", budget

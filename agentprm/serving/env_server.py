@@ -118,7 +118,7 @@ class EnvPool:
     >>> pool = EnvPool(lambda: E.make("textcraft").unwrapped, max_envs=1, idle_seconds=60)
     >>> env_id = pool.create()
     >>> with pool.use(env_id) as slot:
-    ...     slot.env.reset(options={"task": 0})[0][-27:]
+    ...     slot.env.reset(options={"task": 0})[0][-26:]
     'Goal: craft acacia planks.'
     >>> pool.create()
     Traceback (most recent call last):
