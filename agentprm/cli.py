@@ -38,6 +38,7 @@ def expected_error(exc: BaseException) -> str | None:
     True
     """
     from agentprm.policies.openai_server import OpenAIServerError
+    from agentprm.prm.remote import RemotePRMError
     from agentprm.rundir import RunDirError, TimeGuardError
 
     if isinstance(exc, OSError) and exc.errno in _EXPECTED_ERRNO:
@@ -50,7 +51,7 @@ def expected_error(exc: BaseException) -> str | None:
             errno.EPERM: " (no permission: choose another path or fix its permissions)",
         }.get(exc.errno, "")
         return f"error: {where + ': ' if where else ''}{exc.strerror or exc}{hint}"
-    if isinstance(exc, (ValueError, RunDirError, TimeGuardError, OpenAIServerError)):
+    if isinstance(exc, (ValueError, RunDirError, TimeGuardError, OpenAIServerError, RemotePRMError)):
         return f"error: {exc}"
     return None
 
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         ppo_compare,
         report,
         reproduce,
+        serve,
         sft,
         train_prm,
     )
@@ -111,6 +113,11 @@ def main(argv: list[str] | None = None) -> None:
             "Figure 5: PPO with each reward source from a reproduce study, equal budgets",
         ),
         "report": (report.Args, report.main, "report.md and figures from run folders"),
+        "serve": (
+            serve.Args,
+            serve.main,
+            "serve a trained PRM over HTTP (vLLM's /pooling and /score_steps) for remote scoring",
+        ),
         "export-labels": (
             export_labels.Args,
             export_labels.main,

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from gymnasium.utils.env_checker import check_env
 from gymnasium.wrappers import TimeLimit
 
 pytest.importorskip("fastapi")
@@ -118,6 +119,15 @@ def test_remote_env_replays_the_local_env(name):
         assert remote.unwrapped.env_id is None
 
 
+@pytest.mark.parametrize("name", ["babyai-agentgym", "textcraft", "webshop"])
+def test_remote_env_passes_gymnasiums_checker(name):
+    num_tasks = E.make(name).unwrapped.num_tasks  # so that reset(seed=s) can draw a task, as the checker does
+    with serving(make_app(name, max_envs=4, idle_seconds=60)) as url:
+        env = AgentGymEnv(url, name, num_tasks=num_tasks, timeout=10)
+        check_env(env, skip_render_check=True)
+        env.close()
+
+
 def test_concurrent_envs_do_not_mix():
     """Six clients play six BabyAI tasks at once on one server: each gets its local episode."""
     name, tasks = "babyai-agentgym", (7, 125, 226, 0, 41, 81)
@@ -210,12 +220,21 @@ def test_client_raises_the_servers_refusals():
         remote.close()
         other.reset(options={"task": 0})  # the slot is free again
         other.close()
+        with pytest.raises(
+            AgentGymServerError, match=r"serves textcraft, not babyai: use AgentGymEnv\(url, 'textcraft'\)"
+        ):
+            AgentGymEnv(url, "babyai").reset(options={"task": 0})
 
 
 class _Fake(BaseHTTPRequestHandler):
-    """A broken server: 500 on everything, or (delay) an answer after `delay` seconds."""
+    """A broken server: 404 on GET (no hello route), 500 on POST, or (delay) after `delay` seconds."""
 
     delay = 0.0
+
+    def do_GET(self):
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_POST(self):
         if self.delay:

@@ -34,7 +34,9 @@ request that never reached the server (connection refused or failed, connect tim
 503 are retried `retries` times with doubling pauses from `backoff` seconds; nothing else is retried,
 because a step the server may have run must not run twice. Every failure raises
 AgentGymServerError naming the server, the route and what to change; a 200 answer holding
-{"error": ...} (how AgentGym's BabyAI and TextCraft servers refuse) is one too.
+{"error": ...} (how AgentGym's BabyAI and TextCraft servers refuse) is one too. Before its first
+create it reads GET / (AgentGym's servers answer "This is environment BabyAI.", "... TextCraft."
+or WebShop's "ok") and refuses a server of another family, whose routes may half fit.
 """
 
 from __future__ import annotations
@@ -115,6 +117,10 @@ class AgentGymEnv(TextEnv):
         timeout: seconds to wait for connecting, and for each read of an answer.
         retries: extra tries after a connection failure or a 503.
         backoff: the first pause before a retry, in seconds (doubling, at most 5 s).
+
+    The server's env is created at the first reset and reused by later ones; close() frees it. An
+    env the server closed for idleness is gone (steps and resets raise, saying so): close() and
+    reset() again to get a new one.
     """
 
     def __init__(
@@ -143,12 +149,9 @@ class AgentGymEnv(TextEnv):
         self.num_tasks = num_tasks or _UNBOUNDED
         self._num_tasks_known = bool(num_tasks)
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
-        self.strict_charset = self.family != "webshop"
         self.env_id: int | None = None  # the server's id for our env, from /create
         self._id_key = "env_idx" if self.family == "webshop" else "id"
-        self._reward = 0.0
-        self._score = 0.0  # BabyAI: the server's cumulative score
-        self._done = False
+        self._score = 0.0  # BabyAI: the server's cumulative score; WebShop: the reward at Buy Now
         self._success = False
         self._actions: Any = [] if self.family != "webshop" else {"has_search_bar": False, "clickables": []}
         self._actions_text = ""  # BabyAI: the observation's "\nAvailable actions: [...]" tail
@@ -168,7 +171,7 @@ class AgentGymEnv(TextEnv):
     def _reset_task(self, task: int) -> tuple[str, dict]:
         if self.env_id is None:
             self.env_id = self._create()
-        self._reward, self._score, self._done, self._success = 0.0, 0.0, False, False
+        self._score, self._success = 0.0, False
         if self.family == "webshop":
             answer = self._call("POST", "/reset", {"env_idx": self.env_id, "session_id": task})
             obs = answer[0] if isinstance(answer, list) and answer and isinstance(answer[0], str) else None
@@ -186,7 +189,6 @@ class AgentGymEnv(TextEnv):
         obs = self._field(answer, obs_key, "/step")
         reward = float(self._field(answer, "reward", "/step"))
         done = bool(self._field(answer, "done", "/step"))
-        self._reward, self._done = reward, done
         if self.family == "babyai":
             self._score = float(answer.get("score", self._score + reward))
             self._success = done and reward > 0
@@ -235,6 +237,7 @@ class AgentGymEnv(TextEnv):
 
     # -- the protocol ------------------------------------------------------------------------
     def _create(self) -> int:
+        self._check_family()
         body = {} if self.family == "textcraft" else None
         answer = self._call("POST", "/create", body)
         env_id = answer if self.family == "webshop" else self._field(answer, "id", "/create")
@@ -244,6 +247,26 @@ class AgentGymEnv(TextEnv):
                 f"AgentGym {self.family} server?"
             )
         return env_id
+
+    def _check_family(self) -> None:
+        """GET / names the server's env ("This is environment BabyAI." / "... TextCraft.", WebShop's
+        "ok"): refuse a server of another family, whose routes may half fit and mislead."""
+        try:
+            hello = self._call("GET", "/")
+        except AgentGymServerError as exc:
+            if exc.status is None:  # no answer at all: the server is down
+                raise
+            return  # no hello route (a proxy, another server): nothing to check
+        if not isinstance(hello, str):
+            return
+        served = {"ok": "webshop"}.get(hello) or hello.removeprefix("This is environment ").rstrip(
+            "."
+        ).lower()
+        if served in FAMILIES and served != self.family:
+            raise AgentGymServerError(
+                f"{self._where('GET', '/')}: the server serves {served}, not {self.family}: "
+                f"use AgentGymEnv(url, {served!r}) or the url of a {self.family} server"
+            )
 
     def _observed(self, obs: str) -> None:
         """Remember what the info reports about the page: the available actions."""

@@ -12,8 +12,9 @@ RemotePRMError quoting the server's message.
 
 Example:
     scorer = RemotePRMScorer("http://127.0.0.1:8000", name="agentprm")
-    scorer.score("babyai", [State("Your goal: go to the red ball ...")], [["Thought: ...\\nAction: go to red ball 1"]])
-    # -> [[0.83]]; scorer.score_trajectories("babyai", trajs) -> [[M_0, ..., M_T], ...]
+    scorer.score("babyai", [State("Your goal: go to the red ball ...")], [["Action: go to red ball 1"]])
+    # -> [[0.83]]
+    scorer.score_trajectories("babyai", trajs)  # -> [[M_0, ..., M_T], ...]
 """
 
 from __future__ import annotations

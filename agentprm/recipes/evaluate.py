@@ -40,6 +40,7 @@ from agentprm.evaluation import (
     wilson,
 )
 from agentprm.policies import ServerArgs, make_policy
+from agentprm.prm.remote import RemotePRMScorer
 from agentprm.prm.scorers import PRMScorer
 from agentprm.prm.value import load_value_model
 from agentprm.search import SearchConfig, SearchLedger, beam_search, greedy, sample_pool
@@ -182,12 +183,15 @@ def compare(method: str, per_task: dict) -> dict:
     return out
 
 
-def load_reward_model(spec: str) -> tuple[str, Path, dict]:
+def load_reward_model(spec: str) -> tuple[str, Path | str, dict]:
     """'name=path' -> (name, HF folder, its train-prm args (labels, beta, budget) and training
-    summary (steps, train_tokens) when known)."""
+    summary (steps, train_tokens) when known); 'name=http://host:port' -> (name, the URL, {}): a
+    PRM server (`agentprm serve`)."""
     name, sep, path = spec.partition("=")
     if not sep:
         raise SystemExit(f"give reward models as NAME=PATH (e.g. agentprm=runs/prm-td), not {spec!r}")
+    if path.startswith(("http://", "https://")):  # a PRM server (agentprm serve): it renders itself
+        return name, path, {}
     path = Path(path)
     info = {}
     if (path / "args.json").exists() and (path / "model").is_dir():
@@ -268,13 +272,17 @@ def main(args: Args) -> Results:
     paired: dict = {}  # setting -> reward model -> key -> per-task values (for the comparison)
     for spec in args.reward_models:
         name, path, info = load_reward_model(spec)
-        model, tok = load_value_model(path)
-        budget = info.get("max_prompt_tokens", args.max_prompt_tokens)
-        scorer = PRMScorer(model, tok, budget=budget, name=name)
+        if isinstance(path, str):  # a PRM server: scored remotely with the server's own budget
+            scorer = RemotePRMScorer(path, name=name)
+        else:
+            model, tok = load_value_model(path)
+            budget = info.get("max_prompt_tokens", args.max_prompt_tokens)
+            scorer = PRMScorer(model, tok, budget=budget, name=name)
         results.reward_models[name] = RewardModelInfo(
             str(path), **{k: info.get(k) for k in ("labels", "beta", "td_form", "steps", "train_tokens")}
         )
-        _forget_if_changed(run, name, path)
+        if not isinstance(path, str):
+            _forget_if_changed(run, name, path)
         cache = run / f"scores_{name}.json"
         cached = json.loads(cache.read_text()) if cache.exists() else {}
         keys = [f"{t.task}:{t.sample}" for t in pool]

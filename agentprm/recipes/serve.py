@@ -23,7 +23,7 @@ from agentprm import validate as V
 @dataclasses.dataclass
 class Args:
     prm: Path = Path("runs/prm-td")
-    """the reward model: a train-prm run dir (its model/ and its --max-prompt-tokens are used) or an HF folder"""
+    """the reward model: a train-prm run dir (its model/ and --max-prompt-tokens are used) or an HF folder"""
     host: str = "127.0.0.1"
     """interface to listen on (0.0.0.0: every interface; the server has no authentication)"""
     port: int = 8000
@@ -48,7 +48,7 @@ class Args:
     def __post_init__(self) -> None:
         V.at_least(self, 1, "max_prompt_tokens", "max_batch", "max_request_tokens", "max_inflight", "threads")
         V.at_least(self, 0, "window_ms")
-        V.within(self, "port", 0, 65535)
+        V.within(self, "port", 1, 65535)
 
 
 def resolve(prm: Path, default_budget: int) -> tuple[Path, int]:

@@ -170,6 +170,9 @@ class EnvPool:
             self._pending += 1
         try:
             env = self._make_env()  # outside the lock: building an env may take milliseconds
+        except Exception as exc:
+            log.exception("building env %d failed", env_id)
+            raise EnvServerError(500, f"could not build an env: {type(exc).__name__}: {exc}") from exc
         finally:
             with self._lock:
                 self._pending -= 1
@@ -241,13 +244,9 @@ class EnvPool:
         with self._lock:
             why = self._gone.get(env_id)
             made = 0 <= env_id < self._next_id
-        if why is None:
-            why = (
-                "is no longer live"
-                if made
-                else "was never created on this server (ids come from POST /create)"
-            )
-        return f"env {env_id} {why}: create a new one with POST /create"
+        if why is None and not made:
+            return f"no env {env_id} on this server: ids come from POST /create"
+        return f"env {env_id} {why or 'is no longer live'}: create a new one with POST /create"
 
 
 # -- request bodies (AgentGym's field names) -----------------------------------------------------

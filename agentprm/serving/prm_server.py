@@ -40,7 +40,8 @@ merged batch fails, its jobs are rerun one by one so that only the culprit gets 
 Example:
     app = make_app("runs/prm-td/model", budget=512)
     uvicorn.run(app, host="127.0.0.1", port=8000)
-    # POST /score_steps {"env": "babyai", "trajectory": {...}} -> {"scores": [0.41, 0.57], "initial": 0.33, ...}
+    # POST /score_steps {"env": "babyai", "trajectory": {...}}
+    #   -> {"scores": [0.41, 0.57], "initial": 0.33, "tokens": 342}
 """
 
 from __future__ import annotations
@@ -440,10 +441,13 @@ class PRMService:
         if not candidates:
             raise Reject(400, "candidates is empty: nothing to score", "candidates")
         state = State(body.initial_observation, tuple(body.responses), tuple(body.observations))
+
         # Work bound: every candidate's tokens plus the state's (its text, capped by the budget the
         # renderer truncates to); counted before the worker renders anything.
+        def count(text: str) -> int:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
         with self.tok_lock:
-            count = lambda text: len(self.tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
             state_tokens = count(
                 "\n".join([state.initial_observation, *state.responses, *state.observations])
             )
