@@ -37,6 +37,7 @@ def expected_error(exc: BaseException) -> str | None:
     >>> expected_error(KeyError("oracle")) is None
     True
     """
+    from agentprm.envs.agentgym_remote import AgentGymServerError
     from agentprm.policies.openai_server import OpenAIServerError
     from agentprm.prm.remote import RemotePRMError
     from agentprm.rundir import RunDirError, TimeGuardError
@@ -51,7 +52,15 @@ def expected_error(exc: BaseException) -> str | None:
             errno.EPERM: " (no permission: choose another path or fix its permissions)",
         }.get(exc.errno, "")
         return f"error: {where + ': ' if where else ''}{exc.strerror or exc}{hint}"
-    if isinstance(exc, (ValueError, RunDirError, TimeGuardError, OpenAIServerError, RemotePRMError)):
+    expected = (
+        ValueError,
+        RunDirError,
+        TimeGuardError,
+        OpenAIServerError,
+        RemotePRMError,
+        AgentGymServerError,
+    )
+    if isinstance(exc, expected):
         return f"error: {exc}"
     return None
 
@@ -79,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         report,
         reproduce,
         serve,
+        serve_env,
         sft,
         train_prm,
     )
@@ -117,6 +127,11 @@ def main(argv: list[str] | None = None) -> None:
             serve.Args,
             serve.main,
             "serve a trained PRM over HTTP (vLLM's /pooling and /score_steps) for remote scoring",
+        ),
+        "serve-env": (
+            serve_env.Args,
+            serve_env.main,
+            "serve an env over AgentGym's env-server HTTP protocol (AgentGym's clients, AgentGymEnv)",
         ),
         "export-labels": (
             export_labels.Args,

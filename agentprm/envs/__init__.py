@@ -8,6 +8,9 @@ Ids (round caps set at registration, overridable with gym.make(..., max_episode_
   agentprm/WebShop-v0          6 rounds, tasks = AgentGym's synthetic goals in its order (6910 on the
                                embedded catalogue; WebShop's own files from $AGENTPRM_WEBSHOP_DATA)
 
+agentprm/AgentGym-{BabyAI,TextCraft,WebShop}-v0 play an AgentGym env server by URL (url=...; the
+server may be AgentGym's own or `agentprm serve-env`): envs/agentgym_remote.py.
+
 A variant of an env (babyai-agentgym) has its own short name, so records say which one played,
 and shares its family's splits, prompt and expert: family(name) gives the family.
 """
@@ -41,6 +44,23 @@ for _name, _id in ENV_IDS.items():
             entry_point=_ENTRY_POINTS[_name],
             max_episode_steps=MAX_ROUNDS[_name],
             kwargs=_KWARGS.get(_name, {}),
+        )
+
+
+# Remote: an AgentGym env server by URL (AgentGym's own or `agentprm serve-env`). Not in ENV_IDS: they
+# need a server. gym.make("agentprm/AgentGym-BabyAI-v0", url="http://127.0.0.1:8000")
+REMOTE_IDS = {
+    "babyai": "agentprm/AgentGym-BabyAI-v0",
+    "textcraft": "agentprm/AgentGym-TextCraft-v0",
+    "webshop": "agentprm/AgentGym-WebShop-v0",
+}
+for _family, _id in REMOTE_IDS.items():
+    if _id not in gym.registry:
+        gym.register(
+            id=_id,
+            entry_point="agentprm.envs.agentgym_remote:AgentGymEnv",
+            max_episode_steps=MAX_ROUNDS[_family],
+            kwargs={"env_family": _family},
         )
 
 
