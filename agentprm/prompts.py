@@ -7,6 +7,16 @@ and, through a tokenizer's chat template, model text. When a token budget is giv
 (a_i, o_{i+1}) turns are dropped from the LEFT (oldest first) until the prompt fits, always keeping
 the instruction, o_0 (it holds the goal) and the current observation o_t: right-truncation would
 lose exactly the steps being scored.
+
+The math envs (agentprm.envs.MATH_ENVS) have no observation between steps: generation resumes after
+the previous step. Their state s_t is the problem o_0 and the solution so far, ONE assistant message
+that the next step continues:
+    user: <instruction>    assistant: OK ...    user: <problem>    assistant: a_0 a_1 ... a_{t-1}
+with each step closed by its delimiter "\\n" (agentprm.envs.math.close_step), and the prompt text
+ends inside that message (to_text continues a final assistant message: no end-of-turn, no new
+turn). The pair (s_t, a_t) is that message with a_t appended as written (with_response), closed by
+the end-of-turn token where the PRM reads M(s_t, a_t) (readout_index): one training sequence per
+step, since the step's value must not see the steps after it.
 """
 
 from __future__ import annotations
@@ -15,7 +25,8 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agentprm.envs import babyai, rejected, textcraft
+from agentprm.envs import MATH_ENVS, babyai, rejected, textcraft
+from agentprm.envs import math as math_env
 from agentprm.envs.webshop import env as webshop
 from agentprm.types import Messages, State
 
@@ -28,6 +39,7 @@ SYSTEM_PROMPTS = {
     "babyai-agentgym": babyai.SYSTEM_PROMPT,
     "textcraft": textcraft.SYSTEM_PROMPT,
     "webshop": webshop.SYSTEM_PROMPT,
+    **{name: math_env.SYSTEM_PROMPT for name in MATH_ENVS},
 }
 
 
@@ -41,10 +53,16 @@ def instruction(env: str) -> str:
 def render_messages(env: str, state: State, *, drop: int = 0) -> Messages:
     """Messages for `state` (s_t after t steps) with its `drop` oldest turns left out.
 
+    A math env's steps so far are one final assistant message (module docstring); its observations
+    (empty between steps) are not shown.
+
     Example:
         >>> m = render_messages("babyai", State("Your goal: go to the red ball", ("Action: turn left",), ("o1",)))
         >>> [x["role"] for x in m], m[2]["content"], m[-1]["content"]
         (['user', 'assistant', 'user', 'assistant', 'user'], 'Your goal: go to the red ball', 'o1')
+        >>> m = render_messages("math", State("What is 2 * 3 + 1?", ("2 * 3 = 6\\n", "6 + 1 = 7"), ("", "")))
+        >>> [x["role"] for x in m], m[-1]["content"]
+        (['user', 'assistant', 'user', 'assistant'], '2 * 3 = 6\\n6 + 1 = 7\\n')
     """
     if len(state.responses) != len(state.observations):
         raise ValueError(
@@ -57,10 +75,27 @@ def render_messages(env: str, state: State, *, drop: int = 0) -> Messages:
     ]
     turns = list(zip(state.responses, state.observations, strict=True))
     keep = turns[min(drop, max(len(turns) - 1, 0)) :] if turns else []
+    if env in MATH_ENVS:
+        if keep:
+            solution = "".join(math_env.close_step(response) for response, _ in keep)
+            messages.append({"role": "assistant", "content": solution})
+        return messages
     for response, observation in keep:
         messages.append({"role": "assistant", "content": response})
         messages.append({"role": "user", "content": observation})
     return messages
+
+
+def with_response(env: str, messages: Messages, response: str) -> Messages:
+    """The messages of (s_t, a_t): those of s_t (render_messages) followed by the response a_t as
+    written, which a math env's step appends to the solution so far (module docstring).
+
+    >>> with_response("math", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "6\\n"}], "7")[-1]
+    {'role': 'assistant', 'content': '6\\n7'}
+    """
+    if env in MATH_ENVS and messages[-1]["role"] == "assistant":
+        return messages[:-1] + [{"role": "assistant", "content": messages[-1]["content"] + response}]
+    return messages + [{"role": "assistant", "content": response}]
 
 
 def fit_drop(
@@ -133,30 +168,23 @@ def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[Seg
     Step t is trained on exactly the prompt the policy sees at step t (fit_messages with `budget`).
     Steps rendered with the same number of dropped turns share one sequence (each later step's
     prompt extends the earlier one), so a trajectory that fits is ONE sequence with every response
-    trained. The mask covers each trained response and the end-of-turn token after it; token
-    positions come from the tokenizer's offset mapping over the exact rendered text.
+    trained. A math env's steps are one sequence each: they continue one assistant message, so no
+    end-of-turn token closes a step inside a longer sequence (module docstring). The mask covers
+    each trained response and the end-of-turn token after it; token positions come from the
+    tokenizer's offset mapping over the exact rendered text.
     """
-    responses = [s.response for s in traj.steps]
     observations = [s.observation for s in traj.steps]
     count = token_counter(tokenizer)
     # drops[t]: turns dropped from the prompt of step t (one pass over the trajectory)
     drops = fit_drops(env, traj.state(traj.num_steps), count, budget)[:-1]
+    one_per_step = env in MATH_ENVS
     segments = []
     t = 0
-    while t < len(responses):
+    while t < traj.num_steps:
         last = t
-        while last + 1 < len(responses) and drops[last + 1] == drops[t]:
+        while not one_per_step and last + 1 < traj.num_steps and drops[last + 1] == drops[t]:
             last += 1
-        msgs = render_messages(env, traj.state(last), drop=drops[t])
-        # Message layout: [instr, ok, o_0, a_d, o_{d+1}, ..., a_{last-1}, o_last] (+ a_last appended),
-        # so response a_s sits at index 3 + 2 * (s - d).
-        spans = []
-        for step in range(t, last + 1):
-            i = 3 + 2 * (step - drops[t])
-            prefix = to_text(tokenizer, msgs[:i], add_generation_prompt=True)
-            spans.append((len(prefix), len(prefix) + len(responses[step])))
-        full = msgs + [{"role": "assistant", "content": responses[last]}]
-        text = to_text(tokenizer, full, add_generation_prompt=False)
+        text, spans = segment_text(env, traj, t, last, drops[t], tokenizer)
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
         eos = tokenizer.eos_token_id
@@ -175,11 +203,42 @@ def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[Seg
             step_ends.append(k)
         state_end = -1
         if t == 0:
-            o0_end = len(to_text(tokenizer, msgs[:3], add_generation_prompt=False).rstrip("\n"))
+            head = render_messages(env, traj.state(0))  # [instruction, OK, o_0]
+            o0_end = len(to_text(tokenizer, head, add_generation_prompt=False).rstrip("\n"))
             state_end = next(k for k, (a, b) in enumerate(offsets) if b >= o0_end and ids[k] == eos)
         segments.append(Segment(ids, mask, list(range(t, last + 1)), step_ends, state_end))
         t = last + 1
     return segments
+
+
+def segment_text(
+    env: str, traj, first: int, last: int, drop: int, tokenizer
+) -> tuple[str, list[tuple[int, int]]]:
+    """The model text of the training sequence of steps first..last, rendered with `drop` oldest
+    turns left out, and the character span of each of those responses in it.
+
+    The text is (s_last, a_last) closed by its end-of-turn token (with_response); response a_s starts
+    where the prompt of s_s ends (to_text with the generation prompt, or inside the continued
+    solution of a math env), which is a prefix of the text. training_segments (the loss mask and
+    the PRM's readout) and export-labels (TRL's rows) cut the text at these spans.
+    """
+    responses = [s.response for s in traj.steps]
+    spans = []
+    for step in range(first, last + 1):
+        prompt = render_messages(env, traj.state(step), drop=drop)
+        start = len(to_text(tokenizer, prompt, add_generation_prompt=True))
+        spans.append((start, start + len(responses[step])))
+    msgs = render_messages(env, traj.state(last), drop=drop)
+    text = to_text(tokenizer, with_response(env, msgs, responses[last]), add_generation_prompt=False)
+    if env in MATH_ENVS and any(text[a:b] != responses[s] for s, (a, b) in enumerate(spans, first)):
+        # A template that trims message content (Llama 3's `| trim`) drops the newline closing the
+        # last step of a continued solution, which shifts every span after it.
+        raise ValueError(
+            f"the chat template of {getattr(tokenizer, 'name_or_path', '') or 'this tokenizer'} changes "
+            "message text (e.g. trims it): the math envs continue an assistant message and need a "
+            "template that keeps content verbatim (ChatML, Qwen2.5)"
+        )
+    return text, spans
 
 
 def readout_index(ids: list[int], offsets: list[tuple[int, int]], end: int, eos_id: int) -> int:
@@ -195,7 +254,15 @@ def readout_index(ids: list[int], offsets: list[tuple[int, int]], end: int, eos_
 
 
 def to_text(tokenizer, messages: Messages, add_generation_prompt: bool = True) -> str:
-    """Model text through the tokenizer's chat template (the only place a template is applied)."""
+    """Model text through the tokenizer's chat template (the only place a template is applied).
+
+    A prompt (add_generation_prompt) whose last message is the assistant's, a math env's solution
+    so far, continues that message: the text ends right after its content, with no end-of-turn and
+    no new turn (the template's continue_final_message). Every other env's prompt ends with a user
+    message and gets the generation prompt.
+    """
+    if add_generation_prompt and messages and messages[-1]["role"] == "assistant":
+        return tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
     return tokenizer.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=add_generation_prompt
     )

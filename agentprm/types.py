@@ -45,7 +45,14 @@ from agentprm import jsonl
 # Task index space of each known environment: agentprm.envs enforces the same numbers (envs/splits.py
 # reads them from here; this module may not import envs). Records of other envs (an AgentGym import
 # of another task) are only checked for a non-negative index.
-NUM_TASKS: dict[str, int] = {"babyai": 40 * 10_000, "babyai-agentgym": 40 * 10_000, "textcraft": 544}
+# The user's GSM8K data (gsm8k) and WebShop's vary with the data, so they are not here.
+NUM_TASKS: dict[str, int] = {
+    "babyai": 40 * 10_000,
+    "babyai-agentgym": 40 * 10_000,
+    "textcraft": 544,
+    "math": 5000,
+    "gsm-symbolic": 2200,
+}
 
 
 def _bad(name: str, expected: str, value: Any) -> ValueError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -12,18 +13,34 @@ from gymnasium.utils.env_checker import check_env
 
 import agentprm.envs as E
 from agentprm.envs.base import EPISODE_OVER
+from agentprm.envs.math.data import DATA_ENV
 from agentprm.envs.react import NO_ACTION, ONLY_ONE_ACTION
 from agentprm.types import NUM_TASKS
 
 NAMES = sorted(E.ENV_IDS)
 TASKS = {"babyai": [0, 1, 11, 23, 41, 77], "textcraft": [0, 5, 100, 300, 543], "webshop": [0, 26, 912, 6909]}
 TASKS["babyai-agentgym"] = TASKS["babyai"]
+TASKS.update({"math": [0, 1, 2, 3, 199, 4999], "gsm-symbolic": [0, 5, 199, 2199], "gsm8k": [0, 1, 2, 5]})
+# agentprm/GSM8K-v0 plays the user's data: here the six problems of tests/data/gsm8k_sample.jsonl.
+GSM8K_SAMPLE = Path(__file__).parent / "data" / "gsm8k_sample.jsonl"
+# Env-specific task counts (the others are agentprm.types.NUM_TASKS): WebShop's embedded catalogue.
+DATA_TASKS = {"webshop": 6910, "gsm8k": 6}
+ROUND_CAP = {"webshop": 6, "math": 16, "gsm-symbolic": 16, "gsm8k": 16}  # else 20
+
+
+@pytest.fixture(autouse=True)
+def _math_data(request, monkeypatch):
+    """The user's GSM8K data for agentprm/GSM8K-v0; GSMSymbolic-v0 only with reasoning-gym installed."""
+    monkeypatch.setenv(DATA_ENV, str(GSM8K_SAMPLE))
+    name = getattr(request.node, "callspec", None) and request.node.callspec.params.get("name")
+    if name == "gsm-symbolic":
+        pytest.importorskip("reasoning_gym", reason="agentprm/GSMSymbolic-v0 needs the 'math' extra")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_registered_with_round_cap(name):
     spec = gym.spec(E.ENV_IDS[name])
-    assert spec.max_episode_steps == E.MAX_ROUNDS[name] == (6 if name == "webshop" else 20)
+    assert spec.max_episode_steps == E.MAX_ROUNDS[name] == ROUND_CAP.get(name, 20)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -109,9 +126,13 @@ def test_fuzz_never_raises(name):
         response = _junk(rng)
         obs, r, term, trunc, info = env.step(response)
         assert isinstance(obs, str)
-        if response.count("Action:") > 1 and name != "webshop":  # WebShop's client takes the last
+        if name in E.MATH_ENVS:  # no ReAct: a step observes "", only a final or refused one speaks
+            assert obs == "" or term, (response[:80], obs)
+        elif response.count("Action:") > 1 and name != "webshop":  # WebShop's client takes the last
             assert obs == ONLY_ONE_ACTION and r == 0
-        if "Action:" not in response and name == "babyai-agentgym":
+        if name in E.MATH_ENVS:
+            pass
+        elif "Action:" not in response and name == "babyai-agentgym":
             assert obs.startswith("No change in state.")  # AgentGym's client sends ""
         elif "Action:" not in response and not (
             name == "webshop" and ("search[" in response or "click[" in response)
@@ -127,6 +148,10 @@ WIN = {
     "textcraft": (0, ["get 1 acacia logs", "craft 4 acacia planks using 1 acacia logs"]),
 }
 WIN["babyai-agentgym"] = WIN["babyai"]
+# A math env's win is its final-answer line, found after "Action: " as anywhere in a response.
+WIN["math"] = (0, ["#### 16"])
+WIN["gsm8k"] = (0, ["#### 63"])
+WIN["gsm-symbolic"] = (0, ["#### 1150"])
 # WebShop task 0 on the embedded catalogue: its goal's product (B07LBNRY7H) with color yellow, size medium.
 WIN["webshop"] = (
     0,
@@ -165,7 +190,7 @@ def test_task_must_be_an_int_in_range(name):
     env = E.make(name)
     num_tasks = env.unwrapped.num_tasks
     # the records' check (agentprm.types) agrees with the env; WebShop's count depends on its data
-    assert num_tasks == (6910 if name == "webshop" else NUM_TASKS[name])
+    assert num_tasks == (DATA_TASKS.get(name) or NUM_TASKS[name])
     # int() used to turn these into another task silently (3.7 -> 3, True -> 1, "3" -> 3).
     for task in (3.7, 2.0, np.float64(2.0), True, False, np.bool_(True), "3", None, [1]):
         with pytest.raises(ValueError, match=f"not an integer .*use an int with 0 <= task < {num_tasks}"):

@@ -9,10 +9,12 @@ import pytest
 import agentprm.envs as E
 from agentprm.envs.splits import BABYAI_SHORT_LEVELS, parse_tasks, split
 
-NUM = {"babyai": 400_000, "textcraft": 544}
+NUM = {"babyai": 400_000, "textcraft": 544, "math": 5000, "gsm-symbolic": 2200}
 NAMES = {
     "babyai": "test, test_large, test_short, test_short_large, train, train_short",
     "textcraft": "agenteval, agenteval_unseen, test, train",
+    "math": "test, train",
+    "gsm-symbolic": "test, train",
 }
 
 
@@ -83,7 +85,8 @@ def test_textcraft_names_and_make():
 @pytest.mark.parametrize("name", ["alfworld", "babyai-v0", "", None, "agentprm/BabyAI-v1"])
 def test_unknown_env_names_list_the_choices(name):
     with pytest.raises(
-        ValueError, match=r"unknown environment .*\['babyai', 'babyai-agentgym', 'textcraft', 'webshop'\]"
+        ValueError,
+        match=r"unknown environment .*\['babyai', 'babyai-agentgym', 'gsm-symbolic', 'gsm8k', 'math', 'textcraft', 'webshop'\]",
     ):
         E.short_name(name)
     with pytest.raises(ValueError, match="unknown environment"):

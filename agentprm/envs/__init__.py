@@ -7,15 +7,29 @@ Ids (round caps set at registration, overridable with gym.make(..., max_episode_
   agentprm/TextCraft-v0        20 rounds, tasks = the 544 goals of depth >= 1 in AgentGym's order
   agentprm/WebShop-v0          6 rounds, tasks = AgentGym's synthetic goals in its order (6910 on the
                                embedded catalogue; WebShop's own files from $AGENTPRM_WEBSHOP_DATA)
+  agentprm/Math-v0             16 steps, tasks = 5000 GSM8K-style word problems of the built-in
+                               generator (envs/math/data.py; needs nothing, what CI runs)
+  agentprm/GSMSymbolic-v0      16 steps, tasks = 2200 problems of reasoning-gym's gsm_symbolic
+                               (pip install 'agentprm[math]'; short name "gsm-symbolic")
+  agentprm/GSM8K-v0            16 steps, tasks = the user's GSM8K-format JSONL (data_path=..., else
+                               $AGENTPRM_MATH_DATA: a file, or a folder with test.jsonl / train.jsonl)
 
 agentprm/AgentGym-{BabyAI,TextCraft,WebShop}-v0 play an AgentGym env server by URL (url=...; the
 server may be AgentGym's own or `agentprm serve-env`): envs/agentgym_remote.py.
 
 A variant of an env (babyai-agentgym) has its own short name, so records say which one played,
 and shares its family's splits, prompt and expert: family(name) gives the family.
+
+The three math envs (MATH_ENVS) differ in their problems, so each is its own family with its own
+splits; they share one prompt, one expert and one rendering: a step continues the solution so far,
+shown as ONE assistant message (agentprm.prompts), with no observation in between. Their step cap
+of 16 is twice the longest reference solution of the built-in and gsm_symbolic data (8 steps with
+the "#### <n>" line); GSM8K's paper counts 2 to 8 steps per problem.
 """
 
 from __future__ import annotations
+
+import os
 
 import gymnasium as gym
 
@@ -24,18 +38,48 @@ ENV_IDS = {
     "babyai-agentgym": "agentprm/BabyAI-AgentGym-v0",
     "textcraft": "agentprm/TextCraft-v0",
     "webshop": "agentprm/WebShop-v0",
+    "math": "agentprm/Math-v0",
+    "gsm-symbolic": "agentprm/GSMSymbolic-v0",
+    "gsm8k": "agentprm/GSM8K-v0",
 }
-MAX_ROUNDS = {"babyai": 20, "babyai-agentgym": 20, "textcraft": 20, "webshop": 6}
+# Math envs: one step per round, so the cap counts reasoning steps (module docstring).
+MAX_ROUNDS = {
+    "babyai": 20,
+    "babyai-agentgym": 20,
+    "textcraft": 20,
+    "webshop": 6,
+    "math": 16,
+    "gsm-symbolic": 16,
+    "gsm8k": 16,
+}
 # short name -> the env whose tasks, splits, prompt and expert it uses
-FAMILY = {"babyai": "babyai", "babyai-agentgym": "babyai", "textcraft": "textcraft", "webshop": "webshop"}
+FAMILY = {
+    "babyai": "babyai",
+    "babyai-agentgym": "babyai",
+    "textcraft": "textcraft",
+    "webshop": "webshop",
+    "math": "math",
+    "gsm-symbolic": "gsm-symbolic",
+    "gsm8k": "gsm8k",
+}
+# Math word problems from three sources: one prompt, expert and rendering (module docstring).
+MATH_ENVS = ("math", "gsm-symbolic", "gsm8k")
 
 _ENTRY_POINTS = {
     "babyai": "agentprm.envs.babyai:BabyAITextEnv",
     "babyai-agentgym": "agentprm.envs.babyai:BabyAITextEnv",
     "textcraft": "agentprm.envs.textcraft:TextCraftEnv",
     "webshop": "agentprm.envs.webshop.env:WebShopEnv",
+    "math": "agentprm.envs.math.env:MathEnv",
+    "gsm-symbolic": "agentprm.envs.math.env:MathEnv",
+    "gsm8k": "agentprm.envs.math.env:MathEnv",
 }
-_KWARGS = {"babyai-agentgym": {"compat": "agentgym"}}
+_KWARGS = {
+    "babyai-agentgym": {"compat": "agentgym"},
+    "math": {"source": "builtin"},
+    "gsm-symbolic": {"source": "gsm_symbolic"},
+    "gsm8k": {"source": "gsm8k"},
+}
 
 for _name, _id in ENV_IDS.items():
     if _id not in gym.registry:
@@ -108,6 +152,10 @@ MODE_NOTES = {
     "the paper's setting; the paper reports mean reward",
     "textcraft": "TextCraft on AgentGym's recipe tree and goal order (recipe files in sorted order): "
     "the paper's setting",
+    "math": "built-in GSM8K-style word problems (9 templates, 3-4 arithmetic steps): a smoke test of the "
+    "math pipeline, easier than GSM8K; not comparable with the paper's GSM8K numbers",
+    "gsm-symbolic": "reasoning-gym's gsm_symbolic (GSM8K test templates with new numbers and names): "
+    "harder to compare with GSM8K than its own test set",
 }
 
 
@@ -118,6 +166,11 @@ def mode_note(name: str) -> str:
     True
     """
     short = short_name(name)
+    if short == "gsm8k":  # the user's own problems: say which
+        from agentprm.envs.math.data import DATA_ENV
+
+        where = os.environ.get(DATA_ENV) or f"(no data: set {DATA_ENV})"
+        return f"the user's GSM8K-format problems from {where}: GSM8K's test.jsonl is the paper's setting"
     if short == "webshop":  # which data: the embedded catalogue's numbers do not compare with the paper's
         from agentprm.envs.webshop.data import describe_source
 
@@ -131,6 +184,9 @@ _REJECTED = {
     "babyai": "The action is not recognized.",
     "textcraft": "Could not ",
     "webshop": "Invalid Action",
+    "math": "Step refused: ",  # agentprm.envs.math.REFUSED: a step too long to be one
+    "gsm-symbolic": "Step refused: ",
+    "gsm8k": "Step refused: ",
 }
 
 

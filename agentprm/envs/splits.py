@@ -29,6 +29,14 @@ TextCraft: task i -> goals[i], the 544 goals of depth >= 1 in AgentGym's order (
 WebShop: task i -> goals[i], AgentGym's synthetic goals in its order (envs/webshop/goals.py).
   test  = AgentEval's 200 WebShop test ids; train = every other goal (6710 on the embedded catalogue).
 
+Math (envs/math/data.py):
+  math (the built-in generator, 5000 tasks): test = 0..199 (every template about 22 times),
+          train = 200..4999 (a train task never repeats a test question: data.builtin_problem).
+  gsm-symbolic (2200 tasks): test = 0..199 (reasoning-gym seed 1000000), train = 200..2199 (seed 0)
+          without 383 and 2006, whose questions are test questions (reasoning-gym 0.1.25).
+  gsm8k (the user's data): test / train = the problems of test.jsonl / train.jsonl in the folder
+          $AGENTPRM_MATH_DATA names (test first), or `all` for a single file.
+
 parse_tasks reads a --tasks argument strictly: anything but a split name, a non-empty range or a
 list of distinct valid indices is a ValueError that says what to write instead.
 """
@@ -38,6 +46,12 @@ from __future__ import annotations
 import re
 
 from agentprm.envs import family
+from agentprm.envs.math.data import (
+    BUILTIN_NUM_TASKS,
+    BUILTIN_TEST,
+    GSM_SYMBOLIC_NUM_TASKS,
+    GSM_SYMBOLIC_TEST,
+)
 from agentprm.types import NUM_TASKS
 
 # Both counts live in agentprm.types, whose record checks must agree with the envs.
@@ -68,7 +82,29 @@ def _textcraft() -> dict[str, list[int]]:
     return {"test": test, "train": train, "agenteval": agenteval, "agenteval_unseen": unseen}
 
 
-SPLITS: dict[str, dict[str, list[int]]] = {"babyai": _babyai(), "textcraft": _textcraft()}
+# gsm_symbolic train items whose question is a test item's (data.GSM_SYMBOLIC_* seeds, reasoning-gym
+# 0.1.25; tests/test_math.py checks it when reasoning-gym is installed).
+GSM_SYMBOLIC_TEST_DUPLICATES = (383, 2006)
+
+
+def _math() -> dict[str, list[int]]:
+    return {"test": list(range(BUILTIN_TEST)), "train": list(range(BUILTIN_TEST, BUILTIN_NUM_TASKS))}
+
+
+def _gsm_symbolic() -> dict[str, list[int]]:
+    train = range(GSM_SYMBOLIC_TEST, GSM_SYMBOLIC_NUM_TASKS)
+    return {
+        "test": list(range(GSM_SYMBOLIC_TEST)),
+        "train": [i for i in train if i not in GSM_SYMBOLIC_TEST_DUPLICATES],
+    }
+
+
+SPLITS: dict[str, dict[str, list[int]]] = {
+    "babyai": _babyai(),
+    "textcraft": _textcraft(),
+    "math": _math(),
+    "gsm-symbolic": _gsm_symbolic(),
+}
 
 
 def _webshop() -> tuple[dict[str, list[int]], int]:
@@ -87,10 +123,21 @@ def _webshop() -> tuple[dict[str, list[int]], int]:
     return out, n
 
 
+def _gsm8k() -> tuple[dict[str, list[int]], int]:
+    """The user's GSM8K data's splits and task count (data.user_problems); none without data."""
+    from agentprm.envs.math.data import user_problems
+
+    user = user_problems()
+    return user.splits, len(user.problems)
+
+
 def splits_of(env: str) -> tuple[dict[str, list[int]], int]:
-    """(pinned splits, number of tasks) of an env family ("babyai", "textcraft", "webshop")."""
+    """(pinned splits, number of tasks) of an env family ("babyai", "textcraft", "webshop", "math",
+    "gsm-symbolic", "gsm8k")."""
     if env == "webshop":
         return _webshop()
+    if env == "gsm8k":
+        return _gsm8k()
     return SPLITS[env], NUM_TASKS[env]
 
 

@@ -1,6 +1,9 @@
-"""Scripted experts that write ReAct responses: BabyAI (minigrid's BabyAIBot) and TextCraft (a planner), WebShop (a shopper)."""
+"""Scripted experts: BabyAI (minigrid's BabyAIBot), TextCraft (a planner) and WebShop (a shopper) write
+ReAct responses; the math envs' expert writes the reference solution one step at a time."""
 
 from __future__ import annotations
+
+from agentprm.envs import MATH_ENVS
 
 
 def make_expert(env: str, mistakes: float = 0.0, misread: float = 0.0, goal_mistakes: float = 0.0):
@@ -23,4 +26,11 @@ def make_expert(env: str, mistakes: float = 0.0, misread: float = 0.0, goal_mist
         from agentprm.experts.webshop import WebShopExpert
 
         return WebShopExpert()
-    raise ValueError(f"no expert for environment {env!r}: choose babyai, textcraft or webshop")
+    if env in MATH_ENVS:
+        from agentprm.experts.math import MathExpert
+
+        return MathExpert()
+    raise ValueError(
+        f"no expert for environment {env!r}: choose babyai, babyai-agentgym, textcraft, webshop or "
+        f"one of the math envs {', '.join(MATH_ENVS)}"
+    )

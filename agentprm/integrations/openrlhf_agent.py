@@ -54,6 +54,10 @@ def parse_label(label: str) -> tuple[str, int]:
     env, sep, task = str(label).rpartition(":")
     if not sep or not task.isdigit():
         raise ValueError(f"label {label!r:.80} must be '<env>:<task>', e.g. 'webshop:26'")
+    if E.short_name(env) in E.MATH_ENVS:
+        # Its feedback opens a user turn after each response; a math step continues the solution
+        # in the same assistant message (agentprm.prompts), which this interface cannot express.
+        raise ValueError(f"the OpenRLHF agent plays babyai, textcraft and webshop, not {env!r:.40}")
     return E.short_name(env), int(task)
 
 

@@ -89,6 +89,9 @@ class OpenAIServerPolicy:
 
     Request per state: {model, messages, n, temperature, top_p, max_tokens=params.max_new_tokens,
     seed (the state's own from `seeds`, else params.seed, if set), stop (if set)}. temperature=0.0 is sent as 0 (greedy on vLLM/SGLang/llama.cpp).
+    A state whose last message is the assistant's (a math env's solution so far, agentprm.prompts)
+    adds {continue_final_message: true, add_generation_prompt: false} (vLLM's and SGLang's
+    extension), so the model continues that message as the local renderer's to_text does.
 
     Contract of the returned Generations:
     - exactly params.n per state, in the order of `states`. Servers that return fewer choices than
@@ -243,6 +246,8 @@ class OpenAIServerPolicy:
                 request["seed"] = seed + len(gens)
             if self.stop:
                 request["stop"] = self.stop
+            if messages and messages[-1]["role"] == "assistant":
+                request["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
             choices, usage = self._post_chat(request, cancel)
             choices = choices[:want]
             if usage is None:

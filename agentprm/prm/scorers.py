@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 
 from agentprm.prm.batch import collate, encode, score_encoded
-from agentprm.prompts import fit_messages, readout_index, to_text, token_counter
+from agentprm.prompts import fit_messages, readout_index, to_text, token_counter, with_response
 from agentprm.types import State
 
 
@@ -50,10 +50,10 @@ class PRMScorer:
         self.count = token_counter(tokenizer)
         self.device = next(model.parameters()).device
 
-    def _encode(self, msgs, prefix: str, candidate: str) -> tuple[list[int], list[int], int]:
+    def _encode(self, env: str, msgs, prefix: str, candidate: str) -> tuple[list[int], list[int], int]:
         """(prefix ids, candidate ids up to and including the readout token, readout offset) for the
         state rendered as `msgs` (model text `prefix`) followed by `candidate`."""
-        full = to_text(self.tokenizer, msgs + [{"role": "assistant", "content": candidate}], False)
+        full = to_text(self.tokenizer, with_response(env, msgs, candidate), False)
         enc = self.tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
         end = len(prefix) + len(candidate)
@@ -72,7 +72,7 @@ class PRMScorer:
             # The state is rendered (left-truncated to the budget, as in training) once for all its candidates.
             msgs = fit_messages(env, state, self.count, self.budget)
             prefix_text = to_text(self.tokenizer, msgs, add_generation_prompt=True)
-            encoded = [self._encode(msgs, prefix_text, c) for c in cands]
+            encoded = [self._encode(env, msgs, prefix_text, c) for c in cands]
             prefix = encoded[0][0]
             if self.share_prefix and all(e[0] == prefix for e in encoded):
                 out.append(self._shared(prefix, [(e[1], e[2]) for e in encoded]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import agentprm.envs as E
@@ -34,20 +35,34 @@ def main(args: Args) -> None:
     table = Table(title="agentprm environments")
     for col in ("name", "gymnasium id", "round cap", "train", "test", "tasks"):
         table.add_column(col)
+    shown = []
     for name, env_id in E.ENV_IDS.items():
-        sp, num_tasks = splits.splits_of(E.family(name))  # babyai-agentgym shares BabyAI's splits
+        try:
+            sp, num_tasks = splits.splits_of(E.family(name))  # babyai-agentgym shares BabyAI's splits
+        except (ValueError, OSError) as e:  # the user's GSM8K data: none given, or unreadable
+            table.add_row(name, env_id, str(E.MAX_ROUNDS[name]), "-", "-", escape(f"no data: {e}"))
+            continue
+        shown.append(E.family(name))
         what = {
             "babyai": "index i -> level (i % 40) + 1, seed i // 40"
             + (" (AgentGym's server, bugs included)" if name == "babyai-agentgym" else ""),
             "textcraft": f"{num_tasks} goals of depth >= 1 in AgentGym's order (depth, then recipe file)",
             "webshop": f"{num_tasks} synthetic goals in AgentGym's order; {E.mode_note(name)}",
+            "math": f"{num_tasks} word problems of the built-in generator (9 templates)",
+            "gsm-symbolic": f"{num_tasks} problems of reasoning-gym's gsm_symbolic (pip install 'agentprm[math]')",
+            "gsm8k": f"{num_tasks} problems; {E.mode_note(name)}",
         }[E.family(name)]
         table.add_row(
-            name, env_id, str(E.MAX_ROUNDS[name]), str(len(sp["train"])), str(len(sp["test"])), what
+            name,
+            env_id,
+            str(E.MAX_ROUNDS[name]),
+            str(len(sp.get("train", []))),
+            str(len(sp.get("test", []))),
+            escape(what),  # "agentprm[math]" is not rich markup
         )
     console.print(table)
     console.print("BabyAI levels: " + ", ".join(f"{i + 1} {n}" for i, n in enumerate(babyai.LEVELS)))
-    for name in dict.fromkeys(map(E.family, E.ENV_IDS)):
+    for name in dict.fromkeys(shown):
         for split_name, tasks in splits.splits_of(name)[0].items():
             shown = (
                 _ranges(tasks)

@@ -24,13 +24,15 @@ from agentprm.types import TrajectoryWriter, completed_keys, read_trajectories
 @dataclasses.dataclass
 class Args:
     env: str = "babyai"
-    """environment: babyai, babyai-agentgym, textcraft or webshop"""
+    """environment: babyai, babyai-agentgym, textcraft, webshop, or math (built-in word problems),
+    gsm-symbolic (reasoning-gym's, pip install 'agentprm[math]') or gsm8k (your GSM8K JSONL from
+    $AGENTPRM_MATH_DATA): the math expert writes the reference solution step by step"""
     tasks: str = "train"
     """task indices: a split name (train, test), a range 0:400 (end excluded) or 0-399, or a list 1,5,9"""
     out: Path = Path("data/expert.jsonl")
     """trajectory file (JSONL, appended; tasks already in it are skipped)"""
     max_rounds: int | None = None
-    """round cap; default: the one registered with the env (20)"""
+    """round cap; default: the one registered with the env (`agentprm envs` lists them)"""
     limit: int | None = None
     """stop after this many tasks (handy for a quick look)"""
     mistakes: float = 0.0

@@ -65,7 +65,7 @@ from agentprm.models.presets import PRESETS
 from agentprm.prm.batch import encode, score_encoded
 from agentprm.prm.targets import load_mc, step_targets
 from agentprm.prm.value import load_value_model
-from agentprm.prompts import Segment, fit_drops, render_messages, to_text, token_counter
+from agentprm.prompts import Segment, fit_drops, segment_text, token_counter
 from agentprm.types import Trajectory, read_trajectories
 
 
@@ -138,14 +138,9 @@ def stepwise_rows(
     rows = []
     for seg in segments:
         first, last = seg.steps[0], seg.steps[-1]
-        msgs = render_messages(env, traj.state(last), drop=drops[first])
-        full = msgs + [{"role": "assistant", "content": responses[last]}]
-        text = to_text(tokenizer, full, add_generation_prompt=False)
+        text, spans = segment_text(env, traj, first, last, drops[first], tokenizer)
         starts, ends = [], []
-        for step in seg.steps:
-            # message layout [instr, ok, o_0, a_d, o_{d+1}, ..., o_last]: a_step sits at 3 + 2 (step - d)
-            start = len(to_text(tokenizer, msgs[: 3 + 2 * (step - drops[first])], add_generation_prompt=True))
-            end = start + len(responses[step])
+        for step, (start, end) in zip(seg.steps, spans, strict=True):
             if text[start:end] != responses[step] or text[end : end + len(sep)] != sep:
                 raise ValueError(
                     f"the chat template of {tokenizer.name_or_path or 'this tokenizer'} does not close a "

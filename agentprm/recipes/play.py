@@ -12,7 +12,7 @@ from agentprm.envs.react import format_react
 @dataclasses.dataclass
 class Args:
     env: str = "babyai"
-    """environment: babyai, babyai-agentgym, textcraft or webshop"""
+    """environment: babyai, babyai-agentgym, textcraft, webshop, math, gsm-symbolic or gsm8k"""
     task: int = 0
     """task index (see `agentprm envs`)"""
     max_rounds: int | None = None
@@ -24,13 +24,22 @@ def main(args: Args) -> float:
     env = E.make(args.env, **kwargs)
     obs, info = env.reset(options={"task": args.task})
     print(obs)
-    print("\nType a command (e.g. 'turn left'), a full 'Thought: ...\\nAction: ...' response, or 'quit'.")
+    math = E.short_name(args.env) in E.MATH_ENVS
+    if math:
+        print("\nType one reasoning step per line, the last one '#### <number>', or 'quit'.")
+    else:
+        print("\nType a command (e.g. 'turn left'), a full 'Thought: ...\\nAction: ...' response, or 'quit'.")
     reward, rounds = 0.0, 0
     for line in sys.stdin:
         line = line.rstrip("\n")
         if line.strip() == "quit":
             break
-        response = line.replace("\\n", "\n") if "Action:" in line else format_react("", line)
+        if math:  # a step is the line itself, ended by the step delimiter
+            response = line + "\n"
+        elif "Action:" in line:
+            response = line.replace("\\n", "\n")
+        else:
+            response = format_react("", line)
         obs, r, terminated, truncated, info = env.step(response)
         rounds += 1
         reward += r

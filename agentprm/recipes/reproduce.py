@@ -155,6 +155,8 @@ class Args:
 
     def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
         V.one_of(self, "env_mode", ("agentgym", "default"))
+        if E.family(self.env) not in SCALE:  # the math envs have no study protocol (yet)
+            raise ValueError(f"--env {self.env}: reproduce runs the study on {', '.join(SCALE)} only")
         V.at_least(
             self,
             1,

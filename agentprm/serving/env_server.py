@@ -331,6 +331,10 @@ def make_app(env_name: str, *, max_envs: int = 1024, idle_seconds: float = 3600.
     """
     name = E.short_name(env_name)
     family = E.family(name)
+    if family not in HELLO:  # the math envs: AgentGym has no server for them
+        raise ValueError(
+            f"serve-env speaks AgentGym's protocols, which exist for {sorted(HELLO)} only, not {name!r}"
+        )
     # The round cap is the client's (AgentGym's servers have none): drop the registered TimeLimit.
     pool = EnvPool(lambda: E.make(name).unwrapped, max_envs, idle_seconds)
     sweep_every = min(max(idle_seconds / 4, 0.01), 30.0)
