@@ -29,3 +29,22 @@ def tokenizer(expert_data):
     for t in read_trajectories(expert_data):
         texts += [t.initial_observation] + [x for s in t.steps for x in (s.response, s.observation)]
     return train_tokenizer(texts, vocab_size=1024)
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tmp_path_factory) -> str:
+    """A tiny SFT policy folder, trained once per session and only read by the tests that take it:
+    the `test` preset, one epoch over 40 BabyAI expert trajectories (tasks 400..439), the same
+    arguments as test_pipeline's `_tiny_sft`."""
+    from agentprm.recipes import sft
+
+    data = tmp_path_factory.mktemp("policy-data") / "expert.jsonl"
+    write_trajectories(data, [run_episode("babyai", t, make_expert("babyai")) for t in range(400, 440)])
+    run = tmp_path_factory.mktemp("tiny-policy")
+    sft.main(
+        sft.Args(
+            data=data, model="test", run_dir=run, epochs=1, batch_size=4, max_prompt_tokens=512, vocab_size=1024,
+            save_every=2,
+        )
+    )  # fmt: skip
+    return str(run / "model")

@@ -10,12 +10,9 @@ from agentprm.evaluation import Results, oracle_at_n
 from agentprm.recipes import evaluate, train_prm
 from agentprm.types import read_trajectories
 
-from .test_pipeline import _tiny_sft
 
-
-def test_evaluate_then_report(expert_data, tmp_path):
-    _tiny_sft(expert_data, tmp_path / "sft")
-    policy = str(tmp_path / "sft" / "model")
+def test_evaluate_then_report(expert_data, tiny_policy, tmp_path):
+    policy = tiny_policy
     rms = []
     for name, labels, beta in (("orm", "orm", 0.0), ("agentprm", "td", 1.0), ("no-la", "td", 0.0)):
         train_prm.main(

@@ -20,8 +20,6 @@ from agentprm.prompts import render_messages, to_text  # noqa: E402
 from agentprm.recipes import train_prm  # noqa: E402
 from agentprm.types import Step, Trajectory  # noqa: E402
 
-from .test_pipeline import _tiny_sft  # noqa: E402
-
 
 def test_the_module_is_what_openrlhf_loads():
     assert issubclass(oa.AgentExecutor, AgentExecutorBase) and issubclass(oa.AgentInstance, AgentInstanceBase)
@@ -31,10 +29,9 @@ def test_the_module_is_what_openrlhf_loads():
 
 
 def test_an_episode_through_openrlhfs_executor_pays_telescoping_prm_rewards(
-    expert_data, tmp_path, monkeypatch
+    expert_data, tiny_policy, tmp_path, monkeypatch
 ):
-    _tiny_sft(expert_data, tmp_path / "sft")
-    policy_dir = tmp_path / "sft" / "model"
+    policy_dir = tiny_policy
     train_prm.main(
         train_prm.Args(
             data=expert_data, model=str(policy_dir), run_dir=tmp_path / "prm", labels="td", epochs=1,

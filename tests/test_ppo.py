@@ -11,8 +11,6 @@ import torch
 from agentprm import ppo
 from agentprm.recipes import ppo as ppo_recipe
 
-from .test_pipeline import _tiny_sft
-
 
 def test_gae_over_turns_by_hand():
     # 3 turns, gamma 0.9, lam 0.8, V = (0.2, 0.5, 0.4), rewards (0, 0, 1), the episode ends after turn 2.
@@ -109,10 +107,8 @@ def _args(tmp_path, policy, **kw):
 
 
 @pytest.fixture(scope="module")
-def sft_policy(expert_data, tmp_path_factory) -> str:
-    run = tmp_path_factory.mktemp("ppo-sft")
-    _tiny_sft(expert_data, run)
-    return str(run / "model")
+def sft_policy(tiny_policy) -> str:
+    return tiny_policy
 
 
 def test_ppo_recipe_runs_resumes_and_logs(sft_policy, tmp_path):

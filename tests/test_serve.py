@@ -313,17 +313,14 @@ def test_concurrent_requests_are_batched_and_correct(prm_dir, local, trajs):
     assert not service.worker.alive  # the server's shutdown stopped the model thread
 
 
-def test_evaluate_scores_with_a_prm_server(server, expert_data, tmp_path):
+def test_evaluate_scores_with_a_prm_server(server, tiny_policy, tmp_path):
     """`--reward-models NAME=http://host:port`: evaluate's Best-of-N and beam search score remotely."""
     from agentprm.recipes import evaluate
 
-    from .test_pipeline import _tiny_sft
-
     url, _ = server
-    _tiny_sft(expert_data, tmp_path / "sft")
     results = evaluate.main(
         evaluate.Args(
-            policy=str(tmp_path / "sft" / "model"), reward_models=(f"remote={url}",), tasks="0:2", pool=2,
+            policy=tiny_policy, reward_models=(f"remote={url}",), tasks="0:2", pool=2,
             beams=("1x2",), max_rounds=2, max_new_tokens=8, run_dir=tmp_path / "eval", max_prompt_tokens=512,
         )
     )  # fmt: skip

@@ -306,6 +306,7 @@ def test_idle_envs_expire():
         remote.close()  # the server answers false for an expired env: nothing to warn about
 
 
+@pytest.mark.slow  # 1000 create/step/close cycles: ~8 s; run with -m slow
 def test_many_cycles_keep_memory_flat():
     """1000 create/reset/step/close cycles: the live-env count returns to 0 and RSS stays flat.
     (TextCraft: its envs build in 0.4 ms, so the cycles measure the server and client, not minigrid.)"""
