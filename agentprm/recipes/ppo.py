@@ -372,7 +372,7 @@ def main(args: Args) -> dict:
             )
             summary = metrics
             bar.advance(job)
-    model.save_pretrained(run / "model")
-    tok.save_pretrained(run / "model")
+    model.generation_config.do_sample = True  # as sft saves a policy: servers honour temperature > 0
+    rundir.save_model(model, tok, run / "model")
     print(f"ppo done: {summary}")
     return summary

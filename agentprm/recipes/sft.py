@@ -276,7 +276,11 @@ def main(args: Args) -> dict:
                 )
     checkpoint()
 
-    # 6. Save the policy as an ordinary HF folder (atomically: written aside, then renamed).
+    # 6. Save the policy as an ordinary HF folder (atomically: written aside, then renamed). Its
+    # generation config samples by default: servers that start from it (`transformers serve`) then
+    # honour a request's temperature > 0 (they leave do_sample as saved); agentprm's own decoding
+    # always sets do_sample itself.
+    model.generation_config.do_sample = True
     out = rundir.save_model(model, tokenizer, run / "model")
     summary = {
         "steps": step,
