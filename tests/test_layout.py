@@ -9,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "agentprm"
 # Lower number = lower layer. A module may import only from its own layer or below. The documented
 # order (architecture.md): types -> envs -> prompts -> models/policy -> rollout -> prm (value model,
-# batching, readout, scoring, labels, losses) -> search/diagnostics -> report -> recipes -> cli.
+# batching, readout, scoring, labels, losses; PPO's maths) -> search/diagnostics -> report/serving ->
+# recipes/integrations -> cli.
 LAYERS = {
     "types": 0, "rundir": 0, "validate": 0, "jsonl": 0,
     "envs": 1,
