@@ -40,7 +40,7 @@ import agentprm.envs as E
 from agentprm import ppo
 from agentprm.envs.splits import parse_tasks
 from agentprm.prm.batch import encode, score_encoded
-from agentprm.prm.value import load_value_model
+from agentprm.prm.value import load_value_model, reward_model_folder
 from agentprm.prompts import OK_REPLY, instruction, to_text
 from agentprm.types import Step, Trajectory
 
@@ -73,10 +73,7 @@ def dataset_rows(env: str, tasks: str) -> list[dict]:
 
 @lru_cache(maxsize=2)
 def _reward_model(path: str):
-    folder = (
-        os.path.join(path, "model") if os.path.exists(os.path.join(path, "model", "config.json")) else path
-    )
-    model, tok = load_value_model(folder)
+    model, tok = load_value_model(reward_model_folder(path))
     return model.eval().requires_grad_(False), tok
 
 

@@ -47,6 +47,12 @@ def build_value_model(
     return Qwen2ForTokenClassification(config).float()
 
 
+def reward_model_folder(path: str | os.PathLike) -> Path:
+    """The HF folder of a reward model given as a train-prm run dir (its model/) or as the folder."""
+    path = Path(path)
+    return path / "model" if (path / "model" / "config.json").exists() else path
+
+
 def load_value_model(
     path: str | os.PathLike,
     device: str | None = None,

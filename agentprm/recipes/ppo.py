@@ -39,7 +39,7 @@ from agentprm.models.loading import load_policy_model
 from agentprm.policies.hf import HFPolicy
 from agentprm.policy import SamplingParams, derive_seed
 from agentprm.prm.batch import collate, encode, score_encoded
-from agentprm.prm.value import load_value_model
+from agentprm.prm.value import load_value_model, reward_model_folder
 from agentprm.rollout import collect
 
 # Arguments a resumed run may change: a longer budget, evaluation cadence, batching.
@@ -126,8 +126,7 @@ class Args:
 
 def _load_reward_model(path: Path, policy_tok):
     """The reward model and its tokenizer; errors that say what to give instead."""
-    path = Path(path)
-    folder = path / "model" if (path / "model" / "config.json").exists() else path
+    folder = reward_model_folder(path)
     if not (folder / "config.json").exists():
         raise SystemExit(f"--prm {path}: no reward model there (no config.json); give a train-prm run dir")
     import json
