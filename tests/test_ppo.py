@@ -115,12 +115,14 @@ def test_ppo_recipe_runs_resumes_and_logs(sft_policy, tmp_path):
     policy = sft_policy
     ppo_recipe.main(_args(tmp_path, policy, iterations=1))
     lines = [json.loads(x) for x in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
-    assert [m["iteration"] for m in lines] == [1] and math.isfinite(lines[0]["train/policy_loss"])
-    assert lines[0]["episodes"] == 4 and lines[0]["train/kl"] >= 0
-    # resumed with a larger budget: iteration 2 only, then the evaluation and the final model
+    # iteration 0 is the starting policy's greedy score, then one PPO iteration
+    assert [m["iteration"] for m in lines] == [0, 1] and set(lines[0]) == {"time", "iteration", "eval/success", "eval/reward"}
+    assert math.isfinite(lines[1]["train/policy_loss"])
+    assert lines[1]["episodes"] == 4 and lines[1]["train/kl"] >= 0
+    # resumed with a larger budget: iteration 2 only (no second iteration 0), then the evaluation and the final model
     ppo_recipe.main(_args(tmp_path, policy, iterations=2))
     lines = [json.loads(x) for x in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
-    assert [m["iteration"] for m in lines] == [1, 2] and "eval/success" in lines[-1]
+    assert [m["iteration"] for m in lines] == [0, 1, 2] and "eval/success" in lines[-1]
     assert (tmp_path / "ppo" / "model" / "config.json").exists()
 
 
@@ -159,6 +161,6 @@ def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
         )
     )  # fmt: skip
     assert set(curves) == {"env", "orm", "pvm", "agentprm"}
-    assert all([p["iteration"] for p in points] == [1, 2] for points in curves.values())
+    assert all([p["iteration"] for p in points] == [0, 1, 2] for points in curves.values())
     assert (tmp_path / "cmp" / "figure5_babyai-agentgym.png").stat().st_size > 1000
     assert "| agentprm |" in (tmp_path / "cmp" / "report.md").read_text()

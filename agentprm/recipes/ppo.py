@@ -16,7 +16,8 @@ Each iteration:
      --kl-coef x KL(pi || pi_ref) (k3 estimator, in the loss) minus --entropy-coef x entropy, gradient
      clipping; the critic (a separate value model initialised from the policy) by a clipped loss.
 Every iteration is checkpointed (policy, critic, optimizers, random states) and resumes where it
-stopped; every --eval-every iterations the greedy policy plays --eval-tasks. Outputs under
+stopped; before the first iteration and every --eval-every iterations the greedy policy plays
+--eval-tasks. Outputs under
 --run-dir: metrics.jsonl (one line per iteration, evaluations too), checkpoint.pt, model/ (the
 final policy, an HF folder).
 """
@@ -32,7 +33,7 @@ import torch
 from rich.progress import Progress
 
 import agentprm.envs as E
-from agentprm import ppo, rundir
+from agentprm import jsonl, ppo, rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.models.loading import load_policy_model
@@ -213,6 +214,10 @@ def main(args: Args) -> dict:
     )
 
     summary: dict = {}
+    # Iteration 0: the starting policy's greedy score, the point every curve of Figure 5 starts from
+    # (logged once; a run killed before its first checkpoint does not log it twice).
+    if start == 0 and not any(m.get("iteration") == 0 for m in jsonl.read(run / "metrics.jsonl")):
+        rundir.log_metrics(run, {"iteration": 0, **_evaluate(env, eval_tasks, model, tok, args)})
     with Progress(transient=True) as bar:
         job = bar.add_task("ppo", total=args.iterations, completed=start)
         for it in range(start, args.iterations):
