@@ -41,6 +41,8 @@ SYSTEM_PROMPTS = {
     "webshop": webshop.SYSTEM_PROMPT,
     **{name: math_env.SYSTEM_PROMPT for name in MATH_ENVS},
 }
+# The agentgym-* envs play a family's server: the family's prompt.
+SYSTEM_PROMPTS |= {f"agentgym-{f}": SYSTEM_PROMPTS[f] for f in ("babyai", "textcraft", "webshop")}
 
 
 def instruction(env: str) -> str:

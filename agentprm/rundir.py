@@ -232,8 +232,9 @@ def save_model(model, tokenizer, out: str | os.PathLike) -> Path:
 
 def run_stage(run: str | os.PathLike, name: str, stage_args, fn, label: str) -> None:
     """One stage of a composed recipe (demo, reproduce): fn(stage_args), unless run/.done/<name> says
-    it finished with the same arguments. The marker keeps the arguments and the seconds it took;
-    a finished stage whose arguments changed raises RunDirError naming them (a field the stage's
+    it finished with the same arguments (NEUTRAL_ARGS aside: a study resumed with other --threads
+    skips its finished stages). The marker keeps the arguments and the seconds it took; a finished
+    stage whose arguments changed raises RunDirError naming them (a field the stage's
     recipe gained since, absent from the marker, ran as its default then). Messages start [label].
     """
     run = Path(run)
@@ -241,7 +242,8 @@ def run_stage(run: str | os.PathLike, name: str, stage_args, fn, label: str) -> 
     wanted = json.loads(json.dumps(jsonable(dataclasses.asdict(stage_args)), default=str))
     if marker.exists():
         done = json.loads(marker.read_text()).get("args", {})
-        changed = sorted(k for k in set(wanted) & set(done) if wanted[k] != done[k])
+        # NEUTRAL_ARGS (threads, save_every, ...) change how fast a stage runs, not what it wrote.
+        changed = sorted(k for k in set(wanted) & set(done) - NEUTRAL_ARGS if wanted[k] != done[k])
         changed += sorted(set(done) - set(wanted))  # a field the recipe lost
         if changed:
             raise RunDirError(

@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    for name in E.ENV_IDS:
+    for name in sorted(set(E.ENV_IDS) - E.REMOTE, key=list(E.ENV_IDS).index):  # agentgym-* need a server
         try:
             E.make(name)
         except (ImportError, ValueError, OSError) as e:  # an optional extra or the user's data is missing

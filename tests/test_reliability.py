@@ -72,6 +72,24 @@ def test_changed_arguments_are_refused_unless_overwrite(tmp_path):
     assert json.loads((tmp_path / "c" / "args.json").read_text())["policy"] == "B"
 
 
+def test_a_finished_stage_is_skipped_when_only_neutral_arguments_change(tmp_path):
+    """reproduce / demo resumed with other --threads skip their finished stages; a changed seed is
+    refused, naming it."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class StageArgs:
+        seed: int = 0
+        threads: int | None = 2
+
+    calls = []
+    rundir.run_stage(tmp_path, "sft", StageArgs(), calls.append, "t")
+    rundir.run_stage(tmp_path, "sft", StageArgs(threads=1), calls.append, "t")
+    assert len(calls) == 1
+    with pytest.raises(rundir.RunDirError, match=r"other arguments \(seed\)"):
+        rundir.run_stage(tmp_path, "sft", StageArgs(seed=1), calls.append, "t")
+
+
 @pytest.fixture(scope="module")
 def rollouts(tmp_path_factory):
     trajs = [run_episode("babyai", t, make_expert("babyai")) for t in (400, 405, 411, 416, 420)]

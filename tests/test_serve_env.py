@@ -331,3 +331,45 @@ def test_many_cycles_keep_memory_flat():
     grown = (after - before) / 2**20
     print(f"RSS before {before / 2**20:.1f} MiB, after 1000 cycles {after / 2**20:.1f} MiB (+{grown:.1f})")
     assert grown < 8, f"RSS grew {grown:.1f} MiB over 1000 create/step/close cycles"
+
+
+def test_recipes_play_agentgym_servers_by_name(tiny_policy, tmp_path, monkeypatch):
+    """`agentprm collect --env agentgym-babyai` with $AGENTPRM_AGENTGYM_URL set plays the server's
+    episodes: the same trajectories (responses, observations, rewards) as collecting on the local
+    babyai-agentgym env with the same policy and seed; the records name the remote env."""
+    from agentprm import jsonl
+    from agentprm.recipes import collect
+
+    def run(env: str, out: str) -> list[dict]:
+        collect.main(
+            collect.Args(
+                policy=tiny_policy, env=env, tasks="0,7", n=2, max_rounds=3, max_new_tokens=24,
+                run_dir=tmp_path / out, threads=1,
+            )
+        )  # fmt: skip
+        return sorted(jsonl.read(tmp_path / out / "trajectories.jsonl"), key=lambda r: (r["task"], r["sample"]))
+
+    with serving(make_app("babyai-agentgym", max_envs=8, idle_seconds=60)) as url:
+        monkeypatch.setenv(E.URL_ENV, url)
+        assert url in E.mode_note("agentgym-babyai")
+        remote = run("agentgym-babyai", "remote")
+    local = run("babyai-agentgym", "local")
+    assert len(remote) == len(local) == 4 and {r["env"] for r in remote} == {"agentgym-babyai"}
+
+    def play(r: dict) -> list:
+        return [(s["response"], s["observation"], s["reward"]) for s in r["steps"]]
+
+    assert [play(r) for r in remote] == [play(r) for r in local]
+    assert [r["reward"] for r in remote] == [r["reward"] for r in local]
+
+
+def test_remote_env_names_resolve_and_need_a_server(monkeypatch):
+    assert E.family("agentgym-webshop") == "webshop"
+    assert E.env_id("agentgym-textcraft") == "agentprm/AgentGym-TextCraft-v0"
+    assert E.family("agentprm/AgentGym-WebShop-v0") == "webshop"
+    monkeypatch.setenv(E.URL_ENV, "http://127.0.0.1:9")  # discard port: nothing listens
+    env = E.make("agentgym-babyai")
+    assert env.unwrapped.url == "http://127.0.0.1:9"
+    env.unwrapped.retries, env.unwrapped.backoff = 0, 0.0
+    with pytest.raises(AgentGymServerError, match="AGENTPRM_AGENTGYM_URL"):
+        env.reset(options={"task": 0})

@@ -14,8 +14,12 @@ Ids (round caps set at registration, overridable with gym.make(..., max_episode_
   agentprm/GSM8K-v0            16 steps, tasks = the user's GSM8K-format JSONL (data_path=..., else
                                $AGENTPRM_MATH_DATA: a file, or a folder with test.jsonl / train.jsonl)
 
-agentprm/AgentGym-{BabyAI,TextCraft,WebShop}-v0 play an AgentGym env server by URL (url=...; the
-server may be AgentGym's own or `agentprm serve-env`): envs/agentgym_remote.py.
+agentprm/AgentGym-{BabyAI,TextCraft,WebShop}-v0 (short names agentgym-babyai, agentgym-textcraft,
+agentgym-webshop) play an AgentGym env server by URL: AgentGym's own or `agentprm serve-env`
+(envs/agentgym_remote.py). The URL is gym.make(..., url=...) or $AGENTPRM_AGENTGYM_URL, so every
+recipe plays them:
+    AGENTPRM_AGENTGYM_URL=http://127.0.0.1:36001 agentprm collect --env agentgym-webshop ...
+They share the family's splits, prompt and expert; the server's task index i is task i.
 
 A variant of an env (babyai-agentgym) has its own short name, so records say which one played,
 and shares its family's splits, prompt and expert: family(name) gives the family.
@@ -41,7 +45,15 @@ ENV_IDS = {
     "math": "agentprm/Math-v0",
     "gsm-symbolic": "agentprm/GSMSymbolic-v0",
     "gsm8k": "agentprm/GSM8K-v0",
+    # an AgentGym env server by URL (module docstring): they need a server running
+    "agentgym-babyai": "agentprm/AgentGym-BabyAI-v0",
+    "agentgym-textcraft": "agentprm/AgentGym-TextCraft-v0",
+    "agentgym-webshop": "agentprm/AgentGym-WebShop-v0",
 }
+# The envs that play on a server (not on this machine): tests and benchmarks that make every env skip them.
+REMOTE = frozenset({"agentgym-babyai", "agentgym-textcraft", "agentgym-webshop"})
+# Where they play: gym.make(..., url=...) or this environment variable, else AgentGym's default port.
+URL_ENV = "AGENTPRM_AGENTGYM_URL"
 # Math envs: one step per round, so the cap counts reasoning steps (module docstring).
 MAX_ROUNDS = {
     "babyai": 20,
@@ -51,6 +63,9 @@ MAX_ROUNDS = {
     "math": 16,
     "gsm-symbolic": 16,
     "gsm8k": 16,
+    "agentgym-babyai": 20,
+    "agentgym-textcraft": 20,
+    "agentgym-webshop": 6,
 }
 # short name -> the env whose tasks, splits, prompt and expert it uses
 FAMILY = {
@@ -61,6 +76,9 @@ FAMILY = {
     "math": "math",
     "gsm-symbolic": "gsm-symbolic",
     "gsm8k": "gsm8k",
+    "agentgym-babyai": "babyai",
+    "agentgym-textcraft": "textcraft",
+    "agentgym-webshop": "webshop",
 }
 # Math word problems from three sources: one prompt, expert and rendering (module docstring).
 MATH_ENVS = ("math", "gsm-symbolic", "gsm8k")
@@ -73,12 +91,16 @@ _ENTRY_POINTS = {
     "math": "agentprm.envs.math.env:MathEnv",
     "gsm-symbolic": "agentprm.envs.math.env:MathEnv",
     "gsm8k": "agentprm.envs.math.env:MathEnv",
+    **{name: "agentprm.envs.agentgym_remote:AgentGymEnv" for name in REMOTE},
 }
 _KWARGS = {
     "babyai-agentgym": {"compat": "agentgym"},
     "math": {"source": "builtin"},
     "gsm-symbolic": {"source": "gsm_symbolic"},
     "gsm8k": {"source": "gsm8k"},
+    "agentgym-babyai": {"env_family": "babyai"},
+    "agentgym-textcraft": {"env_family": "textcraft"},
+    "agentgym-webshop": {"env_family": "webshop"},
 }
 
 for _name, _id in ENV_IDS.items():
@@ -90,22 +112,6 @@ for _name, _id in ENV_IDS.items():
             kwargs=_KWARGS.get(_name, {}),
         )
 
-
-# Remote: an AgentGym env server by URL (AgentGym's own or `agentprm serve-env`). Not in ENV_IDS: they
-# need a server. gym.make("agentprm/AgentGym-BabyAI-v0", url="http://127.0.0.1:8000")
-REMOTE_IDS = {
-    "babyai": "agentprm/AgentGym-BabyAI-v0",
-    "textcraft": "agentprm/AgentGym-TextCraft-v0",
-    "webshop": "agentprm/AgentGym-WebShop-v0",
-}
-for _family, _id in REMOTE_IDS.items():
-    if _id not in gym.registry:
-        gym.register(
-            id=_id,
-            entry_point="agentprm.envs.agentgym_remote:AgentGymEnv",
-            max_episode_steps=MAX_ROUNDS[_family],
-            kwargs={"env_family": _family},
-        )
 
 
 def family(name: str) -> str:
@@ -175,6 +181,9 @@ def mode_note(name: str) -> str:
         from agentprm.envs.webshop.data import describe_source
 
         return f"WebShop text mode as AgentGym serves it, on the {describe_source()}"
+    if short in REMOTE:  # the server decides: say which one played
+        where = os.environ.get(URL_ENV) or "http://127.0.0.1:8000"
+        return f"played on the AgentGym {family(short)} env server at {where}: its behaviour and data decide what compares"
     return MODE_NOTES[short]
 
 

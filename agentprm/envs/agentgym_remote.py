@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
@@ -109,7 +110,7 @@ class AgentGymEnv(TextEnv):
     """A TextEnv whose episodes run on the AgentGym env server at `url` (module docstring).
 
     Args:
-        url: the server, e.g. "http://127.0.0.1:8000".
+        url: the server, e.g. "http://127.0.0.1:8000"; default $AGENTPRM_AGENTGYM_URL, else that one.
         env_family: "babyai", "textcraft" or "webshop" (AgentGym's names and this project's env
             names such as "babyai-agentgym" work too): which protocol the server speaks.
         num_tasks: how many tasks the server has; only needed to reset without options["task"]
@@ -125,7 +126,7 @@ class AgentGymEnv(TextEnv):
 
     def __init__(
         self,
-        url: str = "http://127.0.0.1:8000",
+        url: str | None = None,
         env_family: str = "babyai",
         *,
         num_tasks: int | None = None,
@@ -136,6 +137,9 @@ class AgentGymEnv(TextEnv):
     ):
         super().__init__(render_mode=render_mode)
         self.family = resolve_family(env_family)
+        from agentprm.envs import URL_ENV
+
+        url = url or os.environ.get(URL_ENV) or "http://127.0.0.1:8000"
         self.url = url.rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(
@@ -318,7 +322,8 @@ class AgentGymEnv(TextEnv):
                     continue
                 raise AgentGymServerError(
                     f"{where}: could not connect after {self.retries + 1} tries ({exc.reason}); start the "
-                    f"server (e.g. `agentprm serve-env --env {self.family} --port PORT`) or fix the url"
+                    f"server (e.g. `agentprm serve-env --env {self.family} --port PORT`) or fix the url "
+                    "(url=..., or $AGENTPRM_AGENTGYM_URL for the agentgym-* envs of the recipes)"
                 ) from None
             except TimeoutError:
                 raise AgentGymServerError(

@@ -52,6 +52,8 @@ def main(args: Args) -> None:
             "gsm-symbolic": f"{num_tasks} problems of reasoning-gym's gsm_symbolic (pip install 'agentprm[math]')",
             "gsm8k": f"{num_tasks} problems; {E.mode_note(name)}",
         }[E.family(name)]
+        if name in E.REMOTE:
+            what = f"{E.family(name)}'s tasks on an AgentGym env server (${E.URL_ENV} or url=)"
         table.add_row(
             name,
             env_id,
