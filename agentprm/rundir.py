@@ -170,6 +170,22 @@ def log_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:
     jsonl.append(Path(run_dir) / "metrics.jsonl", [{"time": round(time.time(), 3), **jsonable(metrics)}])
 
 
+def rewind_metrics(run_dir: str | os.PathLike, key: str, last: int) -> int:
+    """Drop the metrics.jsonl records whose `key` (step, iteration) is past `last`, the point a resumed
+    run restarts from: what a killed run logged after its last checkpoint is redone, and would
+    otherwise appear twice. Records without `key` stay. Returns how many were dropped.
+
+    Example: a run checkpointed at step 100 and killed at 108 -> rewind_metrics(run, "step", 100)
+    drops the lines of steps 101..108.
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    records = jsonl.read(path, repair=True)
+    kept = [r for r in records if not (isinstance(r.get(key), int) and r[key] > last)]
+    if len(kept) < len(records):
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+    return len(records) - len(kept)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file aside and rename it: readers never see a half-written file."""
     path = Path(path)

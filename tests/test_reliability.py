@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from agentprm import rundir
+from agentprm import jsonl, rundir
 from agentprm.cli import main as cli_main
 from agentprm.experts import make_expert
 from agentprm.recipes import collect as collect_recipe
@@ -136,6 +136,12 @@ def test_resumed_train_prm_equals_an_uninterrupted_one(rollouts, tmp_path, monke
     whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
     resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["model"]
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    # step 3 ran twice; its first record was dropped on resume, so the logs list the same steps
+
+    def steps(name):
+        return [(m["step"], "heldout/loss" in m) for m in jsonl.read(tmp_path / name / "metrics.jsonl") if "step" in m]
+
+    assert steps("resumed") == steps("whole")
 
 
 def test_report_survives_a_torn_metrics_line_and_names_a_corrupt_results_file(tmp_path):

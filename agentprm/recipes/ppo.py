@@ -206,6 +206,7 @@ def main(args: Args) -> dict:
         critic_opt.load_state_dict(state["critic_opt"])
         rundir.set_rng_state(state.get("rng"))
         start = state["iteration"]
+        rundir.rewind_metrics(run, "iteration", start)  # what ran after the checkpoint is redone
         print(f"ppo: resuming after iteration {start}")
     device = next(model.parameters()).device
     pad = tok.pad_token_id

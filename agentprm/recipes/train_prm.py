@@ -330,6 +330,7 @@ def main(args: Args) -> dict:
         rundir.set_rng_state(ckpt.get("rng"))
         train_tokens = int(ckpt.get("train_tokens", 0))
         if main_proc:
+            rundir.rewind_metrics(run, "step", step)  # what ran after the checkpoint is redone
             print(f"resumed from {ckpt_path} at step {step}/{total}")
 
     def evaluate_heldout() -> None:
