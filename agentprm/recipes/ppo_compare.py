@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agentprm import jsonl, rundir
 from agentprm import validate as V
+from agentprm.models.presets import PRESETS
 from agentprm.recipes import ppo, reproduce
 
 SOURCES = {"env": None, "orm": "orm", "pvm": "pvm", "agentprm": "agentprm"}  # source -> reward model
@@ -27,7 +28,7 @@ class Args:
     """a finished `agentprm reproduce` run dir (its sft/model and prm-<name>/ are used)"""
     sources: tuple[str, ...] = tuple(SOURCES)
     """reward sources to compare: env, orm, pvm, agentprm"""
-    iterations: int = 30
+    iterations: int = 20
     """PPO iterations of EACH source"""
     tasks_per_iter: int = 16
     """training tasks per iteration"""
@@ -37,6 +38,9 @@ class Args:
     """greedy evaluation every this many iterations"""
     eval_tasks: str | None = None
     """default: the study's test tasks"""
+    lr: float | None = None
+    """policy learning rate; default 1e-4 for a study of a preset made from scratch (a tenth of its
+    SFT rate, 1e-3), else ppo's 1e-5 (the paper's rate for pretrained models)"""
     run_dir: Path | None = None
     """default runs/ppo-compare-<env>"""
     threads: int = 2
@@ -46,6 +50,8 @@ class Args:
 
     def __post_init__(self) -> None:
         V.at_least(self, 1, "iterations", "tasks_per_iter", "samples", "eval_every", "threads")
+        if self.lr is not None:
+            V.positive(self, "lr")
         unknown = sorted(set(self.sources) - set(SOURCES))
         if unknown:
             raise ValueError(f"unknown reward sources {unknown}: choose from {sorted(SOURCES)}")
@@ -99,6 +105,7 @@ def main(args: Args) -> dict:
     run = Path(args.run_dir or f"runs/ppo-compare-{env}")
     run.mkdir(parents=True, exist_ok=True)
     eval_tasks = args.eval_tasks or sc["test_tasks"]
+    lr = args.lr or (1e-4 if study.model in PRESETS else ppo.Args.lr)
     for source in args.sources:
         rm = SOURCES[source]
         if rm is not None and not (args.study / f"prm-{rm}" / "model").exists():
@@ -116,6 +123,7 @@ def main(args: Args) -> dict:
             tasks_per_iter=args.tasks_per_iter,
             samples=args.samples,
             eval_every=args.eval_every,
+            lr=lr,
             max_rounds=sc["max_rounds"],
             max_prompt_tokens=sc["max_prompt_tokens"],
             run_dir=run / source,
@@ -131,7 +139,7 @@ def main(args: Args) -> dict:
         f"# PPO with each reward source ({env})",
         "",
         f"From `{args.study}`'s SFT policy; each source {args.iterations} iterations x {args.tasks_per_iter} "
-        f"tasks x {args.samples} episodes of `{sc['train_split']}`, the same seed; greedy evaluation on "
+        f"tasks x {args.samples} episodes of `{sc['train_split']}`, policy lr {lr:g}, the same seed; greedy evaluation on "
         f"`{eval_tasks}` every {args.eval_every} iterations.",
         "",
         "| source | " + " | ".join(f"it {p['iteration']}" for p in next(iter(curves.values()), [])) + " |",
