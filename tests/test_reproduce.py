@@ -67,3 +67,18 @@ def test_reproduce_runs_on_webshop(tmp_path):
     sft_args = json.loads((run / "sft" / "args.json").read_text())
     assert sft_args["max_prompt_tokens"] == 1024 and sft_args["env"] == "webshop"
     assert "not comparable to the paper" in (run / "report.md").read_text()
+
+
+@pytest.mark.slow  # ~12 s: run with -m slow
+def test_reproduce_runs_on_math(tmp_path):
+    """The protocol on math word problems (Section 5.3): steps are lines, the expert writes the
+    reference solutions, every stage runs and the report names the env."""
+    run = tmp_path / "math"
+    reproduce.main(_args(run, env="math", max_rounds=8))  # the reference solutions take 4-5 steps
+    results = json.loads((run / "evaluate" / "results.json").read_text())
+    assert results["env"] == "math" and results["comparison"]["method"] == "agentprm"
+    expert = [json.loads(x) for x in (run / "expert.jsonl").read_text().splitlines()]
+    assert expert and all(r["env"] == "math" for r in expert)
+    rollouts = (run / "rollouts" / "trajectories.jsonl").read_text().splitlines()
+    assert len(rollouts) == 4 * 2  # prm_tasks x n_td
+    assert "math" in (run / "report.md").read_text()

@@ -54,10 +54,12 @@ EXPERT_RECIPE = {
     "babyai": {"mistakes": 0.25, "misread": 0.5, "goal_mistakes": 0.5, "samples": 1},
     "textcraft": {"samples": 16},
     "webshop": {"samples": 1},
+    **{m: {"samples": 1} for m in E.MATH_ENVS},
 }
 # The CPU scale per env family (README "The powered study" says why): BabyAI on its 13 short-horizon
 # levels with an 8-round cap, TextCraft on every goal with AgentGym's 20 rounds, WebShop on 2000
-# training goals with its 6 rounds and a 1024-token renderer budget (a result page alone is ~500).
+# training goals with its 6 rounds and a 1024-token renderer budget (a result page alone is ~500),
+# math (math, gsm-symbolic, gsm8k) on 2000 + 200 training problems.
 SCALE = {
     "babyai": {
         "train_split": "train_short",
@@ -86,6 +88,20 @@ SCALE = {
         "max_rounds": 6,
         "max_prompt_tokens": 1024,
     },
+    # Math (Section 5.3): the reference solutions of 2000 training problems for SFT, 200 others for
+    # the PRM data, the 200 pinned test problems; a step is a line, 16 at most.
+    **{
+        m: {
+            "train_split": "train",
+            "sft_tasks": 2000,
+            "prm_tasks": 200,
+            "mc_tasks": 200,
+            "test_tasks": "test",
+            "max_rounds": 16,
+            "max_prompt_tokens": 512,
+        }
+        for m in E.MATH_ENVS
+    },
 }
 
 
@@ -93,7 +109,7 @@ SCALE = {
 class Args:
     env: str = "babyai"
     """babyai (played in its AgentGym-exact mode, babyai-agentgym, unless --env-mode default),
-    textcraft or webshop"""
+    textcraft, webshop, or a math env: math (built-in problems), gsm-symbolic, gsm8k"""
     env_mode: str = "agentgym"
     """agentgym (the paper's setting) or default (BabyAI's corrected env)"""
     run_dir: Path | None = None
@@ -155,7 +171,7 @@ class Args:
 
     def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
         V.one_of(self, "env_mode", ("agentgym", "default"))
-        if E.family(self.env) not in SCALE:  # the math envs have no study protocol (yet)
+        if E.family(self.env) not in SCALE:
             raise ValueError(f"--env {self.env}: reproduce runs the study on {', '.join(SCALE)} only")
         V.at_least(
             self,
