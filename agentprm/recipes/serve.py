@@ -12,12 +12,13 @@ thread; sizes and concurrency are bounded (413 / 429).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import torch
 
+from agentprm import jsonl
 from agentprm import validate as V
+from agentprm.prm.value import reward_model_folder
 
 
 @dataclasses.dataclass
@@ -55,12 +56,12 @@ def resolve(prm: Path, default_budget: int) -> tuple[Path, int]:
     """(HF folder, renderer budget) for --prm: a train-prm run dir's model/ and its max_prompt_tokens,
     or the folder itself with `default_budget`."""
     prm = Path(prm)
-    if (prm / "args.json").exists() and (prm / "model").is_dir():
-        budget = json.loads((prm / "args.json").read_text()).get("max_prompt_tokens", default_budget)
-        return prm / "model", budget
-    if not (prm / "config.json").exists():
+    folder = reward_model_folder(prm)
+    if not (folder / "config.json").exists():
         raise ValueError(f"--prm {prm}: neither a train-prm run dir (args.json + model/) nor an HF folder")
-    return prm, default_budget
+    if folder != prm and (prm / "args.json").exists():  # a train-prm run dir: the budget it trained with
+        return folder, jsonl.read_object(prm / "args.json").get("max_prompt_tokens", default_budget)
+    return folder, default_budget
 
 
 def main(args: Args) -> None:
