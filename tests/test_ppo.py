@@ -116,7 +116,12 @@ def test_ppo_recipe_runs_resumes_and_logs(sft_policy, tmp_path):
     ppo_recipe.main(_args(tmp_path, policy, iterations=1))
     lines = [json.loads(x) for x in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
     # iteration 0 is the starting policy's greedy score, then one PPO iteration
-    assert [m["iteration"] for m in lines] == [0, 1] and set(lines[0]) == {"time", "iteration", "eval/success", "eval/reward"}
+    assert [m["iteration"] for m in lines] == [0, 1] and set(lines[0]) == {
+        "time",
+        "iteration",
+        "eval/success",
+        "eval/reward",
+    }
     assert math.isfinite(lines[1]["train/policy_loss"])
     assert lines[1]["episodes"] == 4 and lines[1]["train/kl"] >= 0
     # resumed with a larger budget: iteration 2 only (no second iteration 0), then the evaluation and the final model

@@ -139,7 +139,11 @@ def test_resumed_train_prm_equals_an_uninterrupted_one(rollouts, tmp_path, monke
     # step 3 ran twice; its first record was dropped on resume, so the logs list the same steps
 
     def steps(name):
-        return [(m["step"], "heldout/loss" in m) for m in jsonl.read(tmp_path / name / "metrics.jsonl") if "step" in m]
+        return [
+            (m["step"], "heldout/loss" in m)
+            for m in jsonl.read(tmp_path / name / "metrics.jsonl")
+            if "step" in m
+        ]
 
     assert steps("resumed") == steps("whole")
 

@@ -347,7 +347,9 @@ def test_recipes_play_agentgym_servers_by_name(tiny_policy, tmp_path, monkeypatc
                 run_dir=tmp_path / out, threads=1,
             )
         )  # fmt: skip
-        return sorted(jsonl.read(tmp_path / out / "trajectories.jsonl"), key=lambda r: (r["task"], r["sample"]))
+        return sorted(
+            jsonl.read(tmp_path / out / "trajectories.jsonl"), key=lambda r: (r["task"], r["sample"])
+        )
 
     with serving(make_app("babyai-agentgym", max_envs=8, idle_seconds=60)) as url:
         monkeypatch.setenv(E.URL_ENV, url)

@@ -113,7 +113,6 @@ for _name, _id in ENV_IDS.items():
         )
 
 
-
 def family(name: str) -> str:
     """Short name or id -> the env family whose splits, prompt and expert it shares.
 
