@@ -12,14 +12,13 @@ import torch
 
 from agentprm.experts import make_expert
 from agentprm.models.presets import build_model
-from agentprm.models.tokenizer import train_tokenizer
+from agentprm.models.tokenizer import env_tokenizer
 from agentprm.policies.openai_server import OpenAIServerPolicy
 from agentprm.policy import Generation
 from agentprm.prm.batch import encode, step_values
 from agentprm.prm.labels import td_gae
 from agentprm.prm.scorers import OracleScorer
 from agentprm.prm.value import build_value_model, has_dropout, load_value_model
-from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction
 from agentprm.recipes import collect as collect_recipe
 from agentprm.recipes import train_prm
 from agentprm.rollout import run_episode
@@ -40,12 +39,7 @@ def trajs():
 
 @pytest.fixture(scope="module")
 def tok(trajs):
-    texts = [instruction("babyai")] + [x for t in trajs for s in t.steps for x in (s.response, s.observation)]
-    return train_tokenizer(
-        texts + [t.initial_observation for t in trajs] + ROLE_WORDS,
-        vocab_size=800,
-        whole=[instruction("babyai"), OK_REPLY],
-    )
+    return env_tokenizer("babyai", trajs, vocab_size=800)  # the embedded models' recipe, smaller
 
 
 # 1. PVM and ORM learn promise only.

@@ -9,11 +9,11 @@ import torch
 from transformers import AutoModelForTokenClassification
 
 from agentprm.experts import make_expert
-from agentprm.models.tokenizer import train_tokenizer
+from agentprm.models.tokenizer import env_tokenizer, train_tokenizer
 from agentprm.prm.batch import collate, encode, pad, row_values, step_values
 from agentprm.prm.losses import prm_loss
 from agentprm.prm.value import build_value_model, token_values
-from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, render_messages, to_text
+from agentprm.prompts import render_messages, to_text
 from agentprm.recipes import train_prm
 from agentprm.rollout import run_episode
 from agentprm.types import Trajectory, write_trajectories
@@ -32,12 +32,7 @@ def trajs():
 
 @pytest.fixture(scope="module")
 def tok(trajs):
-    texts = [instruction("babyai")] + [x for t in trajs for s in t.steps for x in (s.response, s.observation)]
-    return train_tokenizer(
-        texts + [t.initial_observation for t in trajs] + ROLE_WORDS,
-        vocab_size=800,
-        whole=[instruction("babyai"), OK_REPLY],
-    )
+    return env_tokenizer("babyai", trajs, vocab_size=800)  # the embedded models' recipe, smaller
 
 
 def test_one_pass_equals_per_step_passes(trajs, tok):
