@@ -42,7 +42,7 @@ class Args:
     """policy learning rate; default 3e-5 for a study of a preset made from scratch, else ppo's 1e-5
     (the paper's rate for pretrained models). Chosen on training rollouts only, by the mean KL to the
     SFT policy after one iteration on BabyAI: 0.005 at 1e-5 (it hardly moves), 0.78 at 1e-4 (far
-    outside PPO's usual 0.01-0.1), about 9x 1e-5's at 3e-5 (KL grows with the step squared)"""
+    outside PPO's usual 0.01-0.1), 0.054 at 3e-5 (benchmarks/README.md, "PPO")"""
     run_dir: Path | None = None
     """default runs/ppo-compare-<env>"""
     threads: int = 2
