@@ -39,6 +39,10 @@ def test_reproduce_runs_the_protocol_and_resumes(tmp_path, capsys):
     assert "## Training curves" in report and (run / "training_curves.png").exists()
     assert "mc-label" in report and "## Table 3" in report  # the MC labelling cost and what it buys
     assert "| Monte Carlo (mc) |" in report and "| TD(lambda)+GAE (agentprm) |" in report
+    # what each model trained on: 2 rollouts per task of the 3 training tasks (4 PRM tasks, 20% held out)
+    # for TD; one seed trajectory per task for MC, 16 trajectories drawn per step over 2 steps
+    assert "train on 6 rollouts (2 per task of 3), 5.3 epochs in 2 steps" in report
+    assert "the MC model on 3 seed trajectories (one per task), 10.7 epochs" in report
     capsys.readouterr()
     reproduce.main(args)
     assert capsys.readouterr().out.count("done before, skipped") == len(stages)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import agentprm.envs as E
 from agentprm import report as report_lib
-from agentprm import rundir
+from agentprm import jsonl, rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.evaluation import Results
@@ -365,6 +365,29 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
     return out
 
 
+def _data_line(args: Args, run: Path) -> list[str]:
+    """What each reward model trained on, once their splits exist: the MC model sees one seed
+    trajectory per task where the others see N_TD, so the same step budget is many more epochs."""
+    split = run / "prm-agentprm" / "split.json"
+    if not split.exists():
+        return []
+    tasks = len(jsonl.read_object(split, ("train",))["train"])
+    seen = args.prm_steps * 16  # trajectories drawn by the optimizer: steps x batch
+    line = (
+        f"- training data: agentprm, agentprm-beta0, PVM and ORM train on {args.n_td * tasks} rollouts "
+        f"({args.n_td} per task of {tasks}), {seen / (args.n_td * tasks):.1f} epochs in {args.prm_steps} steps"
+    )
+    mc_split = run / "prm-mc" / "split.json"
+    if "mc" in args.reward_models and mc_split.exists():
+        mc_tasks = len(jsonl.read_object(mc_split, ("train",))["train"])
+        line += (
+            f"; the MC model on {mc_tasks} seed trajectories (one per task), {seen / mc_tasks:.1f} epochs "
+            f"in the same steps: it sees 1/{args.n_td} of the trajectories (MC labels cost rollouts per "
+            "step instead, Table 3)"
+        )
+    return [line]
+
+
 def protocol_section(args: Args, run: Path) -> list[str]:
     """What ran, with every size: the report's first section."""
     env = env_name(args)
@@ -388,6 +411,7 @@ def protocol_section(args: Args, run: Path) -> list[str]:
         f"- reward models: {rms}; each {args.prm_steps} optimizer steps of 16 trajectories, lr {args.prm_lr}, "
         f"held-out loss every {args.eval_every} steps on {args.heldout:.0%} of the PRM tasks, the weights of "
         "the lowest held-out loss kept (test tasks never used for any choice)",
+        *_data_line(args, run),
         f"- evaluation: `{sc['test_tasks']}` tasks, greedy, a pool of {args.pool} at T = {args.eval_temperature}, "
         f"beam search {', '.join(args.beams)}; round cap {sc['max_rounds']} everywhere (expert data included), "
         f"renderer budget {sc['max_prompt_tokens']} tokens",
