@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 
 import agentprm.envs as E
-from agentprm import report as report_lib
 from agentprm import jsonl, rundir
+from agentprm import report as report_lib
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.evaluation import Results
