@@ -138,6 +138,35 @@ def test_bad_reward_model_inputs_are_clear_errors(sft_policy, tmp_path):
         ppo_recipe.main(_args(tmp_path, sft_policy, reward="agentprm", prm=sft_policy))
 
 
+def test_a_reward_model_of_another_tokenizer_is_refused(sft_policy, tmp_path):
+    from agentprm.prm.value import load_value_model
+
+    prm, tok = load_value_model(sft_policy)
+    tok.add_tokens(["<other>"])  # another vocabulary: its scores would read other token ids
+    prm.resize_token_embeddings(len(tok))
+    prm.save_pretrained(tmp_path / "other")
+    tok.save_pretrained(tmp_path / "other")
+    with pytest.raises(SystemExit, match="tokenizer differs from the policy's"):
+        ppo_recipe.main(_args(tmp_path, sft_policy, reward="pvm", prm=tmp_path / "other"))
+
+
+def test_non_finite_rewards_stop_before_any_update(sft_policy, tmp_path, monkeypatch):
+    from agentprm.prm.value import load_value_model
+
+    prm, tok = load_value_model(sft_policy)
+    prm.save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+
+    def nan_scores(rm, enc, n, pad, q_prev):
+        q_prev.extend(float("nan") for _ in enc)
+        return {e.index: torch.full((e.num_steps,), float("nan")) for e in enc}
+
+    monkeypatch.setattr(ppo_recipe, "score_encoded", nan_scores)
+    with pytest.raises(FloatingPointError, match="non-finite rewards"):
+        ppo_recipe.main(_args(tmp_path, sft_policy, reward="agentprm", prm=tmp_path / "rm", iterations=1))
+    assert not (tmp_path / "ppo" / "checkpoint.pt").exists()  # nothing was saved from a NaN
+
+
 def test_ppo_with_agentprm_rewards(sft_policy, expert_data, tmp_path):
     from agentprm.recipes import train_prm
 
