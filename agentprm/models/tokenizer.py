@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from agentprm.envs import MATH_ENVS, family
 from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction
 
 PAD, BOS, EOT = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -25,11 +26,16 @@ CHAT_TEMPLATE = (
 
 
 def train_tokenizer(
-    texts: Iterable[str], vocab_size: int = 2048, max_token_length: int = 24, whole: Iterable[str] = ()
+    texts: Iterable[str],
+    vocab_size: int = 2048,
+    max_token_length: int = 24,
+    whole: Iterable[str] = (),
+    digits: bool = False,
 ) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE on `texts` -> a transformers tokenizer with the ChatML template.
 
     Deterministic for the same texts in the same order. `whole`: strings that become one token each.
+    `digits`: every digit its own token (numbers are never merged), for arithmetic.
     >>> tok = train_tokenizer(["Action: turn left", "Action: turn right"] * 10, vocab_size=300)
     >>> tok.decode(tok("turn left")["input_ids"])
     'turn left'
@@ -41,6 +47,13 @@ def train_tokenizer(
     # different symbol in each context, and the tiny model never learned to copy: 8.9% greedy
     # success on BabyAI test vs the numbers in benchmarks/README.md.)
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if digits:
+        # Math: "1140" as one learned symbol would make each number an unrelated token, so a tiny model
+        # could neither copy a number it has not seen nor compute digit by digit (Qwen2 and LLaMA
+        # tokenizers split digits for the same reason).
+        core.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        )
     core.decoder = decoders.ByteLevel()
     core.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
@@ -71,4 +84,9 @@ def env_tokenizer(env: str, trajs, vocab_size: int = 2048) -> PreTrainedTokenize
     texts = [instruction(env)]
     for t in trajs:
         texts += [t.initial_observation] + [x for s in t.steps for x in (s.response, s.observation)]
-    return train_tokenizer(texts + ROLE_WORDS, vocab_size=vocab_size, whole=[instruction(env), OK_REPLY])
+    return train_tokenizer(
+        texts + ROLE_WORDS,
+        vocab_size=vocab_size,
+        whole=[instruction(env), OK_REPLY],
+        digits=family(env) in MATH_ENVS,  # math envs: one token per digit
+    )

@@ -64,6 +64,7 @@ SCALE = {
     "babyai": {
         "train_split": "train_short",
         "sft_tasks": 1000,
+        "sft_steps": 650,
         "prm_tasks": 200,
         "mc_tasks": 200,
         "test_tasks": "test_short_large",
@@ -73,6 +74,7 @@ SCALE = {
     "textcraft": {
         "train_split": "train",
         "sft_tasks": 447,
+        "sft_steps": 650,
         "prm_tasks": 447,
         "mc_tasks": 64,
         "test_tasks": "test",
@@ -82,6 +84,7 @@ SCALE = {
     "webshop": {
         "train_split": "train",
         "sft_tasks": 2000,
+        "sft_steps": 650,
         "prm_tasks": 200,
         "mc_tasks": 200,
         "test_tasks": "test",
@@ -94,6 +97,7 @@ SCALE = {
         m: {
             "train_split": "train",
             "sft_tasks": 2000,
+            "sft_steps": 4500,
             "prm_tasks": 200,
             "mc_tasks": 200,
             "test_tasks": "test",
@@ -120,8 +124,9 @@ class Args:
     sft_tasks: int | None = None
     """training tasks of expert data for SFT, the first ones of --train-split (default: BabyAI
     1000, TextCraft all 447)"""
-    sft_steps: int = 650
-    """SFT optimizer steps (batch 8)"""
+    sft_steps: int | None = None
+    """SFT optimizer steps (batch 8); default 650 (BabyAI ~4 epochs of its expert data), math 4500
+    (~4 epochs of its 9110 one-step sequences)"""
     prm_tasks: int | None = None
     """training tasks for the PRM data, the last ones of --train-split (default: BabyAI 200, unseen
     in SFT; TextCraft all 447 goals, the ones SFT saw: it has no others)"""
@@ -226,8 +231,8 @@ def env_name(args: Args) -> str:
 
 
 def scale(args: Args) -> dict:
-    """train_split, sft_tasks, prm_tasks, mc_tasks, test_tasks, max_rounds, max_prompt_tokens: the
-    args given, else SCALE's."""
+    """train_split, sft_tasks, sft_steps, prm_tasks, mc_tasks, test_tasks, max_rounds,
+    max_prompt_tokens: the args given, else SCALE's."""
     return {
         k: getattr(args, k) if getattr(args, k) is not None else v
         for k, v in SCALE[E.family(args.env)].items()
@@ -268,7 +273,7 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                 model=args.model,
                 run_dir=run / "sft",
                 epochs=1000,
-                max_steps=args.sft_steps,
+                max_steps=sc["sft_steps"],
                 max_prompt_tokens=sc["max_prompt_tokens"],
                 time_guard_minutes=args.guard_minutes,
                 threads=args.threads,
@@ -403,7 +408,7 @@ def protocol_section(args: Args, run: Path) -> list[str]:
         "## Protocol (`agentprm reproduce`)",
         "",
         f"- environment `{env}`: {E.mode_note(env)}",
-        f"- policy: preset `{args.model}` from scratch, SFT {args.sft_steps} optimizer steps on expert data "
+        f"- policy: preset `{args.model}` from scratch, SFT {sc['sft_steps']} optimizer steps on expert data "
         f"of the first {n_sft} tasks of `{sc['train_split']}` ({EXPERT_RECIPE[E.family(env)]}); seed {args.seed}",
         f"- PRM data: {args.n_td} rollouts at T = 1.0 on each of the last {n_prm} tasks of `{sc['train_split']}` ({overlap} of them "
         f"also in the SFT data); MC labels: N_mc = {args.n_mc}, hard, one seed trajectory per task on the "
