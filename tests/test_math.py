@@ -627,3 +627,22 @@ def test_a_template_that_trims_content_is_refused_for_math(tokenizer):
     traj = _expert_trajectory(0)
     with pytest.raises(ValueError, match="keeps? content verbatim"):
         training_segments("math", traj, trimming, budget=None)
+
+
+def test_math_tokenizer_has_one_token_per_digit():
+    """The tiny models' math tokenizer never merges digits (a number the model has not seen is still
+    spelt with known tokens); the other envs' tokenizers keep merging them."""
+    from agentprm.models.tokenizer import env_tokenizer
+    from agentprm.rollout import run_episode
+
+    trajs = [run_episode("math", t, make_expert("math")) for t in range(200, 240)]
+    tok = env_tokenizer("math", trajs, vocab_size=600)
+    pieces = [
+        tok.decode([i]) for i in tok("He has 1140 - 80 = 1060 hats.", add_special_tokens=False)["input_ids"]
+    ]
+    assert "".join(pieces) == "He has 1140 - 80 = 1060 hats."
+    assert all(len(p.strip()) == 1 for p in pieces if any(c.isdigit() for c in p))
+    babyai = env_tokenizer(
+        "babyai", [run_episode("babyai", t, make_expert("babyai")) for t in (400, 405)], vocab_size=600
+    )
+    assert babyai.backend_tokenizer.pre_tokenizer.__class__.__name__ == "ByteLevel"
