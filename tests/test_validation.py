@@ -86,7 +86,8 @@ def test_textcraft_names_and_make():
 def test_unknown_env_names_list_the_choices(name):
     with pytest.raises(
         ValueError,
-        match=r"unknown environment .*\['babyai', 'babyai-agentgym', 'gsm-symbolic', 'gsm8k', 'math', 'textcraft', 'webshop'\]",
+        match=r"unknown environment .*\['agentgym-babyai', 'agentgym-textcraft', 'agentgym-webshop', 'babyai', "
+        r"'babyai-agentgym', 'gsm-symbolic', 'gsm8k', 'math', 'textcraft', 'webshop'\]",
     ):
         E.short_name(name)
     with pytest.raises(ValueError, match="unknown environment"):
