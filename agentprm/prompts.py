@@ -25,7 +25,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agentprm.envs import MATH_ENVS, babyai, rejected, textcraft
+from agentprm.envs import MATH_ENVS, REMOTE_FAMILY, babyai, rejected, textcraft
 from agentprm.envs import math as math_env
 from agentprm.envs.webshop import env as webshop
 from agentprm.types import Messages, State
@@ -42,7 +42,7 @@ SYSTEM_PROMPTS = {
     **{name: math_env.SYSTEM_PROMPT for name in MATH_ENVS},
 }
 # The agentgym-* envs play a family's server: the family's prompt.
-SYSTEM_PROMPTS |= {f"agentgym-{f}": SYSTEM_PROMPTS[f] for f in ("babyai", "textcraft", "webshop")}
+SYSTEM_PROMPTS |= {name: SYSTEM_PROMPTS[fam] for name, fam in REMOTE_FAMILY.items()}
 
 
 def instruction(env: str) -> str:

@@ -50,10 +50,25 @@ ENV_IDS = {
     "agentgym-textcraft": "agentprm/AgentGym-TextCraft-v0",
     "agentgym-webshop": "agentprm/AgentGym-WebShop-v0",
 }
-# The envs that play on a server (not on this machine): tests and benchmarks that make every env skip them.
-REMOTE = frozenset({"agentgym-babyai", "agentgym-textcraft", "agentgym-webshop"})
-# Where they play: gym.make(..., url=...) or this environment variable, else AgentGym's default port.
+# The envs that play on a server (not on this machine) -> the family they play; their round caps,
+# prompt, splits and constructor arguments follow from it. Tests and benchmarks that make every env
+# skip them.
+REMOTE_FAMILY = {
+    "agentgym-babyai": "babyai",
+    "agentgym-textcraft": "textcraft",
+    "agentgym-webshop": "webshop",
+}
+REMOTE = frozenset(REMOTE_FAMILY)
+# Where they play: gym.make(..., url=...), else this environment variable, else AgentGym's default port.
 URL_ENV = "AGENTPRM_AGENTGYM_URL"
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def agentgym_url() -> str:
+    """The AgentGym env server the agentgym-* envs play when no url= is given."""
+    return os.environ.get(URL_ENV) or DEFAULT_URL
+
+
 # Math envs: one step per round, so the cap counts reasoning steps (module docstring).
 MAX_ROUNDS = {
     "babyai": 20,
@@ -63,9 +78,6 @@ MAX_ROUNDS = {
     "math": 16,
     "gsm-symbolic": 16,
     "gsm8k": 16,
-    "agentgym-babyai": 20,
-    "agentgym-textcraft": 20,
-    "agentgym-webshop": 6,
 }
 # short name -> the env whose tasks, splits, prompt and expert it uses
 FAMILY = {
@@ -76,10 +88,9 @@ FAMILY = {
     "math": "math",
     "gsm-symbolic": "gsm-symbolic",
     "gsm8k": "gsm8k",
-    "agentgym-babyai": "babyai",
-    "agentgym-textcraft": "textcraft",
-    "agentgym-webshop": "webshop",
+    **REMOTE_FAMILY,
 }
+MAX_ROUNDS |= {name: MAX_ROUNDS[fam] for name, fam in REMOTE_FAMILY.items()}
 # Math word problems from three sources: one prompt, expert and rendering (module docstring).
 MATH_ENVS = ("math", "gsm-symbolic", "gsm8k")
 
@@ -98,9 +109,7 @@ _KWARGS = {
     "math": {"source": "builtin"},
     "gsm-symbolic": {"source": "gsm_symbolic"},
     "gsm8k": {"source": "gsm8k"},
-    "agentgym-babyai": {"env_family": "babyai"},
-    "agentgym-textcraft": {"env_family": "textcraft"},
-    "agentgym-webshop": {"env_family": "webshop"},
+    **{name: {"env_family": fam} for name, fam in REMOTE_FAMILY.items()},
 }
 
 for _name, _id in ENV_IDS.items():
@@ -181,8 +190,10 @@ def mode_note(name: str) -> str:
 
         return f"WebShop text mode as AgentGym serves it, on the {describe_source()}"
     if short in REMOTE:  # the server decides: say which one played
-        where = os.environ.get(URL_ENV) or "http://127.0.0.1:8000"
-        return f"played on the AgentGym {family(short)} env server at {where}: its behaviour and data decide what compares"
+        return (
+            f"played on the AgentGym {family(short)} env server at {agentgym_url()}: its behaviour and data "
+            "decide what compares"
+        )
     return MODE_NOTES[short]
 
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import time
 import urllib.error
 import urllib.parse
@@ -137,9 +136,9 @@ class AgentGymEnv(TextEnv):
     ):
         super().__init__(render_mode=render_mode)
         self.family = resolve_family(env_family)
-        from agentprm.envs import URL_ENV
+        from agentprm.envs import agentgym_url  # the registry imports this module lazily
 
-        url = url or os.environ.get(URL_ENV) or "http://127.0.0.1:8000"
+        url = url or agentgym_url()
         self.url = url.rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(

@@ -110,10 +110,12 @@ def _solution_unlearned(seg, tokenizer) -> list[int]:
     """A math step's mask with no prompt loss on the solution so far (-1: no loss at all).
 
     A math state ends inside the assistant's message: "<|im_start|>assistant\n a_0 ... a_{t-1}", then
-    a_t and the end-of-turn token. With prompt loss there, every "\n" between earlier steps would
-    teach "a new step follows" three times as often as a_t's own "\n<|im_end|>" teaches "stop", and
-    the policy wrote whole solutions as one step (measured: P(end of turn) 0.32 after a step's
-    newline at 4500 steps). Those steps are trained as responses in their own sequences.
+    a_t and the end-of-turn token. With prompt loss there, every "\n" between earlier steps teaches
+    "a new step follows" against a_t's own "\n<|im_end|>"; those steps are trained as responses in
+    their own sequences anyway. This alone does NOT make the policy stop after one step: the same
+    context "...a_t\n" is also the prompt of step t+1, whose first token is a trained response, so
+    where a step ends is ambiguous in the rendering itself and needs a stop at the delimiter
+    (benchmarks/README.md, "Math environments").
 
     >>> from types import SimpleNamespace as NS
     >>> tok = NS(convert_tokens_to_ids=lambda t: 7)  # 7 = "<|im_start|>"
