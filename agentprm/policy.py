@@ -8,6 +8,7 @@ experts (agentprm.experts), which act on environments directly.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,13 +29,39 @@ class Generation:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Paper defaults: collection at temperature 1.0, evaluation sampling 0.7, greedy = 0.0."""
+    r"""Paper defaults: collection at temperature 1.0, evaluation sampling 0.7, greedy = 0.0.
+
+    stop: strings that end a response (as the OpenAI API's `stop`): the text is cut before the first
+    one, which is not part of it, and finish_reason is "stop". Rollout and search add the env's own
+    (agentprm.envs.stop_strings: the math envs' step delimiter "\n").
+    """
 
     n: int = 1
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 128
     seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    r"""text up to (not including) its earliest stop string -> (text, whether one was found).
+
+    >>> cut_at_stop("6 * 7 = 42\n#### 42", ("\n",)), cut_at_stop("no stop", ("\n",))
+    (('6 * 7 = 42', True), ('no stop', False))
+    """
+    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def with_stop(params: SamplingParams, stop: tuple[str, ...]) -> SamplingParams:
+    r"""params with `stop` added to its own stop strings (each once, in order).
+
+    >>> with_stop(SamplingParams(stop=("END",)), ("\n", "END")).stop
+    ('END', '\n')
+    """
+    merged = tuple(dict.fromkeys((*params.stop, *stop)))
+    return params if merged == params.stop else dataclasses.replace(params, stop=merged)
 
 
 def derive_seed(*parts: int) -> int:

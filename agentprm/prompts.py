@@ -14,9 +14,11 @@ that the next step continues:
     user: <instruction>    assistant: OK ...    user: <problem>    assistant: a_0 a_1 ... a_{t-1}
 with each step closed by its delimiter "\\n" (agentprm.envs.math.close_step), and the prompt text
 ends inside that message (to_text continues a final assistant message: no end-of-turn, no new
-turn). The pair (s_t, a_t) is that message with a_t appended as written (with_response), closed by
+turn). The pair (s_t, a_t) is that message with a_t appended and closed by "\\n" (with_response), then
 the end-of-turn token where the PRM reads M(s_t, a_t) (readout_index): one training sequence per
-step, since the step's value must not see the steps after it.
+step, since the step's value must not see the steps after it. A step ends at "\\n" when generated
+(agentprm.envs.stop_strings), not at the end-of-turn token: in the rendering, the text after a
+step is the prompt of the next one, so only the stop can say where a step ends.
 """
 
 from __future__ import annotations
@@ -89,14 +91,17 @@ def render_messages(env: str, state: State, *, drop: int = 0) -> Messages:
 
 
 def with_response(env: str, messages: Messages, response: str) -> Messages:
-    """The messages of (s_t, a_t): those of s_t (render_messages) followed by the response a_t as
-    written, which a math env's step appends to the solution so far (module docstring).
+    """The messages of (s_t, a_t): those of s_t (render_messages) followed by the response a_t, which
+    a math env's step appends to the solution so far, closed by its delimiter (close_step: a policy
+    stopped at "\\n" returns the step without it), so (s_t, a_t) renders as s_{t+1} does.
 
     >>> with_response("math", [{"role": "user", "content": "q"}, {"role": "assistant", "content": "6\\n"}], "7")[-1]
-    {'role': 'assistant', 'content': '6\\n7'}
+    {'role': 'assistant', 'content': '6\\n7\\n'}
     """
-    if env in MATH_ENVS and messages[-1]["role"] == "assistant":
-        return messages[:-1] + [{"role": "assistant", "content": messages[-1]["content"] + response}]
+    if env in MATH_ENVS:
+        response = math_env.close_step(response)
+        if messages[-1]["role"] == "assistant":
+            return messages[:-1] + [{"role": "assistant", "content": messages[-1]["content"] + response}]
     return messages + [{"role": "assistant", "content": response}]
 
 
@@ -225,13 +230,17 @@ def segment_text(
     the PRM's readout) and export-labels (TRL's rows) cut the text at these spans.
     """
     responses = [s.response for s in traj.steps]
+    if env in MATH_ENVS:  # a step is trained and read with its delimiter (with_response)
+        responses = [math_env.close_step(r) for r in responses]
     spans = []
     for step in range(first, last + 1):
         prompt = render_messages(env, traj.state(step), drop=drop)
         start = len(to_text(tokenizer, prompt, add_generation_prompt=True))
         spans.append((start, start + len(responses[step])))
     msgs = render_messages(env, traj.state(last), drop=drop)
-    text = to_text(tokenizer, with_response(env, msgs, responses[last]), add_generation_prompt=False)
+    text = to_text(
+        tokenizer, with_response(env, msgs, traj.steps[last].response), add_generation_prompt=False
+    )
     if env in MATH_ENVS and any(text[a:b] != responses[s] for s, (a, b) in enumerate(spans, first)):
         # A template that trims message content (Llama 3's `| trim`) drops the newline closing the
         # last step of a continued solution, which shifts every span after it.

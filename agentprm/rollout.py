@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import agentprm.envs as E
-from agentprm.policy import Policy, SamplingParams, derive_seed
+from agentprm.policy import Policy, SamplingParams, derive_seed, with_stop
 from agentprm.prompts import fit_messages
 from agentprm.types import AgentGaveUp, State, Step, Trajectory
 
@@ -179,7 +179,7 @@ def collect(
     ledger = Ledger()
     start = time.time()
     count, budget = policy.count_tokens, policy.max_prompt_tokens
-    one = dataclasses.replace(params, n=1)
+    one = with_stop(dataclasses.replace(params, n=1), E.stop_strings(short))
     # A fresh random stream per round, and per set of jobs: re-seeding every round with the same seed
     # would repeat the same draws, and a resumed or extended run (samples 8..15 after 0..7) would
     # replay the earlier run's samples exactly.

@@ -31,7 +31,7 @@ from typing import Protocol
 
 import agentprm.envs as E
 from agentprm.evaluation import aggregate
-from agentprm.policy import Policy, SamplingParams, derive_seed
+from agentprm.policy import Policy, SamplingParams, derive_seed, with_stop
 from agentprm.prompts import fit_messages
 from agentprm.rollout import Episode, Ledger, collect, replay
 from agentprm.types import State, Step, Trajectory
@@ -190,7 +190,8 @@ def beam_search(env_name, tasks, policy: Policy, scorer: Scorer, config: SearchC
             # request's own seed from (seed, task, round, beam): identical to no other request
             salt = 1_000_003 * tasks[0] + 104_729 * rounds + width
             seeds = [derive_seed(config.seed, active[i].task, rounds, slots[i]) for i in idx]
-            gens = policy.generate(states, _params(config, n=width, salt=salt), seeds=seeds)
+            params = with_stop(_params(config, n=width, salt=salt), E.stop_strings(short))
+            gens = policy.generate(states, params, seeds=seeds)
             ledger.generate_calls += 1
             for i, g in zip(idx, gens, strict=True):
                 candidates[i] = g

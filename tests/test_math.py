@@ -3,6 +3,7 @@ rendering and its PRM readout, and the expert -> SFT -> collect path on agentprm
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -504,7 +505,7 @@ def test_training_segments_are_one_per_step_and_read_at_the_step_end(tokenizer):
     for t, seg in enumerate(segments):
         # the trained tokens are exactly a_t and the end-of-turn token closing it ...
         trained = tokenizer.decode([i for i, m in zip(seg.ids, seg.mask, strict=True) if m == 1])
-        assert trained == traj.steps[t].response + "<|im_end|>"
+        assert trained == close_step(traj.steps[t].response) + "<|im_end|>"
         # ... which is the readout, and the sequence up to it is (s_t, a_t) and nothing after
         (k,) = seg.step_ends
         assert seg.ids[k] == eos and k == len(seg.ids) - 2  # then ChatML's "\n"
@@ -512,6 +513,66 @@ def test_training_segments_are_one_per_step_and_read_at_the_step_end(tokenizer):
         closed = tokenizer(to_text(tokenizer, msgs, False), add_special_tokens=False)["input_ids"]
         assert seg.ids == closed
         assert (seg.state_end >= 0) == (t == 0)
+
+
+def test_a_step_reads_the_same_with_or_without_its_newline(tokenizer):
+    # A policy stopped at "\n" returns the step without it (as a server's stop does): training and
+    # scoring see the same text as for the step written with it, and (s_t, a_t) is s_{t+1} closed.
+    traj = _expert_trajectory(3)
+    bare = dataclasses.replace(
+        traj, steps=[dataclasses.replace(s, response=s.response.rstrip("\n")) for s in traj.steps]
+    )
+    for a, b in zip(
+        training_segments("math", traj, tokenizer, None),
+        training_segments("math", bare, tokenizer, None),
+        strict=True,
+    ):
+        assert (a.ids, a.mask, a.step_ends) == (b.ids, b.mask, b.step_ends)
+    for t in range(traj.num_steps - 1):
+        pair = with_response("math", render_messages("math", bare.state(t)), bare.steps[t].response)
+        after = to_text(tokenizer, render_messages("math", bare.state(t + 1)))
+        assert to_text(tokenizer, pair, False) == after + "<|im_end|>\n"
+
+
+def test_sft_ends_the_turn_only_after_the_final_answer(tokenizer):
+    from agentprm.recipes.sft import _math_mask
+
+    traj = _expert_trajectory(2)
+    eos = tokenizer.eos_token_id
+    for t, seg in enumerate(training_segments("math", traj, tokenizer, None)):
+        final = final_answer(traj.steps[t].response) is not None
+        assert final == (t == traj.num_steps - 1)
+        mask = _math_mask(seg, tokenizer, final)
+        trained = tokenizer.decode([i for i, m in zip(seg.ids, mask, strict=True) if m == 1])
+        # the step and its "\n" always (generation stops there); the end-of-turn token only at the end
+        assert trained == close_step(traj.steps[t].response) + ("<|im_end|>" if final else "")
+        assert mask[seg.step_ends[0]] == (1 if final else -1) and seg.ids[seg.step_ends[0]] == eos
+
+
+def test_rollout_and_search_stop_a_math_step_at_its_newline():
+    from agentprm import search
+    from agentprm.policy import Generation, SamplingParams
+    from agentprm.rollout import collect
+
+    seen = []
+
+    class Recorder:  # the Policy protocol; records what the rollout asks for
+        name, max_prompt_tokens, count_tokens = "recorder", None, None
+
+        def generate(self, states, params, seeds=None):
+            seen.append(params.stop)
+            return [[Generation("#### 1", 1, 1)] * params.n for _ in states]
+
+    class Flat:  # the Scorer protocol: every candidate scores 0
+        name, tokens = "flat", 0
+
+        def score(self, env, states, candidates):
+            return [[0.0] * len(c) for c in candidates]
+
+    collect("math", [(0, 0)], Recorder(), SamplingParams(stop=("END",)), on_done=lambda t: None)
+    collect("babyai", [(0, 0)], Recorder(), SamplingParams(), on_done=lambda t: None, max_rounds=1)
+    search.beam_search("math", [0], Recorder(), Flat(), search.SearchConfig(n=2, m=2), search.SearchLedger())
+    assert seen == [("END", "\n"), (), ("\n",)]
 
 
 def test_prm_scores_a_candidate_as_training_reads_it(tokenizer):

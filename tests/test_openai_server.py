@@ -132,6 +132,9 @@ def test_greedy_stop_and_max_tokens(stub):
     assert gens == [Generation("Thought:\nI read: Task", 14, 4, "length")]
     body = received(stub)[-1]
     assert body["temperature"] == 0 and body["stop"] == ["Observation:"] and "seed" not in body
+    # The params' stop strings (a math env's step delimiter) join the constructor's, each once.
+    policy.generate(states(1), SamplingParams(temperature=0.0, stop=("\n", "Observation:")))
+    assert received(stub)[-1]["stop"] == ["Observation:", "\n"]
 
 
 def test_order_matches_input_under_concurrency(stub):

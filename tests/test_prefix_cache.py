@@ -9,7 +9,7 @@ from agentprm.models.presets import build_model
 from agentprm.models.tokenizer import train_tokenizer
 from agentprm.policies.hf import HFPolicy
 from agentprm.policies.prefix_cache import GrowingLayer, PrefixStore, build_batch, common_prefix
-from agentprm.policy import SamplingParams
+from agentprm.policy import SamplingParams, cut_at_stop, with_stop
 from agentprm.prompts import OK_REPLY, ROLE_WORDS, instruction, render_messages
 from agentprm.rollout import collect
 from agentprm.types import State, read_trajectories
@@ -259,3 +259,33 @@ def test_seeded_samples_do_not_depend_on_the_batch(tokenizer):
     policy = HFPolicy(model, tokenizer, batch_size=8, prefix_cache=True)
     other = policy.generate(states, params, seeds=[s + 1 for s in seeds])
     assert [[g.text for g in o] for o in other] != [together[i] for i in range(5)]
+
+
+def test_stop_strings_end_each_row_where_its_text_first_holds_one(tokenizer):
+    """With stop strings (a math env's "\\n"), each response is the free response cut before its first
+    stop string, on both decode paths, greedy and sampled (seeded), and ends with reason "stop"."""
+    model = build_model("test", tokenizer, seed=5)
+    states = [
+        render_messages("babyai", State(f"Your goal: go to the {c} ball")) for c in ("red", "blue", "grey")
+    ]
+    seeds = [11, 12, 13]
+    for cached in (False, True):
+        policy = HFPolicy(model, tokenizer, batch_size=4, prefix_cache=cached, stop_after_action=False)
+        for params in (
+            SamplingParams(temperature=0.0, max_new_tokens=24),
+            SamplingParams(n=2, temperature=1.0, max_new_tokens=24, seed=0),
+        ):
+            free = [g for gens in policy.generate(states, params, seeds=seeds) for g in gens]
+            assert len(free[0].text) >= 6, free[0]  # (a random model: long enough to cut)
+            stop = (free[0].text[3:5],)
+            stopped = [
+                g for gens in policy.generate(states, with_stop(params, stop), seeds=seeds) for g in gens
+            ]
+            cuts = 0
+            for g, h in zip(free, stopped, strict=True):
+                text, cut = cut_at_stop(g.text, stop)
+                assert h.text == text, (cached, params, g, h)
+                if cut:
+                    cuts += 1
+                    assert h.finish_reason == "stop" and h.completion_tokens <= g.completion_tokens
+            assert cuts >= 1

@@ -217,3 +217,15 @@ def rejected(env: str, observation: str) -> bool:
     True
     """
     return observation.startswith(_REJECTED[family(env)])
+
+
+def stop_strings(env: str) -> tuple[str, ...]:
+    """Strings that end one step's response in `env` (rollout and search add them to the sampling
+    params): the math envs' step delimiter "\\n", so that a step is one line whatever the model would
+    write next; none for the agent envs, whose turn ends at the end-of-turn token (and HFPolicy's
+    stop after the action line).
+
+    >>> stop_strings("math"), stop_strings("babyai")
+    (('\\n',), ())
+    """
+    return ("\n",) if family(env) in MATH_ENVS else ()

@@ -15,30 +15,35 @@ from agentprm.policies.prefix_cache import (
     PrefixStore,
     build_batch,
     cut_after_action,
-    has_action_line,
+    turn_over,
 )
-from agentprm.policy import Generation, Messages, SamplingParams, derive_seed
+from agentprm.policy import Generation, Messages, SamplingParams, cut_at_stop, derive_seed
 from agentprm.prompts import to_text, token_counter, token_encoder
 
 
-class _ActionLineDone(StoppingCriteria):
-    """Stops each sequence once its new text holds a completed action line (per-sequence flags).
+class _TurnOver(StoppingCriteria):
+    """Stops each sequence once its new text holds a completed action line (after_action) or one of
+    the stop strings (per-sequence flags, prefix_cache.turn_over).
 
-    Cheap per step: only sequences whose newest token contains a newline are decoded and checked.
+    Cheap per step: only sequences whose newest token is a trigger (a newline for the action line,
+    a token that can complete a stop string) are decoded and checked.
     """
 
-    def __init__(self, tokenizer, prompt_width: int, newline_ids: torch.Tensor):
-        self.tokenizer, self.prompt_width, self.newline_ids = tokenizer, prompt_width, newline_ids
+    def __init__(
+        self, tokenizer, prompt_width: int, triggers: torch.Tensor, stop: tuple[str, ...], after_action: bool
+    ):
+        self.tokenizer, self.prompt_width, self.triggers = tokenizer, prompt_width, triggers
+        self.stop, self.after_action = stop, after_action
         self.done: torch.Tensor | None = None
-        self.lengths: dict[int, int] = {}  # row -> new tokens up to its action line's newline
+        self.lengths: dict[int, int] = {}  # row -> new tokens up to the token that ended its turn
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
         if self.done is None:
             self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         last = input_ids[:, -1]
-        check = torch.isin(last, self.newline_ids.to(last.device)) & ~self.done
+        check = torch.isin(last, self.triggers.to(last.device)) & ~self.done
         for b in check.nonzero().flatten().tolist():
-            if has_action_line(self.tokenizer, input_ids[b, self.prompt_width :]):
+            if turn_over(self.tokenizer, input_ids[b, self.prompt_width :], self.stop, self.after_action):
                 self.done[b] = True
                 self.lengths[b] = input_ids.shape[1] - self.prompt_width
         return self.done.clone()
@@ -89,10 +94,12 @@ class HFPolicy:
         self.count_tokens = token_counter(tokenizer, self._encode)
         # Small models may run on past their action instead of ending the turn: stop there too.
         self.stop_after_action = stop_after_action
-        vocab = tokenizer.get_vocab()
+        # Each token's own text, to find the tokens that can end an action line or a stop string.
+        self._token_texts = {i: tokenizer.decode([i]) for i in tokenizer.get_vocab().values()}
         self._newline_ids = torch.tensor(
-            [i for i in vocab.values() if "\n" in tokenizer.decode([i])] or [tokenizer.eos_token_id]
+            [i for i, text in self._token_texts.items() if "\n" in text] or [tokenizer.eos_token_id]
         )
+        self._triggers: dict[tuple[str, ...], set[int]] = {(): set()}
         self.device = next(model.parameters()).device
         # Entries are needed for one round only: a few batches' worth bounds the memory.
         self.decoder = (
@@ -107,6 +114,17 @@ class HFPolicy:
             else None
         )
         self.static_cache = static_cache
+
+    def triggers(self, stop: tuple[str, ...]) -> set[int]:
+        """The token ids that can complete one of the stop strings: those holding a stop string's
+        last character (a byte-level piece of a multi-byte character decodes to U+FFFD: those too,
+        for non-ASCII stops)."""
+        if stop not in self._triggers:
+            ends = {s[-1] for s in stop if s} | ({"\ufffd"} if any(not s.isascii() for s in stop) else set())
+            self._triggers[stop] = {
+                i for i, text in self._token_texts.items() if any(c in text for c in ends)
+            }
+        return self._triggers[stop]
 
     @property
     def store(self) -> PrefixStore | None:
@@ -156,7 +174,7 @@ class HFPolicy:
                 chunk_seeds = sorted_seeds[start : start + self.batch_size]
                 row_seeds = [derive_seed(s, j) for s in chunk_seeds for j in range(params.n)]
             if own:
-                new = self.decoder.decode(rows_n, ids, att, kv, params, row_seeds)
+                new = self.decoder.decode(rows_n, ids, att, kv, params, row_seeds, self.triggers(params.stop))
             else:
                 new = self._generate(rows_n, ids, att, kv, params)
             for b in range(len(chunk)):
@@ -168,10 +186,12 @@ class HFPolicy:
                     else:
                         reason = "length"
                     text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
+                    text, cut = cut_at_stop(text, params.stop)
                     if self.stop_after_action:
-                        text, cut = cut_after_action(text)
-                        if cut and reason == "length":
-                            reason = "stop"
+                        text, after = cut_after_action(text)
+                        cut = cut or after
+                    if cut:
+                        reason = "stop"
                     gens.append(
                         Generation(
                             text=text,
@@ -187,10 +207,20 @@ class HFPolicy:
         return restored
 
     def _generate(self, rows, ids, att, kv, params: SamplingParams) -> list[list[int]]:
-        """transformers' generate over the batch -> each row's new token ids, ending at its eos or
-        action line (generate pads a finished row until the whole batch is done: cut here)."""
+        """transformers' generate over the batch -> each row's new token ids, ending at its eos,
+        action line or stop string (generate pads a finished row until the whole batch is done: cut
+        here)."""
         sample = params.temperature > 0
-        stop = _ActionLineDone(self.tokenizer, ids.shape[1], self._newline_ids)
+        triggers = set(self.triggers(params.stop)) | (
+            set(self._newline_ids.tolist()) if self.stop_after_action else set()
+        )
+        stop = _TurnOver(
+            self.tokenizer,
+            ids.shape[1],
+            torch.tensor(sorted(triggers), dtype=torch.long),
+            params.stop,
+            self.stop_after_action,
+        )
         out = self.model.generate(
             input_ids=ids,
             attention_mask=att,
@@ -203,7 +233,7 @@ class HFPolicy:
             eos_token_id=self.tokenizer.eos_token_id,
             pad_token_id=self.tokenizer.pad_token_id,
             return_dict_in_generate=True,
-            stopping_criteria=StoppingCriteriaList([stop] if self.stop_after_action else []),
+            stopping_criteria=StoppingCriteriaList([stop] if triggers else []),
         )
         new = out.sequences[:, ids.shape[1] :].tolist()
         eos = self.tokenizer.eos_token_id

@@ -88,7 +88,8 @@ class OpenAIServerPolicy:
     """Sample from a model behind an OpenAI-compatible /chat/completions endpoint.
 
     Request per state: {model, messages, n, temperature, top_p, max_tokens=params.max_new_tokens,
-    seed (the state's own from `seeds`, else params.seed, if set), stop (if set)}. temperature=0.0 is sent as 0 (greedy on vLLM/SGLang/llama.cpp).
+    seed (the state's own from `seeds`, else params.seed, if set), stop (the constructor's and
+    params.stop, if any)}. temperature=0.0 is sent as 0 (greedy on vLLM/SGLang/llama.cpp).
     A state whose last message is the assistant's (a math env's solution so far, agentprm.prompts)
     adds {continue_final_message: true, add_generation_prompt: false} (vLLM's and SGLang's
     extension), so the model continues that message as the local renderer's to_text does.
@@ -244,8 +245,9 @@ class OpenAIServerPolicy:
             }
             if seed is not None:
                 request["seed"] = seed + len(gens)
-            if self.stop:
-                request["stop"] = self.stop
+            stop = list(dict.fromkeys([*(self.stop or []), *params.stop]))
+            if stop:
+                request["stop"] = stop
             if messages and messages[-1]["role"] == "assistant":
                 request["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
             choices, usage = self._post_chat(request, cancel)

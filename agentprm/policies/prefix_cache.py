@@ -24,7 +24,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import Cache, DynamicLayer
 
-from agentprm.policy import SamplingParams
+from agentprm.policy import SamplingParams, cut_at_stop
 
 
 def common_prefix(a, b) -> int:
@@ -200,6 +200,19 @@ def has_action_line(tokenizer, new_ids) -> bool:
     return _ACTION_DONE.search(tokenizer.decode(new_ids, skip_special_tokens=True)) is not None
 
 
+def has_stop(tokenizer, new_ids, stop: tuple[str, ...]) -> bool:
+    """Whether the generated ids (a list or a 1-D tensor) hold one of the stop strings."""
+    return cut_at_stop(tokenizer.decode(new_ids, skip_special_tokens=True), stop)[1]
+
+
+def turn_over(tokenizer, new_ids, stop: tuple[str, ...], after_action: bool) -> bool:
+    """Whether a row's generated ids end its turn short of eos: a stop string, or (after_action) a
+    completed action line. Callers check only when the newest token could complete one (a trigger)."""
+    return bool(stop and has_stop(tokenizer, new_ids, stop)) or (
+        after_action and has_action_line(tokenizer, new_ids)
+    )
+
+
 def _choose(
     logits: torch.Tensor, temperature: float, top_p: float, generators: list[torch.Generator] | None = None
 ) -> torch.Tensor:
@@ -232,6 +245,7 @@ class CachedDecoder:
         store: the PrefixStore rows are looked up in and stored to.
         newline_set: token ids containing a newline (an action line can only end on one).
         stop_after_action: end a row at its completed action line too (small models run on).
+        A row also ends at one of params.stop (decode's `triggers`: the tokens that can complete one).
     Example (what HFPolicy.generate does per chunk):
         hits = decoder.prefill(rows, [decoder.store.lookup(r) for r in rows])
         ids, att, kv = build_batch(rows, hits, pad_id, device, room=params.max_new_tokens)
@@ -246,10 +260,18 @@ class CachedDecoder:
         self.device = next(model.parameters()).device
 
     def decode(
-        self, rows, ids, att, kv, params: SamplingParams, seeds: list[int] | None = None
+        self,
+        rows,
+        ids,
+        att,
+        kv,
+        params: SamplingParams,
+        seeds: list[int] | None = None,
+        triggers: set[int] | frozenset[int] = frozenset(),
     ) -> list[list[int]]:
         """Token-by-token decoding of a batch whose rows all have exactly one uncached prompt token
-        (after `prefill`) -> each row's new token ids, ending at its eos or action line.
+        (after `prefill`) -> each row's new token ids, ending at its eos, action line or stop string
+        (checked only after a token in `triggers`, the tokens that can complete one of params.stop).
 
         kv: build_batch's buffers with room for max_new_tokens more positions, decoded into in place
         (GrowingLayer: attention reads only the filled positions, nothing is re-concatenated).
@@ -293,10 +315,9 @@ class CachedDecoder:
                     continue
                 b = live[i]
                 out[b].append(tok)
+                check = (self.stop_after_action and tok in self.newline_set) or tok in triggers
                 if tok == eos or (
-                    self.stop_after_action
-                    and tok in self.newline_set
-                    and has_action_line(self.tokenizer, out[b])
+                    check and turn_over(self.tokenizer, out[b], params.stop, self.stop_after_action)
                 ):
                     ended.add(i)
                     self.store_row(rows[b], att[b], out[b], cache, i, trimmed)

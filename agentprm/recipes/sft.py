@@ -31,6 +31,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 import agentprm.envs as E
 from agentprm import rundir
 from agentprm import validate as V
+from agentprm.envs.math import final_answer
 from agentprm.models.loading import load_policy_model
 from agentprm.models.presets import PRESETS, build_model
 from agentprm.models.tokenizer import env_tokenizer
@@ -106,28 +107,34 @@ def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
     return input_ids, attention, response
 
 
-def _solution_unlearned(seg, tokenizer) -> list[int]:
-    """A math step's mask with no prompt loss on the solution so far (-1: no loss at all).
+def _math_mask(seg, tokenizer, final: bool) -> list[int]:
+    """A math step's loss mask (-1: no loss at all): the step itself is trained, the solution so far
+    and, unless the step is the final answer, the end-of-turn token after it are not.
 
-    A math state ends inside the assistant's message: "<|im_start|>assistant\n a_0 ... a_{t-1}", then
-    a_t and the end-of-turn token. With prompt loss there, every "\n" between earlier steps teaches
-    "a new step follows" against a_t's own "\n<|im_end|>"; those steps are trained as responses in
-    their own sequences anyway. This alone does NOT make the policy stop after one step: the same
-    context "...a_t\n" is also the prompt of step t+1, whose first token is a trained response, so
-    where a step ends is ambiguous in the rendering itself and needs a stop at the delimiter
-    (benchmarks/README.md, "Math environments").
+    A math state ends inside the assistant's message: "<|im_start|>assistant\\n a_0 ... a_{t-1}", then
+    a_t, its "\\n" and the end-of-turn token. The generated step ends at the stop string "\\n"
+    (agentprm.envs.stop_strings), so the end-of-turn token there is never sampled; trained, it would
+    contradict step t+1, whose first token follows the same text "...a_t\\n", and a sampled step
+    would often be empty. Only the last line of a solution ends the turn. The earlier steps are
+    trained as responses in their own sequences: a prompt loss there would weight the first steps
+    once per later step.
 
     >>> from types import SimpleNamespace as NS
     >>> tok = NS(convert_tokens_to_ids=lambda t: 7)  # 7 = "<|im_start|>"
-    >>> _solution_unlearned(NS(ids=[7, 1, 2, 7, 3, 4, 5, 6], mask=[0, 0, 0, 0, 0, 0, 1, 1]), tok)
-    [0, 0, 0, 0, -1, -1, 1, 1]
+    >>> seg = NS(ids=[7, 1, 2, 7, 3, 4, 5, 6], mask=[0, 0, 0, 0, 0, 0, 1, 1], step_ends=[7])
+    >>> _math_mask(seg, tok, final=False), _math_mask(seg, tok, final=True)
+    ([0, 0, 0, 0, -1, -1, 1, -1], [0, 0, 0, 0, -1, -1, 1, 1])
     """
+    mask = list(seg.mask)
+    if not final:
+        for k in seg.step_ends:
+            mask[k] = -1 if mask[k] == 1 else mask[k]
     start = tokenizer.convert_tokens_to_ids("<|im_start|>")  # ChatML (the tiny models, Qwen, SmolLM2)
-    if start not in seg.ids:  # another chat template: leave the mask as it is
-        return seg.mask
+    if start not in seg.ids:  # another chat template: leave the prompt's mask as it is
+        return mask
     last = max(k for k, i in enumerate(seg.ids) if i == start)  # the assistant message's start
-    first = seg.mask.index(1) if 1 in seg.mask else len(seg.mask)
-    return [-1 if last < k < first and m == 0 else m for k, m in enumerate(seg.mask)]
+    first = mask.index(1) if 1 in mask else len(mask)
+    return [-1 if last < k < first and m == 0 else m for k, m in enumerate(mask)]
 
 
 def sft_loss(logits, input_ids, attention, response, prompt_weight: float = 0.0):
@@ -196,8 +203,13 @@ def main(args: Args) -> dict:
     )
 
     # 3. Encode: each step is trained on exactly the prompt the policy will see (one renderer).
+    def mask(traj, seg) -> list[int]:
+        if E.family(env) not in E.MATH_ENVS:
+            return seg.mask
+        return _math_mask(seg, tokenizer, final_answer(traj.steps[seg.steps[-1]].response) is not None)
+
     examples = [
-        (seg.ids, _solution_unlearned(seg, tokenizer) if E.family(env) in E.MATH_ENVS else seg.mask)
+        (seg.ids, mask(t, seg))
         for t in trajs
         for seg in training_segments(env, t, tokenizer, args.max_prompt_tokens)
     ]
