@@ -169,7 +169,7 @@ class Segment:
     state_end: int
 
 
-def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[Segment]:
+def training_segments(env: str, traj, tokenizer, budget: int | None, *, whole: bool = False) -> list[Segment]:
     """A trajectory as token sequences for SFT and PRM training (see Segment).
 
     Step t is trained on exactly the prompt the policy sees at step t (fit_messages with `budget`).
@@ -179,12 +179,19 @@ def training_segments(env: str, traj, tokenizer, budget: int | None) -> list[Seg
     end-of-turn token closes a step inside a longer sequence (module docstring). The mask covers
     each trained response and the end-of-turn token after it; token positions come from the
     tokenizer's offset mapping over the exact rendered text.
+
+    whole=True (SFT of a math env): its steps share sequences as every other env's do. A causal
+    model's loss on a token depends only on the text before it, and the text before step t in the
+    whole solution is exactly s_t, so each trained token gets the loss it gets in its own sequence,
+    at a fraction of the compute (a solution of 4-5 steps is one sequence, not 4-5). Every step_end
+    is then the end-of-turn token closing the whole solution: not a per-step readout, so not for the
+    PRM.
     """
     observations = [s.observation for s in traj.steps]
     count = token_counter(tokenizer)
     # drops[t]: turns dropped from the prompt of step t (one pass over the trajectory)
     drops = fit_drops(env, traj.state(traj.num_steps), count, budget)[:-1]
-    one_per_step = env in MATH_ENVS
+    one_per_step = env in MATH_ENVS and not whole
     segments = []
     t = 0
     while t < traj.num_steps:

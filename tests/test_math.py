@@ -549,6 +549,33 @@ def test_sft_ends_the_turn_only_after_the_final_answer(tokenizer):
         assert mask[seg.step_ends[0]] == (1 if final else -1) and seg.ids[seg.step_ends[0]] == eos
 
 
+def test_sft_trains_a_whole_solution_in_one_sequence_with_the_per_step_losses(tokenizer):
+    import torch
+
+    from agentprm.models.presets import build_model
+    from agentprm.recipes.sft import _math_mask
+
+    traj = _expert_trajectory(5)
+    (whole,) = training_segments("math", traj, tokenizer, None, whole=True)
+    mask = _math_mask(whole, tokenizer, final=True)
+    trained = tokenizer.decode([i for i, m in zip(whole.ids, mask, strict=True) if m == 1])
+    assert trained == "".join(close_step(s.response) for s in traj.steps) + "<|im_end|>"
+    model = build_model("test", tokenizer, seed=1).eval()
+
+    def token_losses(ids, mask):  # {(context length, target token): loss} over the trained tokens
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0]
+        ce = torch.nn.functional.cross_entropy(logits[:-1], torch.tensor(ids[1:]), reduction="none")
+        return {(k, ids[k]): ce[k - 1].item() for k in range(1, len(ids)) if mask[k] == 1}
+
+    per_step = {}
+    for t, seg in enumerate(training_segments("math", traj, tokenizer, None)):
+        per_step |= token_losses(seg.ids, _math_mask(seg, tokenizer, t == traj.num_steps - 1))
+    together = token_losses(whole.ids, mask)
+    assert per_step.keys() == together.keys()
+    assert all(abs(per_step[k] - together[k]) < 1e-4 for k in per_step)
+
+
 def test_rollout_and_search_stop_a_math_step_at_its_newline():
     from agentprm import search
     from agentprm.policy import Generation, SamplingParams

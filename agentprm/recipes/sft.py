@@ -108,16 +108,16 @@ def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
 
 
 def _math_mask(seg, tokenizer, final: bool) -> list[int]:
-    """A math step's loss mask (-1: no loss at all): the step itself is trained, the solution so far
-    and, unless the step is the final answer, the end-of-turn token after it are not.
+    """A math segment's loss mask (-1: no loss at all): its steps are trained; the solution before
+    them and, unless its last step is the final answer, the end-of-turn token are not.
 
-    A math state ends inside the assistant's message: "<|im_start|>assistant\\n a_0 ... a_{t-1}", then
-    a_t, its "\\n" and the end-of-turn token. The generated step ends at the stop string "\\n"
-    (agentprm.envs.stop_strings), so the end-of-turn token there is never sampled; trained, it would
-    contradict step t+1, whose first token follows the same text "...a_t\\n", and a sampled step
-    would often be empty. Only the last line of a solution ends the turn. The earlier steps are
-    trained as responses in their own sequences: a prompt loss there would weight the first steps
-    once per later step.
+    A segment (training_segments with whole=True) is "<|im_start|>assistant\\n a_0 ... a_{t-1}" then
+    its steps, each with its "\\n", and the end-of-turn token. A generated step ends at the stop
+    string "\\n" (agentprm.envs.stop_strings), so only the last line of a solution ends the turn: an
+    end-of-turn token trained after another step would teach empty steps, since step t+1 follows the
+    same text "...a_t\\n". The steps before the segment (left out of its prompt only when a token
+    budget cuts the solution) are trained in their own segment: a prompt loss on them here would
+    train them twice.
 
     >>> from types import SimpleNamespace as NS
     >>> tok = NS(convert_tokens_to_ids=lambda t: 7)  # 7 = "<|im_start|>"
@@ -211,7 +211,7 @@ def main(args: Args) -> dict:
     examples = [
         (seg.ids, mask(t, seg))
         for t in trajs
-        for seg in training_segments(env, t, tokenizer, args.max_prompt_tokens)
+        for seg in training_segments(env, t, tokenizer, args.max_prompt_tokens, whole=True)
     ]
     lengths = [len(ids) for ids, _ in examples]
     steps_per_epoch = math.ceil(len(examples) / args.batch_size)
