@@ -59,7 +59,7 @@ EXPERT_RECIPE = {
 # The CPU scale per env family (README "The powered study" says why): BabyAI on its 13 short-horizon
 # levels with an 8-round cap, TextCraft on every goal with AgentGym's 20 rounds, WebShop on 2000
 # training goals with its 6 rounds and a 1024-token renderer budget (a result page alone is ~500),
-# math (math, gsm-symbolic, gsm8k) on 2000 + 200 training problems.
+# math on its training problems: all but 200 for SFT, those 200 for the PRM.
 SCALE = {
     "babyai": {
         "train_split": "train_short",
@@ -91,12 +91,13 @@ SCALE = {
         "max_rounds": 6,
         "max_prompt_tokens": 1024,
     },
-    # Math (Section 5.3): the reference solutions of 2000 training problems for SFT, 200 others for
-    # the PRM data, the 200 pinned test problems; a step is a line, 16 at most.
+    # Math (Section 5.3): the reference solutions of every training problem but the last 200 for SFT
+    # (the arithmetic needs all the examples a 4.5M model can get; gsm8k: the user's data, 2000),
+    # those 200 for the PRM data, the 200 pinned test problems; a step is a line, 16 at most.
     **{
         m: {
             "train_split": "train",
-            "sft_tasks": 2000,
+            "sft_tasks": n_sft,
             "sft_steps": 4500,
             "prm_tasks": 200,
             "mc_tasks": 200,
@@ -104,7 +105,7 @@ SCALE = {
             "max_rounds": 16,
             "max_prompt_tokens": 512,
         }
-        for m in E.MATH_ENVS
+        for m, n_sft in (("math", 4600), ("gsm-symbolic", 1798), ("gsm8k", 2000))
     },
 }
 
