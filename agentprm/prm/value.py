@@ -25,6 +25,7 @@ from transformers import (
     Qwen2ForTokenClassification,
 )
 
+from agentprm import jsonl
 from agentprm.models.loading import default_dtype, load_tokenizer
 from agentprm.models.presets import PRESETS
 
@@ -51,6 +52,20 @@ def reward_model_folder(path: str | os.PathLike) -> Path:
     """The HF folder of a reward model given as a train-prm run dir (its model/) or as the folder."""
     path = Path(path)
     return path / "model" if (path / "model" / "config.json").exists() else path
+
+
+def train_prm_run_args(path: str | os.PathLike) -> dict | None:
+    """How a reward model given as a train-prm run dir was trained: its args.json (labels, beta,
+    max_prompt_tokens, ...) with steps, total_steps and train_tokens from its summary.json when there
+    is one; None for a bare HF folder. Evaluate reports it, serve takes its renderer budget."""
+    path = Path(path)
+    if reward_model_folder(path) == path or not (path / "args.json").exists():
+        return None
+    info = jsonl.read_object(path / "args.json")
+    if (path / "summary.json").exists():
+        summary = jsonl.read_object(path / "summary.json")
+        info.update({k: summary.get(k) for k in ("steps", "total_steps", "train_tokens")})
+    return info
 
 
 def load_value_model(

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 import agentprm.envs as E
-from agentprm import jsonl, rundir
+from agentprm import rundir
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.evaluation import (
@@ -42,7 +42,7 @@ from agentprm.evaluation import (
 from agentprm.policies import ServerArgs, make_policy
 from agentprm.prm.remote import RemotePRMScorer
 from agentprm.prm.scorers import PRMScorer
-from agentprm.prm.value import load_value_model, reward_model_folder
+from agentprm.prm.value import load_value_model, reward_model_folder, train_prm_run_args
 from agentprm.search import SearchConfig, SearchLedger, beam_search, greedy, sample_pool
 from agentprm.types import TrajectoryWriter, completed_keys, read_trajectories
 
@@ -192,14 +192,7 @@ def load_reward_model(spec: str) -> tuple[str, Path | str, dict]:
         raise SystemExit(f"give reward models as NAME=PATH (e.g. agentprm=runs/prm-td), not {spec!r}")
     if path.startswith(("http://", "https://")):  # a PRM server (agentprm serve): it renders itself
         return name, path, {}
-    run, info = Path(path), {}
-    folder = reward_model_folder(run)
-    if folder != run and (run / "args.json").exists():  # a train-prm run dir: say how it was trained
-        info = jsonl.read_object(run / "args.json")
-        if (run / "summary.json").exists():
-            summary = jsonl.read_object(run / "summary.json")
-            info.update({k: summary.get(k) for k in ("steps", "total_steps", "train_tokens")})
-    return name, folder, info
+    return name, reward_model_folder(path), train_prm_run_args(path) or {}
 
 
 def main(args: Args) -> Results:

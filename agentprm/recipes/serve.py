@@ -16,9 +16,8 @@ from pathlib import Path
 
 import torch
 
-from agentprm import jsonl
 from agentprm import validate as V
-from agentprm.prm.value import reward_model_folder
+from agentprm.prm.value import reward_model_folder, train_prm_run_args
 
 
 @dataclasses.dataclass
@@ -59,9 +58,8 @@ def resolve(prm: Path, default_budget: int) -> tuple[Path, int]:
     folder = reward_model_folder(prm)
     if not (folder / "config.json").exists():
         raise ValueError(f"--prm {prm}: neither a train-prm run dir (args.json + model/) nor an HF folder")
-    if folder != prm and (prm / "args.json").exists():  # a train-prm run dir: the budget it trained with
-        return folder, jsonl.read_object(prm / "args.json").get("max_prompt_tokens", default_budget)
-    return folder, default_budget
+    trained = train_prm_run_args(prm)  # a train-prm run dir: the budget it trained with
+    return folder, (trained or {}).get("max_prompt_tokens", default_budget)
 
 
 def main(args: Args) -> None:

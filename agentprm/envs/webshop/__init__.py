@@ -3,6 +3,7 @@
 Modules (no torch anywhere):
   data.py       WebShop's product and attribute files -> a Catalogue, with WebShop's loading rules
   catalogue.py  the embedded default catalogue: the real attribute file plus generated product pages
+  kinds.py      its product kinds: a query's category and breadcrumb, the option menus of each kind
   goals.py      AgentGym's synthetic goals (seeded) and optional human goals
   search.py     BM25 at Lucene's settings over WebShop's document text
   reward.py     WebShop's reward formula (attributes, options, price, r_type)
