@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -136,6 +137,10 @@ def test_bad_reward_model_inputs_are_clear_errors(sft_policy, tmp_path):
         _args(tmp_path, "x", reward="agentprm")
     with pytest.raises(SystemExit, match="not a reward model"):  # a policy folder is no PRM
         ppo_recipe.main(_args(tmp_path, sft_policy, reward="agentprm", prm=sft_policy))
+    with pytest.raises(SystemExit, match="not math"):  # math runs Best-of-N and beam search only
+        ppo_recipe.main(
+            dataclasses.replace(_args(tmp_path, sft_policy), env="math", tasks="200:202", eval_tasks="0:2")
+        )
 
 
 def test_a_reward_model_of_another_tokenizer_is_refused(sft_policy, tmp_path):

@@ -185,8 +185,15 @@ def _evaluate(env, tasks, model, tok, args) -> dict:
 def main(args: Args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = rundir.prepare(args.run_dir, args, neutral=RESUME_NEUTRAL)
     env = E.short_name(args.env)
+    if E.family(env) in E.MATH_ENVS:
+        # A math step ends at the stop string "\n", not at a sampled end-of-turn token, but the
+        # per-step segments close every step with one: PPO would train a token never sampled.
+        raise SystemExit(
+            f"ppo plays babyai, textcraft and webshop, not {env}: the paper runs math with Best-of-N "
+            "and beam search only (agentprm evaluate / reproduce --env math)"
+        )
+    run = rundir.prepare(args.run_dir, args, neutral=RESUME_NEUTRAL)
     train_tasks, eval_tasks = parse_tasks(env, args.tasks), parse_tasks(env, args.eval_tasks)
 
     # Models: the policy (trained), the frozen reference, the critic, the frozen reward model.
