@@ -11,6 +11,7 @@ import torch
 
 from agentprm import ppo
 from agentprm.recipes import ppo as ppo_recipe
+from agentprm.types import read_trajectories
 
 
 def test_gae_over_turns_by_hand():
@@ -202,4 +203,30 @@ def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
     assert set(curves) == {"env", "orm", "pvm", "agentprm"}
     assert all([p["iteration"] for p in points] == [0, 1, 2] for points in curves.values())
     assert (tmp_path / "cmp" / "figure5_babyai-agentgym.png").stat().st_size > 1000
-    assert "| agentprm |" in (tmp_path / "cmp" / "report.md").read_text()
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "| agentprm |" in report and "minus env" in report
+    # every evaluation kept its trajectories, and they are what the metrics say
+    for source, points in curves.items():
+        for p in points:
+            trajs = read_trajectories(tmp_path / "cmp" / source / "eval" / f"greedy_it{p['iteration']}.jsonl")
+            assert [t.task for t in trajs] == [0, 1]
+            assert sum(t.success for t in trajs) / 2 == p["eval/success"]
+    # a run made before ppo kept them: its final policy is played again, with the same result
+    final = tmp_path / "cmp" / "orm" / "eval" / "greedy_it2.jsonl"
+    kept = final.read_bytes()
+    final.unlink()
+    again = ppo_compare.main(
+        ppo_compare.Args(
+            study=study, iterations=2, tasks_per_iter=2, samples=2, eval_every=1, eval_tasks="0,1",
+            run_dir=tmp_path / "cmp", threads=1,
+        )
+    )  # fmt: skip
+    assert again == curves
+    a, b = read_trajectories(final), read_trajectories_bytes(kept, tmp_path / "kept.jsonl")
+    diff = {k for x, y in zip(a, b, strict=True) for k, v in x.to_dict().items() if y.to_dict()[k] != v}
+    assert not diff, diff
+
+
+def read_trajectories_bytes(data: bytes, path):
+    path.write_bytes(data)
+    return read_trajectories(path)

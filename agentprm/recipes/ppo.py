@@ -18,8 +18,9 @@ Each iteration:
 Every iteration is checkpointed (policy, critic, optimizers, random states) and resumes where it
 stopped; before the first iteration and every --eval-every iterations the greedy policy plays
 --eval-tasks. Outputs under
---run-dir: metrics.jsonl (one line per iteration, evaluations too), checkpoint.pt, model/ (the
-final policy, an HF folder).
+--run-dir: metrics.jsonl (one line per iteration, evaluations too), eval/greedy_it<N>.jsonl (each
+evaluation's trajectories, for paired comparisons), checkpoint.pt, model/ (the final policy, an HF
+folder).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from agentprm.policy import SamplingParams, derive_seed
 from agentprm.prm.batch import collate, encode, score_encoded
 from agentprm.prm.value import load_value_model, reward_model_folder
 from agentprm.rollout import collect
+from agentprm.types import write_trajectories
 
 # Arguments a resumed run may change: a longer budget, evaluation cadence, batching.
 RESUME_NEUTRAL = frozenset({"iterations", "eval_every", "batch_size", "threads"})
@@ -166,15 +168,32 @@ def _forward_logp(model, ids, att) -> tuple[torch.Tensor, torch.Tensor]:
     return ppo.token_logprobs(logits, ids), logits
 
 
-def _evaluate(env, tasks, model, tok, args) -> dict:
-    """Greedy success rate and mean reward on `tasks` (the policy in eval mode)."""
+def eval_path(run: Path, iteration: int) -> Path:
+    """Where the greedy evaluation after `iteration` iterations keeps its trajectories."""
+    return Path(run) / "eval" / f"greedy_it{iteration}.jsonl"
+
+
+def _evaluate(env, tasks, model, tok, args, out: Path | None = None) -> dict:
+    """Greedy success rate and mean reward on `tasks` (the policy in eval mode); the trajectories,
+    in task order, replace `out` when given (a resumed run redoes an evaluation whole)."""
     model.eval()
     policy = HFPolicy(
-        model, tok, batch_size=args.batch_size, max_prompt_tokens=args.max_prompt_tokens, prefix_cache=True
+        model,
+        tok,
+        batch_size=args.batch_size,
+        max_prompt_tokens=args.max_prompt_tokens,
+        prefix_cache=True,
+        name=f"ppo:{args.run_dir}",  # the run's policy (its folder's name would be the SFT policy's)
     )
     trajs = []
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens, seed=args.seed)
     collect(env, [(t, 0) for t in tasks], policy, params, on_done=trajs.append, max_rounds=args.max_rounds)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        write_trajectories(partial, sorted(trajs, key=lambda t: t.task))
+        partial.replace(out)
     n = max(1, len(trajs))
     return {
         "eval/success": sum(t.success for t in trajs) / n,
@@ -226,7 +245,8 @@ def main(args: Args) -> dict:
     # Iteration 0: the starting policy's greedy score, the point every curve of Figure 5 starts from
     # (logged once; a run killed before its first checkpoint does not log it twice).
     if start == 0 and not any(m.get("iteration") == 0 for m in jsonl.read(run / "metrics.jsonl")):
-        rundir.log_metrics(run, {"iteration": 0, **_evaluate(env, eval_tasks, model, tok, args)})
+        scores = _evaluate(env, eval_tasks, model, tok, args, eval_path(run, 0))
+        rundir.log_metrics(run, {"iteration": 0, **scores})
     with Progress(transient=True) as bar:
         job = bar.add_task("ppo", total=args.iterations, completed=start)
         for it in range(start, args.iterations):
@@ -370,7 +390,7 @@ def main(args: Args) -> dict:
                 **{f"train/{k}": sum(v) / len(v) for k, v in stats.items()},
             }
             if (it + 1) % args.eval_every == 0 or it + 1 == args.iterations:
-                metrics.update(_evaluate(env, eval_tasks, model, tok, args))
+                metrics.update(_evaluate(env, eval_tasks, model, tok, args, eval_path(run, it + 1)))
             rundir.log_metrics(run, metrics)
             rundir.save_checkpoint(
                 {

@@ -4,8 +4,9 @@
 It reads a finished `agentprm reproduce` run (`--study`): its SFT policy, its reward models
 (prm-orm, prm-pvm, prm-agentprm) and its scale (environment, round cap, renderer budget). Each
 source is one `agentprm ppo` run under <run-dir>/<source> (resumable, a finished one is skipped);
-then figure5_<env>.png (greedy success and mean reward per evaluation) and report.md (the table
-and the budget) are written.
+then figure5_<env>.png (greedy success and mean reward per evaluation) and report.md (the table,
+the budget, and each source's last evaluation against the outcome-only source's on the same test
+tasks: paired difference with a bootstrap interval) are written.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ import dataclasses
 import json
 from pathlib import Path
 
+import agentprm.envs as E
 from agentprm import jsonl, rundir
 from agentprm import validate as V
+from agentprm.envs.splits import parse_tasks
+from agentprm.evaluation import paired_difference
+from agentprm.models.loading import load_policy_model
 from agentprm.models.presets import PRESETS
 from agentprm.recipes import ppo, reproduce
+from agentprm.types import read_trajectories
 
 SOURCES = {"env": None, "orm": "orm", "pvm": "pvm", "agentprm": "agentprm"}  # source -> reward model
 
@@ -100,6 +106,45 @@ def figure5(curves: dict[str, list[dict]], out: Path, env: str) -> Path:
     return out
 
 
+def last_evaluation(stage: ppo.Args, iteration: int) -> list:
+    """The greedy trajectories of a finished ppo run's last evaluation, in task order. A run made
+    before ppo kept them has only the final policy: it is played greedily again (the policy after
+    the last iteration is what that evaluation played) and kept where ppo would have kept them."""
+    path = ppo.eval_path(stage.run_dir, iteration)
+    if not path.exists():
+        model, tok = load_policy_model(Path(stage.run_dir) / "model")
+        tasks = parse_tasks(stage.env, stage.eval_tasks)
+        ppo._evaluate(E.short_name(stage.env), tasks, model, tok, stage, path)
+    return sorted(read_trajectories(path), key=lambda t: t.task)
+
+
+def _paired_lines(run: Path, args: Args, stages: dict) -> list[str]:
+    """Each source's last evaluation against the outcome alone (source env), task by task."""
+    if "env" not in stages or len(stages) < 2:
+        return []
+    finals = {s: last_evaluation(stage, args.iterations) for s, stage in stages.items()}
+    base = finals["env"]
+    lines = [
+        f"Last evaluation (iteration {args.iterations}) against `env`, paired over the same {len(base)} test "
+        "tasks (success; bootstrap 95% interval over tasks):",
+        "",
+        "| source | success | minus env | 95% interval | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for source, trajs in finals.items():
+        if [t.task for t in trajs] != [t.task for t in base]:
+            raise SystemExit(f"{source}'s last evaluation played other tasks than env's: re-run it")
+        rate = sum(t.success for t in trajs) / len(trajs)
+        if source == "env":
+            lines.append(f"| env | {rate:.3f} | | | |")
+            continue
+        d = paired_difference([float(t.success) for t in trajs], [float(t.success) for t in base])
+        lines.append(
+            f"| {source} | {rate:.3f} | {d.diff:+.3f} | [{d.ci[0]:+.3f}, {d.ci[1]:+.3f}] | {d.verdict} |"
+        )
+    return [*lines, ""]
+
+
 def main(args: Args) -> dict:
     study = _study(args.study)
     env = reproduce.env_name(study)
@@ -108,6 +153,7 @@ def main(args: Args) -> dict:
     run.mkdir(parents=True, exist_ok=True)
     eval_tasks = args.eval_tasks or sc["test_tasks"]
     lr = args.lr or (3e-5 if study.model in PRESETS else ppo.Args.lr)
+    stages = {}
     for source in args.sources:
         rm = SOURCES[source]
         if rm is not None and not (args.study / f"prm-{rm}" / "model").exists():
@@ -132,6 +178,7 @@ def main(args: Args) -> dict:
             threads=args.threads,
             seed=args.seed,
         )
+        stages[source] = stage
         rundir.run_stage(run, source, stage, ppo.main, "ppo-compare")
     curves = {
         s: [m for m in jsonl.read(run / s / "metrics.jsonl") if "eval/success" in m] for s in args.sources
@@ -150,7 +197,9 @@ def main(args: Args) -> dict:
     for source, points in curves.items():
         cells = " | ".join(f"{p['eval/success']:.3f} / {p['eval/reward']:.3f}" for p in points)
         lines.append(f"| {source} | {cells} |")
-    lines += ["", "Cells: greedy success rate / mean reward.", "", f"![Figure 5]({fig.name})", ""]
+    lines += ["", "Cells: greedy success rate / mean reward.", ""]
+    lines += _paired_lines(run, args, stages)
+    lines += [f"![Figure 5]({fig.name})", ""]
     (run / "report.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return curves
