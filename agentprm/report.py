@@ -1,7 +1,8 @@
 """Reports from run directories: markdown tables laid out like the paper's and PNG figures.
 
 Reads what the recipes leave behind and never recomputes a number:
-  evaluate runs  (results.json)        -> beam-search table (Table 1), Best-of-N table, Figure 3
+  evaluate runs  (results.json)        -> beam-search table (Table 1; math: Table 2), Best-of-N table,
+                                          Figure 3 (math: Figure 6)
                                           (BoN vs N per reward model, oracle pass@N dashed),
                                           Figure 4 (the ablation without L_A), efficiency ratios
   train-prm runs (diagnostics.json)    -> held-out diagnostics per reward model
@@ -66,6 +67,15 @@ def _ci(r: Rate, key: str) -> str:
     return f"{getattr(r, key):.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def paper_layouts(env: str) -> tuple[str, str]:
+    """(the paper's beam-search table, its Best-of-N figure) for an env: math has its own (Section 5.3).
+
+    >>> paper_layouts("babyai"), paper_layouts("gsm8k")
+    (('Table 1', 'Figure 3'), ('Table 2', 'Figure 6'))
+    """
+    return ("Table 2", "Figure 6") if E.family(env) in E.MATH_ENVS else ("Table 1", "Figure 3")
+
+
 def evaluate_section(path: Path, results: Results) -> list[str]:
     ns, top = results.ns, results.top
     lines = [
@@ -76,7 +86,7 @@ def evaluate_section(path: Path, results: Results) -> list[str]:
         f"Policy `{results.policy}`; Best-of-N pool of {results.pool} samples per task. "
         "Success rate and mean reward, each with a 95% confidence interval over tasks.",
         "",
-        "### Beam search and baselines (the paper's Table 1 layout)",
+        f"### Beam search and baselines (the paper's {paper_layouts(results.env)[0]} layout)",
         "",
         "| method | success rate | mean reward |",
         "|---|---|---|",
@@ -428,7 +438,7 @@ def write(paths, out: Path, preface: list[str] | None = None) -> Path:
     for path, results in runs["evaluate"]:
         lines += evaluate_section(path, results)
         f3 = figure3(results, out / f"figure3_{results.env}.png")
-        lines += [f"![Figure 3]({f3.name})", ""]
+        lines += [f"![{paper_layouts(results.env)[1]}]({f3.name})", ""]
         f4 = figure4(results, out / f"figure4_{results.env}.png")
         if f4:
             lines += [f"![Figure 4]({f4.name})", ""]
