@@ -212,9 +212,8 @@ def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
             assert [t.task for t in trajs] == [0, 1]
             assert sum(t.success for t in trajs) / 2 == p["eval/success"]
     # a run made before ppo kept them: its final policy is played again, with the same result
-    final = tmp_path / "cmp" / "orm" / "eval" / "greedy_it2.jsonl"
-    kept = final.read_bytes()
-    final.unlink()
+    final, kept = tmp_path / "cmp" / "orm" / "eval" / "greedy_it2.jsonl", tmp_path / "kept.jsonl"
+    final.rename(kept)
     again = ppo_compare.main(
         ppo_compare.Args(
             study=study, iterations=2, tasks_per_iter=2, samples=2, eval_every=1, eval_tasks="0,1",
@@ -222,11 +221,6 @@ def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
         )
     )  # fmt: skip
     assert again == curves
-    a, b = read_trajectories(final), read_trajectories_bytes(kept, tmp_path / "kept.jsonl")
+    a, b = read_trajectories(final), read_trajectories(kept)
     diff = {k for x, y in zip(a, b, strict=True) for k, v in x.to_dict().items() if y.to_dict()[k] != v}
     assert not diff, diff
-
-
-def read_trajectories_bytes(data: bytes, path):
-    path.write_bytes(data)
-    return read_trajectories(path)

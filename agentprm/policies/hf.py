@@ -96,9 +96,9 @@ class HFPolicy:
         self.stop_after_action = stop_after_action
         # Each token's own text, to find the tokens that can end an action line or a stop string.
         self._token_texts = {i: tokenizer.decode([i]) for i in tokenizer.get_vocab().values()}
-        self._newline_ids = torch.tensor(
-            [i for i, text in self._token_texts.items() if "\n" in text] or [tokenizer.eos_token_id]
-        )
+        self._newline_set = {i for i, text in self._token_texts.items() if "\n" in text} or {
+            tokenizer.eos_token_id
+        }
         self._triggers: dict[tuple[str, ...], set[int]] = {(): set()}
         self.device = next(model.parameters()).device
         # Entries are needed for one round only: a few batches' worth bounds the memory.
@@ -107,7 +107,7 @@ class HFPolicy:
                 model,
                 tokenizer,
                 PrefixStore(max_entries=cache_entries or 4 * batch_size),
-                set(self._newline_ids.tolist()),
+                self._newline_set,
                 stop_after_action,
             )
             if prefix_cache
@@ -211,9 +211,7 @@ class HFPolicy:
         action line or stop string (generate pads a finished row until the whole batch is done: cut
         here)."""
         sample = params.temperature > 0
-        triggers = set(self.triggers(params.stop)) | (
-            set(self._newline_ids.tolist()) if self.stop_after_action else set()
-        )
+        triggers = self.triggers(params.stop) | (self._newline_set if self.stop_after_action else set())
         stop = _TurnOver(
             self.tokenizer,
             ids.shape[1],

@@ -115,10 +115,10 @@ def last_evaluation(stage: ppo.Args, iteration: int) -> list:
         model, tok = load_policy_model(Path(stage.run_dir) / "model")
         tasks = parse_tasks(stage.env, stage.eval_tasks)
         ppo._evaluate(E.short_name(stage.env), tasks, model, tok, stage, path)
-    return sorted(read_trajectories(path), key=lambda t: t.task)
+    return read_trajectories(path)  # ppo._evaluate writes them in task order
 
 
-def _paired_lines(run: Path, args: Args, stages: dict) -> list[str]:
+def _paired_lines(args: Args, stages: dict) -> list[str]:
     """Each source's last evaluation against the outcome alone (source env), task by task."""
     if "env" not in stages or len(stages) < 2:
         return []
@@ -198,7 +198,7 @@ def main(args: Args) -> dict:
         cells = " | ".join(f"{p['eval/success']:.3f} / {p['eval/reward']:.3f}" for p in points)
         lines.append(f"| {source} | {cells} |")
     lines += ["", "Cells: greedy success rate / mean reward.", ""]
-    lines += _paired_lines(run, args, stages)
+    lines += _paired_lines(args, stages)
     lines += [f"![Figure 5]({fig.name})", ""]
     (run / "report.md").write_text("\n".join(lines))
     print("\n".join(lines))
