@@ -9,6 +9,7 @@ to change and exits with status 2; anything else prints the traceback and asks f
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import sys
 import traceback
@@ -74,86 +75,45 @@ def main(argv: list[str] | None = None) -> None:
     # code passes) is deprecated in favour of `cache=`; pyproject pins < 5.40, where it is removed.
     warnings.filterwarnings("ignore", message=r".*past_key_values.*deprecated", category=FutureWarning)
 
-    from agentprm.recipes import (
-        collect,
-        demo,
-        envs_info,
-        evaluate,
-        expert,
-        export_labels,
-        mc_label,
-        play,
-        ppo,
-        ppo_compare,
-        report,
-        reproduce,
-        serve,
-        serve_env,
-        sft,
-        train_prm,
-    )
-
-    commands = {
-        "demo": (demo.Args, demo.main, "the main job, end to end on the embedded default (see README)"),
-        "reproduce": (
-            reproduce.Args,
-            reproduce.main,
-            "the paper's comparison with statistical power (resumable study, hours on CPU)",
-        ),
-        "envs": (envs_info.Args, envs_info.main, "list environments, round caps and pinned splits"),
-        "play": (play.Args, play.main, "play an episode by typing commands"),
-        "expert": (expert.Args, expert.main, "write expert trajectories and print the success rate"),
-        "sft": (sft.Args, sft.main, "fine-tune the policy (SFT on expert data, RFT on own successes)"),
-        "collect": (collect.Args, collect.main, "sample n trajectories per task (batched, resumable)"),
-        "mc-label": (mc_label.Args, mc_label.main, "Math-Shepherd MC labels from policy rollouts"),
-        "train-prm": (
-            train_prm.Args,
-            train_prm.main,
-            "train the PRM: L_Q + beta L_A on td/mc/pvm/orm labels",
-        ),
-        "evaluate": (
-            evaluate.Args,
-            evaluate.main,
-            "greedy, Best-of-N, beam search and oracle on a test split",
-        ),
-        "ppo": (ppo.Args, ppo.main, "improve a policy by multi-turn PPO with the outcome or a reward model"),
-        "ppo-compare": (
-            ppo_compare.Args,
-            ppo_compare.main,
-            "Figure 5: PPO with each reward source from a reproduce study, equal budgets",
-        ),
-        "report": (report.Args, report.main, "report.md and figures from run folders"),
-        "serve": (
-            serve.Args,
-            serve.main,
-            "serve a trained PRM over HTTP (vLLM's /pooling and /score_steps) for remote scoring",
-        ),
+    # Only the chosen command's recipe is imported: most import torch and transformers (~5 s of
+    # CPU for all of them), which `agentprm envs` or `--help` should not pay.
+    commands = {  # name -> (module of agentprm.recipes, one line for the command list)
+        "demo": ("demo", "the main job, end to end on the embedded default (see README)"),
+        "reproduce": ("reproduce", "the paper's comparison with statistical power (resumable study, hours on CPU)"),
+        "envs": ("envs_info", "list environments, round caps and pinned splits"),
+        "play": ("play", "play an episode by typing commands"),
+        "expert": ("expert", "write expert trajectories and print the success rate"),
+        "sft": ("sft", "fine-tune the policy (SFT on expert data, RFT on own successes)"),
+        "collect": ("collect", "sample n trajectories per task (batched, resumable)"),
+        "mc-label": ("mc_label", "Math-Shepherd MC labels from policy rollouts"),
+        "train-prm": ("train_prm", "train the PRM: L_Q + beta L_A on td/mc/pvm/orm labels"),
+        "evaluate": ("evaluate", "greedy, Best-of-N, beam search and oracle on a test split"),
+        "ppo": ("ppo", "improve a policy by multi-turn PPO with the outcome or a reward model"),
+        "ppo-compare": ("ppo_compare", "Figure 5: PPO with each reward source from a reproduce study, equal budgets"),
+        "report": ("report", "report.md and figures from run folders"),
+        "serve": ("serve", "serve a trained PRM over HTTP (vLLM's /pooling and /score_steps) for remote scoring"),
         "serve-env": (
-            serve_env.Args,
-            serve_env.main,
+            "serve_env",
             "serve an env over AgentGym's env-server HTTP protocol (AgentGym's clients, AgentGymEnv)",
         ),
-        "export-labels": (
-            export_labels.Args,
-            export_labels.main,
-            "PRM labels (td/mc/pvm/orm) as a TRL stepwise-supervision dataset",
-        ),
-    }
+        "export-labels": ("export_labels", "PRM labels (td/mc/pvm/orm) as a TRL stepwise-supervision dataset"),
+    }  # fmt: skip
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("AGENTPRM_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print("usage: agentprm <command> [--help]\n\ncommands:")
-        for name, (_, _, doc) in commands.items():
+        for name, (_, doc) in commands.items():
             print(f"  {name:10s} {doc}")
         if argv and argv[0] not in ("-h", "--help"):
             print(f"\nunknown command {argv[0]!r}")
             raise SystemExit(2)
         return
-    args_cls, run, doc = commands[argv[0]]
+    module, doc = commands[argv[0]]
+    recipe = importlib.import_module(f"agentprm.recipes.{module}")
     try:
-        args = tyro.cli(args_cls, args=argv[1:], prog=f"agentprm {argv[0]}", description=doc)
-        run(args)
+        args = tyro.cli(recipe.Args, args=argv[1:], prog=f"agentprm {argv[0]}", description=doc)
+        recipe.main(args)
     except KeyboardInterrupt:
         if debug:
             raise

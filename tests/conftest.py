@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,21 @@ from agentprm.models.tokenizer import train_tokenizer
 from agentprm.prompts import instruction
 from agentprm.rollout import run_episode
 from agentprm.types import read_trajectories, write_trajectories
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (the default: `-n auto`), one torch thread per worker. Recipes call
+    torch.set_num_threads(--threads, default 2); two workers with 2 OpenMP threads each on 2 cores
+    spin against each other and run ~10x slower (README, "The powered study"). No test depends on the
+    thread count, so the cap only changes speed."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"  # the CLI subprocesses some tests start
+    set_threads = torch.set_num_threads
+    torch.set_num_threads = lambda n: set_threads(1)
+    set_threads(1)
 
 
 @pytest.fixture(scope="module")
