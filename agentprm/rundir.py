@@ -166,8 +166,55 @@ def prepare(run_dir: str | os.PathLike, args, neutral: frozenset[str] = frozense
 
 
 def log_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:
-    """Append one line of metrics (with a wall-clock timestamp) to metrics.jsonl."""
+    """Append one line of metrics (with a wall-clock timestamp) to metrics.jsonl; a record with a
+    "step" or "iteration" also goes to TensorBoard when it is installed (`tensorboard_scalars`)."""
     jsonl.append(Path(run_dir) / "metrics.jsonl", [{"time": round(time.time(), 3), **jsonable(metrics)}])
+    step = metrics.get("step", metrics.get("iteration"))
+    if isinstance(step, int) and not isinstance(step, bool):
+        writer = _tensorboard(Path(run_dir))
+        if writer is not None:
+            for tag, value in tensorboard_scalars(metrics).items():
+                writer.add_scalar(tag, value, step)
+            writer.flush()  # a killed run loses no logged point
+
+
+def tensorboard_scalars(metrics: dict) -> dict[str, float]:
+    """The numbers of a metrics record that TensorBoard plots: finite ints and floats, not the step
+    keys or the timestamp; nested dicts flattened with "/".
+
+    >>> tensorboard_scalars({"step": 3, "train/loss": 0.5, "ok": True, "heldout": {"loss": 0.2}, "x": None})
+    {'train/loss': 0.5, 'heldout/loss': 0.2}
+    """
+    out = {}
+    for key, value in metrics.items():
+        if key in ("step", "iteration", "time"):
+            continue
+        if isinstance(value, dict):
+            out.update({f"{key}/{k}": v for k, v in tensorboard_scalars(value).items()})
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            out[key] = float(value)
+    return out
+
+
+_WRITERS: dict[Path, object] = {}
+
+
+def _tensorboard(run_dir: Path, purge_step: int | None = None):
+    """The run's TensorBoard writer (event files in <run_dir>/tensorboard, beside metrics.jsonl,
+    which stays the record), or None when the `tensorboard` package is not installed or
+    AGENTPRM_TENSORBOARD=0. `tensorboard --logdir runs` then shows every run. A resumed run opens
+    it with purge_step (rewind_metrics): the points a killed run logged from there on are hidden."""
+    import importlib.util
+
+    if os.environ.get("AGENTPRM_TENSORBOARD") == "0" or importlib.util.find_spec("tensorboard") is None:
+        return None
+    key = run_dir.resolve()
+    if key not in _WRITERS:
+        from torch.utils.tensorboard import SummaryWriter  # only a training run has a step to log
+
+        _WRITERS[key] = writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
+        atexit.register(writer.close)
+    return _WRITERS[key]
 
 
 def rewind_metrics(run_dir: str | os.PathLike, key: str, last: int) -> int:
@@ -178,6 +225,7 @@ def rewind_metrics(run_dir: str | os.PathLike, key: str, last: int) -> int:
     Example: a run checkpointed at step 100 and killed at 108 -> rewind_metrics(run, "step", 100)
     drops the lines of steps 101..108.
     """
+    _tensorboard(Path(run_dir), purge_step=last + 1)  # TensorBoard hides the redone points too
     path = Path(run_dir) / "metrics.jsonl"
     records = jsonl.read(path, repair=True)
     kept = [r for r in records if not (isinstance(r.get(key), int) and r[key] > last)]

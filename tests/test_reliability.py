@@ -262,3 +262,35 @@ def test_beam_search_ledger_adds_up_after_a_kill(tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate, "beam_search", real)
     results = evaluate.main(args)
     assert results.beam["orm"]["2x2"].ledger["episodes"] == 3  # the killed run's chunk counts too
+
+
+def test_metrics_mirror_to_tensorboard_and_a_resume_hides_the_redone_steps(tmp_path):
+    """metrics.jsonl is the record; TensorBoard (installed by the dev extra) gets every numeric
+    metric of a stepped record, and a resumed run's rewind hides what the killed run logged after
+    its checkpoint in both."""
+    import subprocess
+    import sys
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # A killed run: steps 1..4 logged, its last checkpoint at step 2 (a separate process, as a real
+    # kill leaves the first writer's event file behind).
+    code = (
+        "from agentprm import rundir\n"
+        "for s in range(1, 5):\n"
+        f"    rundir.log_metrics({str(tmp_path)!r}, {{'step': s, 'train/loss': 10.0 * s, 'note': 'x'}})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert rundir.rewind_metrics(tmp_path, "step", 2) == 2
+    for s in (3, 4, 5):  # the resumed run redoes 3 and 4 with other numbers
+        rundir.log_metrics(tmp_path, {"step": s, "train/loss": float(s), "heldout": {"loss": 0.5}})
+    rundir.log_metrics(tmp_path, {"stage": "done"})  # no step: the jsonl only
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r.get("step") for r in lines] == [1, 2, 3, 4, 5, None]
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [
+        (1, 10.0), (2, 20.0), (3, 3.0), (4, 4.0), (5, 5.0)
+    ]  # fmt: skip
+    assert [e.step for e in events.Scalars("heldout/loss")] == [3, 4, 5]
+    assert "note" not in events.Tags()["scalars"]

@@ -242,6 +242,7 @@ def main(args: Args) -> dict:
         rundir.set_rng_state(ckpt.get("rng"))
         if preset:
             tokenizer = ckpt["tokenizer"]
+        rundir.rewind_metrics(run, "step", step)  # what ran after the checkpoint is redone
         print(f"resumed from {ckpt_path} at step {step}/{total}")
 
     def checkpoint() -> None:
