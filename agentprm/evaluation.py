@@ -77,6 +77,26 @@ def oracle_at_n(outcomes: Sequence[float], n: int) -> float:
     return best_of_n(outcomes, outcomes, n)
 
 
+def ranking_auc(scores: Sequence[float], successes: Sequence[bool]) -> float | None:
+    """How often a successful trajectory of one task outscores a failed one of the same task (ties
+    count half): the AUC that Best-of-N's choice rests on. None when the task's samples are all
+    successes or all failures (nothing to rank).
+
+    >>> ranking_auc([0.9, 0.2, 0.5, 0.5], [True, False, True, False])
+    0.875
+    >>> ranking_auc([0.1, 0.2], [True, True]) is None
+    True
+    """
+    if len(scores) != len(successes):
+        raise ValueError("scores and successes must have the same length")
+    pos = [s for s, ok in zip(scores, successes, strict=True) if ok]
+    neg = [s for s, ok in zip(scores, successes, strict=True) if not ok]
+    if not pos or not neg:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
 def mean_ci(values: Sequence[float], z: float = 1.96) -> tuple[float, float, float]:
     """(mean, low, high): normal-approximation 95% interval of the mean over tasks.
 
