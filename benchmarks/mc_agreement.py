@@ -1,0 +1,92 @@
+"""Step-level value accuracy of every reward model of an `agentprm reproduce` study, against the
+study's Monte-Carlo estimates (N_mc rollouts after each step of one seed trajectory per task) on the
+HELD-OUT PRM tasks (prm-agentprm/split.json: no model trained on them; no test task involved).
+
+Printed per reward model, over the held-out seed trajectories' steps:
+  - Spearman of the promise M(s_t, a_t) with the soft MC estimate of Q(s_t, a_t) (mean outcome of
+    the N_mc rollouts), over all steps;
+  - Spearman of the progress M_t - M_{t-1} with the MC progress Qmc_t - Qmc_{t-1} (t >= 1), and
+    with M_{-1} / Qmc_{-1} undefined for t = 0 those steps are left out;
+  - the share of steps t >= 1 where the progress has the sign of the MC progress (MC progress 0
+    left out): does the model see which steps moved the task forward?
+Each with a 95% interval from a seeded bootstrap over trajectories (their steps are correlated).
+Sibling accuracy (prm-*/diagnostics.json) compares one-step branches by their final outcomes, which
+later random steps decide as much as the branch itself; these use the MC estimates instead.
+
+    python benchmarks/mc_agreement.py runs/reproduce-babyai [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agentprm import jsonl
+from agentprm.diagnostics import spearman
+from agentprm.prm.batch import encode, score_encoded
+from agentprm.prm.targets import load_mc
+from agentprm.prm.value import load_value_model
+from agentprm.types import read_trajectories
+
+
+def _pairs(values, qmc, idx, progress: bool) -> tuple[list[float], list[float]]:
+    """(model, MC) per step of the trajectories idx (with repeats): promise, or progress for t >= 1."""
+    a, b = [], []
+    for i in idx:
+        v, q = values[i], qmc[i]
+        for k in range(1 if progress else 0, len(q)):
+            a.append(float(v[k] - v[k - 1]) if progress else float(v[k]))
+            b.append(float(q[k] - q[k - 1]) if progress else float(q[k]))
+    return a, b
+
+
+def _sign(a: list[float], b: list[float]) -> float:
+    kept = [(x, y) for x, y in zip(a, b, strict=True) if y != 0]
+    return sum((x > 0) == (y > 0) for x, y in kept) / max(1, len(kept))
+
+
+def _with_ci(stat, values, qmc, progress: bool, n_boot: int = 1000) -> str:
+    """The statistic on all trajectories and its bootstrap interval over trajectories."""
+    n = len(qmc)
+    point = stat(*_pairs(values, qmc, range(n), progress))
+    rng = np.random.default_rng(0)
+    boots = sorted(stat(*_pairs(values, qmc, rng.integers(0, n, n), progress)) for _ in range(n_boot))
+    return f"{point:.3f} [{boots[int(0.025 * n_boot)]:.3f}, {boots[int(0.975 * n_boot) - 1]:.3f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("study", type=Path)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ref = json.loads((args.study / "prm-agentprm" / "args.json").read_text())
+    held_tasks = set(jsonl.read_object(args.study / "prm-agentprm" / "split.json", ("heldout",))["heldout"])
+    soft = load_mc(args.study / "mc" / "mc_labels.jsonl", hard=False)
+    held = [
+        t
+        for t in read_trajectories(ref["data"])
+        if t.task in held_tasks and (t.task, t.sample) in soft and t.num_steps > 0
+    ]
+    qmc = [soft[(t.task, t.sample)] for t in held]
+    print(f"{len(held)} held-out seed trajectories, {sum(t.num_steps for t in held)} steps ({ref['env']})")
+    print(
+        "| reward model | Spearman M vs MC (steps) | Spearman progress vs MC progress | progress sign agrees |"
+    )
+    print("|---|---|---|---|")
+    for prm in sorted(args.study.glob("prm-*/model")):
+        model, tok = load_value_model(prm, device="cpu")
+        enc = encode(ref["env"], held, tok, ref["max_prompt_tokens"])
+        values = score_encoded(model, enc, len(held), tok.pad_token_id)
+        print(
+            f"| {prm.parent.name.removeprefix('prm-')} | {_with_ci(spearman, values, qmc, False)} | "
+            f"{_with_ci(spearman, values, qmc, True)} | {_with_ci(_sign, values, qmc, True)} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
