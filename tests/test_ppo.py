@@ -204,16 +204,19 @@ def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
     assert all([p["iteration"] for p in points] == [0, 1, 2] for points in curves.values())
     assert (tmp_path / "cmp" / "figure5_babyai-agentgym.png").stat().st_size > 1000
     report = (tmp_path / "cmp" / "report.md").read_text()
-    assert "| agentprm |" in report and "minus env" in report
+    assert "| agentprm |" in report and "minus env" in report and "minus SFT start" in report
     # every evaluation kept its trajectories, and they are what the metrics say
     for source, points in curves.items():
         for p in points:
             trajs = read_trajectories(tmp_path / "cmp" / source / "eval" / f"greedy_it{p['iteration']}.jsonl")
             assert [t.task for t in trajs] == [0, 1]
             assert sum(t.success for t in trajs) / 2 == p["eval/success"]
-    # a run made before ppo kept them: its final policy is played again, with the same result
+    # a run made before ppo kept them: its start (the SFT policy) and final policy are played again,
+    # with the same results
     final, kept = tmp_path / "cmp" / "orm" / "eval" / "greedy_it2.jsonl", tmp_path / "kept.jsonl"
     final.rename(kept)
+    start, kept_start = tmp_path / "cmp" / "env" / "eval" / "greedy_it0.jsonl", tmp_path / "kept0.jsonl"
+    start.rename(kept_start)
     again = ppo_compare.main(
         ppo_compare.Args(
             study=study, iterations=2, tasks_per_iter=2, samples=2, eval_every=1, eval_tasks="0,1",
@@ -221,6 +224,7 @@ def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
         )
     )  # fmt: skip
     assert again == curves
-    a, b = read_trajectories(final), read_trajectories(kept)
-    diff = {k for x, y in zip(a, b, strict=True) for k, v in x.to_dict().items() if y.to_dict()[k] != v}
-    assert not diff, diff
+    for replayed, original in ((final, kept), (start, kept_start)):
+        a, b = read_trajectories(replayed), read_trajectories(original)
+        diff = {k for x, y in zip(a, b, strict=True) for k, v in x.to_dict().items() if y.to_dict()[k] != v}
+        assert not diff, diff

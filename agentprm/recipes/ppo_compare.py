@@ -106,42 +106,46 @@ def figure5(curves: dict[str, list[dict]], out: Path, env: str) -> Path:
     return out
 
 
-def last_evaluation(stage: ppo.Args, iteration: int) -> list:
-    """The greedy trajectories of a finished ppo run's last evaluation, in task order. A run made
-    before ppo kept them has only the final policy: it is played greedily again (the policy after
-    the last iteration is what that evaluation played) and kept where ppo would have kept them."""
+def evaluation(stage: ppo.Args, iteration: int) -> list:
+    """The greedy trajectories of a ppo run's evaluation after `iteration` iterations (0: its SFT
+    start, else its last), in task order. A run made before ppo kept them is played greedily again:
+    its start policy (--policy) for 0, else its final policy, which is what that evaluation played;
+    they are kept where ppo would have kept them."""
     path = ppo.eval_path(stage.run_dir, iteration)
     if not path.exists():
-        model, tok = load_policy_model(Path(stage.run_dir) / "model")
+        model, tok = load_policy_model(stage.policy if iteration == 0 else Path(stage.run_dir) / "model")
         tasks = parse_tasks(stage.env, stage.eval_tasks)
         ppo._evaluate(E.short_name(stage.env), tasks, model, tok, stage, path)
     return read_trajectories(path)  # ppo._evaluate writes them in task order
 
 
 def _paired_lines(args: Args, stages: dict) -> list[str]:
-    """Each source's last evaluation against the outcome alone (source env), task by task."""
-    if "env" not in stages or len(stages) < 2:
-        return []
-    finals = {s: last_evaluation(stage, args.iterations) for s, stage in stages.items()}
-    base = finals["env"]
+    """Each source's last evaluation against its SFT start and against the outcome alone (source
+    env), task by task: paired differences with bootstrap intervals."""
+    finals = {s: evaluation(stage, args.iterations) for s, stage in stages.items()}
+    first = next(iter(stages))
+    start = evaluation(stages[first], 0)  # every source starts from the same policy and seed
+    base = finals.get("env")
     lines = [
-        f"Last evaluation (iteration {args.iterations}) against `env`, paired over the same {len(base)} test "
-        "tasks (success; bootstrap 95% interval over tasks):",
+        f"Last evaluation (iteration {args.iterations}) against the SFT start (iteration 0) and against "
+        f"`env`, paired over the same {len(start)} test tasks (success; bootstrap 95% interval over "
+        "tasks; 'ahead' / 'behind' when the interval excludes 0):",
         "",
-        "| source | success | minus env | 95% interval | verdict |",
-        "|---|---|---|---|---|",
+        "| source | success | minus SFT start | 95% interval | verdict | minus env | 95% interval | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+
+    def cells(trajs, ref) -> str:
+        if ref is None or trajs is ref:
+            return " | | "
+        d = paired_difference([float(t.success) for t in trajs], [float(t.success) for t in ref])
+        return f"{d.diff:+.3f} | [{d.ci[0]:+.3f}, {d.ci[1]:+.3f}] | {d.verdict}"
+
     for source, trajs in finals.items():
-        if [t.task for t in trajs] != [t.task for t in base]:
-            raise SystemExit(f"{source}'s last evaluation played other tasks than env's: re-run it")
+        if [t.task for t in trajs] != [t.task for t in start]:
+            raise SystemExit(f"{source}'s last evaluation played other tasks than its start: re-run it")
         rate = sum(t.success for t in trajs) / len(trajs)
-        if source == "env":
-            lines.append(f"| env | {rate:.3f} | | | |")
-            continue
-        d = paired_difference([float(t.success) for t in trajs], [float(t.success) for t in base])
-        lines.append(
-            f"| {source} | {rate:.3f} | {d.diff:+.3f} | [{d.ci[0]:+.3f}, {d.ci[1]:+.3f}] | {d.verdict} |"
-        )
+        lines.append(f"| {source} | {rate:.3f} | {cells(trajs, start)} | {cells(trajs, base)} |")
     return [*lines, ""]
 
 
