@@ -57,7 +57,9 @@ EXPERT_RECIPE = {
     **{m: {"samples": 1} for m in E.MATH_ENVS},
 }
 # The CPU scale per env family (README "The powered study" says why): BabyAI on its 13 short-horizon
-# levels with an 8-round cap, TextCraft on every goal with AgentGym's 20 rounds, WebShop on 2000
+# levels with an 8-round cap, TextCraft on every goal for SFT and the last 200 for the PRM (its
+# T = 1 episodes average ~13 rounds: all 447 goals x 16 would take ~10 h of rollouts on 2 cores)
+# with AgentGym's 20 rounds, WebShop on 2000
 # training goals with its 6 rounds and a 1024-token renderer budget (a result page alone is ~500),
 # math on its training problems: all but 200 for SFT, those 200 for the PRM.
 SCALE = {
@@ -75,7 +77,7 @@ SCALE = {
         "train_split": "train",
         "sft_tasks": 447,
         "sft_steps": 650,
-        "prm_tasks": 447,
+        "prm_tasks": 200,
         "mc_tasks": 64,
         "test_tasks": "test",
         "max_rounds": 20,
@@ -131,8 +133,8 @@ class Args:
     """SFT optimizer steps (batch 8); default 650 (BabyAI ~4 epochs of its expert data), WebShop 3000
     (~6.5 epochs), math 4500 (~7.8 epochs of its whole solutions)"""
     prm_tasks: int | None = None
-    """training tasks for the PRM data, the last ones of --train-split (default: BabyAI 200, unseen
-    in SFT; TextCraft all 447 goals, the ones SFT saw: it has no others)"""
+    """training tasks for the PRM data, the last ones of --train-split (default 200: BabyAI's unseen
+    in SFT; TextCraft's also in SFT, which uses all 447 goals: it has no others)"""
     n_td: int = 16
     """rollouts per PRM task at T = 1.0 (the paper's N_TD)"""
     n_mc: int = 16
