@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -268,9 +269,6 @@ def test_metrics_mirror_to_tensorboard_and_a_resume_hides_the_redone_steps(tmp_p
     """metrics.jsonl is the record; TensorBoard (installed by the dev extra) gets every numeric
     metric of a stepped record, and a resumed run's rewind hides what the killed run logged after
     its checkpoint in both."""
-    import subprocess
-    import sys
-
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     # A killed run: steps 1..4 logged, its last checkpoint at step 2 (a separate process, as a real
@@ -281,6 +279,9 @@ def test_metrics_mirror_to_tensorboard_and_a_resume_hides_the_redone_steps(tmp_p
         f"    rundir.log_metrics({str(tmp_path)!r}, {{'step': s, 'train/loss': 10.0 * s, 'note': 'x'}})\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+    # TensorBoard reads a run's event files in name order, and a name holds its writer's start time
+    # in whole seconds (then the pid): a resume within the same second as the kill could sort first.
+    time.sleep(1.1)
     assert rundir.rewind_metrics(tmp_path, "step", 2) == 2
     for s in (3, 4, 5):  # the resumed run redoes 3 and 4 with other numbers
         rundir.log_metrics(tmp_path, {"step": s, "train/loss": float(s), "heldout": {"loss": 0.5}})
