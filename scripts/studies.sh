@@ -10,7 +10,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 STUDIES=(
   "reproduce-babyai|0|.venv/bin/agentprm reproduce --env babyai --threads 1"
-  "reproduce-textcraft|5|.venv/bin/agentprm reproduce --env textcraft --threads 1"
+  "reproduce-textcraft|0|.venv/bin/agentprm reproduce --env textcraft --threads 1"
   "ppo-compare-babyai|5|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm --threads 1"
   "reproduce-webshop|5|.venv/bin/agentprm reproduce --env webshop --threads 1"
   "reproduce-math|10|.venv/bin/agentprm reproduce --env math --threads 1"
