@@ -9,15 +9,17 @@ the value M_{-1} read at the end of o_0, and the environment's outcome R:
   env       r_t = 0 for t < T-1, r_{T-1} = R                          (the outcome alone)
   orm       r_{T-1} = M_{T-1} (+ R * outcome_coef), 0 before          (a sparse learned reward)
   pvm,      r_t = M_t - M_{t-1} (progress), + R * outcome_coef at the end: the sum over the episode
-  agentprm  telescopes to M_{T-1} - M_{-1} (+ R * outcome_coef), so the dense rewards only move
-            credit between turns, they add no return of their own beyond the final promise.
+  agentprm, telescopes to M_{T-1} - M_{-1} (+ R * outcome_coef), so the dense rewards only move
+  mc        credit between turns, they add no return of their own beyond the final promise (mc: the
+            reward model trained on Monte-Carlo labels, the paper's MC-labelled PRM).
 """
 
 from __future__ import annotations
 
 import torch
 
-REWARD_SOURCES = ("env", "orm", "pvm", "agentprm")
+REWARD_SOURCES = ("env", "orm", "pvm", "agentprm", "mc")
+PROGRESS_SOURCES = ("pvm", "agentprm", "mc")  # dense per-turn rewards M_t - M_{t-1}
 
 
 def turn_rewards(
@@ -31,6 +33,8 @@ def turn_rewards(
     [0.0, 0.0, 1.0]
     >>> [round(r, 2) for r in turn_rewards("agentprm", 1.0, [0.4, 0.7, 0.9], initial=0.3)]
     [0.1, 0.3, 1.2]
+    >>> [round(r, 2) for r in turn_rewards("mc", 0.0, [0.5, 0.2], initial=0.4)]
+    [0.1, -0.3]
     """
     if source not in REWARD_SOURCES:
         raise ValueError(f"unknown reward source {source!r}: choose one of {REWARD_SOURCES}")

@@ -12,7 +12,7 @@ are summed into the sample's reward. This file is that module:
 with a dataset whose label names the task, "<env>:<task>" (e.g. "webshop:26", "babyai-agentgym:7";
 `agentprm.integrations.openrlhf_agent.dataset_rows` writes such rows for a split). The reward is
 set by environment variables, read when an instance is made:
-  AGENTPRM_REWARD        env (the outcome; default), orm, pvm or agentprm (agentprm.ppo.turn_rewards)
+  AGENTPRM_REWARD        env (the outcome; default), orm, pvm, agentprm or mc (agentprm.ppo.turn_rewards)
   AGENTPRM_PRM           the reward model's folder (a train-prm run dir or its model/), for orm/pvm/agentprm
   AGENTPRM_OUTCOME_COEF  weight of the outcome added at the end with a reward model (default 1)
   AGENTPRM_MAX_ROUNDS    round cap (default: the env's)
@@ -154,7 +154,7 @@ class AgentInstance(AgentInstanceBase):
         outcome = float(info.get("score", r)) if done else 0.0
         rewards = self._rewards_so_far(outcome, done)
         # Pay the newest turn's reward; for orm/env everything is paid at the end.
-        step_reward = rewards[-1] if self.reward in ("pvm", "agentprm") else (sum(rewards) if done else 0.0)
+        step_reward = rewards[-1] if self.reward in ppo.PROGRESS_SOURCES else (sum(rewards) if done else 0.0)
         self.paid += step_reward
         return {
             "rewards": torch.tensor(step_reward),

@@ -56,7 +56,7 @@ class Args:
     env: str = "babyai"
     """environment"""
     reward: str = "env"
-    """env (the outcome), orm, pvm or agentprm (a reward model's scores; give --prm)"""
+    """env (the outcome), orm, pvm, agentprm or mc (a reward model's scores; give --prm)"""
     prm: Path | None = None
     """the reward model: a train-prm run dir (its model/) or an HF folder"""
     outcome_coef: float = 1.0

@@ -25,15 +25,16 @@ from agentprm.models.presets import PRESETS
 from agentprm.recipes import ppo, reproduce
 from agentprm.types import read_trajectories
 
-SOURCES = {"env": None, "orm": "orm", "pvm": "pvm", "agentprm": "agentprm"}  # source -> reward model
+# source -> the study's reward model; mc (the MC-labelled PRM's progress) is not in Figure 5
+SOURCES = {"env": None, "orm": "orm", "pvm": "pvm", "agentprm": "agentprm", "mc": "mc"}
 
 
 @dataclasses.dataclass
 class Args:
     study: Path = Path("runs/reproduce-babyai")
     """a finished `agentprm reproduce` run dir (its sft/model and prm-<name>/ are used)"""
-    sources: tuple[str, ...] = tuple(SOURCES)
-    """reward sources to compare: env, orm, pvm, agentprm"""
+    sources: tuple[str, ...] = ("env", "orm", "pvm", "agentprm")
+    """reward sources to compare (Figure 5's four by default; add mc for the MC-labelled PRM)"""
     iterations: int = 20
     """PPO iterations of EACH source"""
     tasks_per_iter: int = 16
