@@ -196,24 +196,26 @@ def tensorboard_scalars(metrics: dict) -> dict[str, float]:
     return out
 
 
-_WRITERS: dict[Path, object] = {}
+_WRITERS: dict[Path, object] = {}  # run dir -> its writer, or None where there is none to write
 
 
 def _tensorboard(run_dir: Path, purge_step: int | None = None):
     """The run's TensorBoard writer (event files in <run_dir>/tensorboard, beside metrics.jsonl,
     which stays the record), or None when the `tensorboard` package is not installed or
-    AGENTPRM_TENSORBOARD=0. `tensorboard --logdir runs` then shows every run. A resumed run opens
-    it with purge_step (rewind_metrics): the points a killed run logged from there on are hidden."""
-    import importlib.util
-
-    if os.environ.get("AGENTPRM_TENSORBOARD") == "0" or importlib.util.find_spec("tensorboard") is None:
-        return None
+    AGENTPRM_TENSORBOARD=0 (both read once per run dir). `tensorboard --logdir runs` then shows
+    every run. A resumed run opens it with purge_step (rewind_metrics): the points a killed run
+    logged from there on are hidden."""
     key = run_dir.resolve()
     if key not in _WRITERS:
-        from torch.utils.tensorboard import SummaryWriter  # only a training run has a step to log
+        import importlib.util
 
-        _WRITERS[key] = writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
-        atexit.register(writer.close)
+        writer = None
+        if os.environ.get("AGENTPRM_TENSORBOARD") != "0" and importlib.util.find_spec("tensorboard"):
+            from torch.utils.tensorboard import SummaryWriter  # only a training run has a step to log
+
+            writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
+            atexit.register(writer.close)
+        _WRITERS[key] = writer
     return _WRITERS[key]
 
 
