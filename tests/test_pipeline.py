@@ -209,6 +209,42 @@ def test_sft_trains_saves_and_resumes(expert_data, tmp_path):
     assert again["steps"] == first["steps"] == first["total_steps"]
 
 
+def test_killed_sft_resumes_to_the_same_weights_and_log(expert_data, tmp_path, monkeypatch):
+    """A kill after step 20 (last checkpoint: step 18) and a resume give the weights and the metrics
+    steps of an uninterrupted run: step 20's record from the killed run is rewound, not doubled."""
+    from agentprm import jsonl, rundir
+
+    _tiny_sft(expert_data, tmp_path / "whole")
+    log = rundir.log_metrics
+
+    def crash_at_step_20(run, metrics):
+        log(run, metrics)
+        if metrics.get("step") == 20:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(rundir, "log_metrics", crash_at_step_20)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_sft(expert_data, tmp_path / "resumed")
+    monkeypatch.setattr(rundir, "log_metrics", log)
+    for f in rundir._LOCKS.values():  # a new process would hold no lock
+        f.close()
+    rundir._LOCKS.clear()
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["step"] == 18
+    _tiny_sft(expert_data, tmp_path / "resumed")
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+    def logged(name):
+        return [
+            (m["step"], round(m["train/loss"], 6))
+            for m in jsonl.read(tmp_path / name / "metrics.jsonl")
+            if "train/loss" in m
+        ]
+
+    assert logged("resumed") == logged("whole") and [s for s, _ in logged("whole")] == [10, 20, 28]
+
+
 def test_collect_recipe_is_resumable(expert_data, tmp_path):
     _tiny_sft(expert_data, tmp_path / "sft")
     args = collect_recipe.Args(
