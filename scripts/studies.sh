@@ -1,39 +1,54 @@
 #!/usr/bin/env bash
 # (Re)start the long studies in the background, one torch thread each, each resuming where it
 # stopped; a study already running is left alone. Logs go to runs/<name>.log (appended).
-#   bash scripts/studies.sh            # start what is not running
-#   bash scripts/studies.sh status     # what runs, with its scheduling priority
-# Priorities: on Linux with autogroup scheduling (each setsid job its own group) `nice` does not
-# order jobs against each other, so the group's nice value is set (/proc/<pid>/autogroup).
-# Edit STUDIES to change what runs; "name|nice|command".
+#   bash scripts/studies.sh            # start what is not running, not done, and whose input exists
+#   bash scripts/studies.sh status     # what runs, waits or is done, with its scheduling priority
+#   bash scripts/studies.sh watch      # the same every 5 minutes, in the background, until killed:
+#                                      # a study whose input appears is started without you
+# A study that exits with status 0 leaves runs/<name>.done and is not started again (delete the
+# file to re-run it, e.g. after a code change). Priorities: on Linux with autogroup scheduling (each
+# setsid job its own group) `nice` does not order jobs against each other, so the group's nice value
+# is set (/proc/<pid>/autogroup). Edit STUDIES to change what runs: "name|nice|input|command", where
+# input is a file that must exist before the study starts (- for none).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STUDIES=(
-  "reproduce-babyai|0|.venv/bin/agentprm reproduce --env babyai --threads 1"
-  "reproduce-textcraft|0|.venv/bin/agentprm reproduce --env textcraft --threads 1"
-  "ppo-compare-babyai|5|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm --threads 1"
-  "reproduce-webshop|5|.venv/bin/agentprm reproduce --env webshop --threads 1"
-  "reproduce-math|10|.venv/bin/agentprm reproduce --env math --threads 1"
+  "reproduce-babyai|0|-|.venv/bin/agentprm reproduce --env babyai --threads 1"
+  "reproduce-textcraft|0|-|.venv/bin/agentprm reproduce --env textcraft --threads 1"
+  "reproduce-math|0|-|.venv/bin/agentprm reproduce --env math --threads 1"
+  "ppo-compare-babyai|5|-|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm --threads 1"
+  "reproduce-webshop|5|-|.venv/bin/agentprm reproduce --env webshop --threads 1"
+  "ppo-compare-textcraft|5|runs/reproduce-textcraft.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-textcraft --sources env orm pvm agentprm --threads 1"
 )
 mkdir -p runs
-for entry in "${STUDIES[@]}"; do
-  IFS="|" read -r name nice cmd <<< "$entry"
-  pid=$(pgrep -f -- "${cmd#.venv/bin/}" | head -n 1)
-  if [ "${1:-}" = "status" ]; then
+
+pass() {  # $1: status | start
+  for entry in "${STUDIES[@]}"; do
+    IFS="|" read -r name nice input cmd <<< "$entry"
+    pid=$(pgrep -f -- "${cmd#.venv/bin/}" | head -n 1)
     if [ -n "$pid" ]; then
-      echo "$name: running (pid $pid, $(cat /proc/"$pid"/autogroup 2>/dev/null || echo "no autogroup"))"
+      state="running (pid $pid, $(cat /proc/"$pid"/autogroup 2>/dev/null || echo "no autogroup"))"
+    elif [ -e "runs/$name.done" ]; then
+      state="done (runs/$name.done)"
+    elif [ "$input" != "-" ] && [ ! -e "$input" ]; then
+      state="waiting for $input"
+    elif [ "$1" = "status" ]; then
+      state="not running"
     else
-      echo "$name: not running"
+      # bash -c: the marker is written only when the study itself exits with status 0
+      OMP_NUM_THREADS=1 setsid nohup bash -c '"${@:2}" && touch "$1"' _ "runs/$name.done" $cmd \
+        >> "runs/$name.log" 2>&1 < /dev/null &
+      pid=$!
+      sleep 1
+      if [ -w "/proc/$pid/autogroup" ]; then echo "$nice" > "/proc/$pid/autogroup"; fi
+      state="started (pid $pid, nice $nice) -> runs/$name.log"
     fi
-    continue
-  fi
-  if [ -n "$pid" ]; then
-    echo "$name: already running (pid $pid)"
-    continue
-  fi
-  OMP_NUM_THREADS=1 setsid nohup $cmd >> "runs/$name.log" 2>&1 < /dev/null &
-  pid=$!
-  sleep 1
-  if [ -w "/proc/$pid/autogroup" ]; then echo "$nice" > "/proc/$pid/autogroup"; fi
-  echo "$name: started (pid $pid, nice $nice) -> runs/$name.log"
-done
+    echo "$(date +%H:%M) $name: $state"
+  done
+}
+
+case "${1:-start}" in
+  status) pass status ;;
+  watch) while true; do pass start; sleep 300; done ;;
+  *) pass start ;;
+esac
