@@ -6,7 +6,8 @@
 #   bash scripts/studies.sh watch      # the same every 5 minutes, in the background, until killed:
 #                                      # a study whose input appears is started without you
 # A study that exits with status 0 leaves runs/<name>.done and is not started again (delete the
-# file to re-run it, e.g. after a code change). Priorities: on Linux with autogroup scheduling (each
+# file to re-run it, e.g. after a code change); one that fails leaves runs/<name>.failed (its exit
+# status), which `watch` respects (no restart loop) and a plain start clears. Priorities: on Linux with autogroup scheduling (each
 # setsid job its own group) `nice` does not order jobs against each other, so the group's nice value
 # is set (/proc/<pid>/autogroup). Edit STUDIES to change what runs: "name|nice|input|command", where
 # input is a file that must exist before the study starts (- for none).
@@ -22,7 +23,7 @@ STUDIES=(
 )
 mkdir -p runs
 
-pass() {  # $1: status | start
+pass() {  # $1: status | start | watch
   for entry in "${STUDIES[@]}"; do
     IFS="|" read -r name nice input cmd <<< "$entry"
     pid=$(pgrep -f -- "${cmd#.venv/bin/}" | head -n 1)
@@ -33,11 +34,14 @@ pass() {  # $1: status | start
     elif [ "$input" != "-" ] && [ ! -e "$input" ]; then
       state="waiting for $input"
     elif [ "$1" = "status" ]; then
-      state="not running"
+      state="not running$( [ -e "runs/$name.failed" ] && echo ", failed last time (status $(cat "runs/$name.failed"))")"
+    elif [ "$1" = "watch" ] && [ -e "runs/$name.failed" ]; then
+      state="failed (status $(cat "runs/$name.failed"), see runs/$name.log); not restarted by watch"
     else
-      # bash -c: the marker is written only when the study itself exits with status 0
-      OMP_NUM_THREADS=1 setsid nohup bash -c '"${@:2}" && touch "$1"' _ "runs/$name.done" $cmd \
-        >> "runs/$name.log" 2>&1 < /dev/null &
+      rm -f "runs/$name.failed"
+      # bash -c: the study's exit status decides the marker it leaves
+      OMP_NUM_THREADS=1 setsid nohup bash -c '"${@:2}"; rc=$?; if [ $rc = 0 ]; then touch "$1.done"; else echo $rc > "$1.failed"; fi' \
+        _ "runs/$name" $cmd >> "runs/$name.log" 2>&1 < /dev/null &
       pid=$!
       sleep 1
       if [ -w "/proc/$pid/autogroup" ]; then echo "$nice" > "/proc/$pid/autogroup"; fi
@@ -49,6 +53,6 @@ pass() {  # $1: status | start
 
 case "${1:-start}" in
   status) pass status ;;
-  watch) while true; do pass start; sleep 300; done ;;
+  watch) while true; do pass watch; sleep 300; done ;;
   *) pass start ;;
 esac
