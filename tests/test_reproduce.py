@@ -43,12 +43,35 @@ def test_reproduce_runs_the_protocol_and_resumes(tmp_path, capsys):
     # for TD; one seed trajectory per task for MC, 16 trajectories drawn per step over 2 steps
     assert "train on 6 rollouts (2 per task of 3), 5.3 epochs in 2 steps" in report
     assert "the MC model on 3 seed trajectories (one per task), 10.7 epochs" in report
+    drawn = json.loads((run / "rollouts" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert f"{drawn['tasks_mixed']} of 4 tasks with mixed outcomes" in report
     capsys.readouterr()
     reproduce.main(args)
     assert capsys.readouterr().out.count("done before, skipped") == len(stages)
     # a finished stage with other arguments is refused, naming what changed
     with pytest.raises(rundir.RunDirError, match="stage sft .* other arguments \\(max_steps\\)"):
         reproduce.main(dataclasses.replace(args, sft_steps=5))
+
+
+def test_the_study_warns_when_few_prm_tasks_have_mixed_outcomes(tmp_path):
+    """The 650-step TextCraft policy's data (37 of 200 tasks mixed) is flagged; BabyAI's (165) is not."""
+
+    def line(mixed):
+        (tmp_path / "rollouts").mkdir(exist_ok=True)
+        summary = {
+            "trajectories": 3200,
+            "tasks": 200,
+            "success_rate": 0.1,
+            "tasks_mixed": mixed,
+            "mean_rounds": 5.0,
+        }
+        (tmp_path / "rollouts" / "metrics.jsonl").write_text(json.dumps(summary) + "\n")
+        return reproduce.rollouts_line(tmp_path)
+
+    assert line(37)[0].startswith("- PRM data as drawn: success 0.100 over 3200 rollouts, 37 of 200")
+    assert "WARNING" in line(37)[0] and "WARNING" in line(49)[0]
+    assert "WARNING" not in line(50)[0] and "WARNING" not in line(165)[0]
+    assert reproduce.rollouts_line(tmp_path / "no-rollouts-yet") == []
 
 
 def test_reproduce_rejects_bad_settings(tmp_path):

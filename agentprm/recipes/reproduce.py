@@ -401,6 +401,33 @@ def _data_line(args: Args, run: Path) -> list[str]:
     return [line]
 
 
+# Below this share of PRM tasks with mixed outcomes the reward models have little to rank (the
+# 650-step TextCraft policy: 37 of 200, success 0.035; benchmarks/README.md), so the study says so.
+MIXED_SHARE_WARNING = 0.25
+
+
+def rollouts_line(run: Path) -> list[str]:
+    """What the PRM data turned out to be (success, tasks with mixed outcomes), with a warning when
+    few tasks have both outcomes; [] before the rollouts stage has finished."""
+    summary = next(
+        (m for m in reversed(jsonl.read(run / "rollouts" / "metrics.jsonl")) if "tasks_mixed" in m),
+        None,
+    )
+    if summary is None:
+        return []
+    line = (
+        f"- PRM data as drawn: success {summary['success_rate']:.3f} over {summary['trajectories']} rollouts, "
+        f"{summary['tasks_mixed']} of {summary['tasks']} tasks with mixed outcomes, "
+        f"{summary['mean_rounds']:.1f} rounds per episode"
+    )
+    if summary["tasks_mixed"] < MIXED_SHARE_WARNING * summary["tasks"]:
+        line += (
+            f". WARNING: under {MIXED_SHARE_WARNING:.0%} of the tasks have both outcomes, so the reward models have "
+            "little to rank and the comparison is weak; a stronger policy (more --sft-steps) gives more"
+        )
+    return [line]
+
+
 def protocol_section(args: Args, run: Path) -> list[str]:
     """What ran, with every size: the report's first section."""
     env = env_name(args)
@@ -424,6 +451,7 @@ def protocol_section(args: Args, run: Path) -> list[str]:
         f"- reward models: {rms}; each {args.prm_steps} optimizer steps of 16 trajectories, lr {args.prm_lr}, "
         f"held-out loss every {args.eval_every} steps on {args.heldout:.0%} of the PRM tasks, the weights of "
         "the lowest held-out loss kept (test tasks never used for any choice)",
+        *rollouts_line(run),
         *_data_line(args, run),
         f"- evaluation: `{sc['test_tasks']}` tasks, greedy, a pool of {args.pool} at T = {args.eval_temperature}, "
         f"beam search {', '.join(args.beams)}; round cap {sc['max_rounds']} everywhere (expert data included), "
@@ -447,6 +475,8 @@ def main(args: Args) -> Results | None:
         raise SystemExit(f"--stop-after {args.stop_after!r}: choose one of {names}")
     for name, stage_args, fn in plan:
         rundir.run_stage(run, name, stage_args, fn, "reproduce")
+        if name == "rollouts":
+            print("\n".join(f"[reproduce] {line[2:]}" for line in rollouts_line(run)))
         if name == args.stop_after:
             print(f"[reproduce] stopped after {name} (--stop-after); re-run without it to go on")
             return None
