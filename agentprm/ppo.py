@@ -132,8 +132,19 @@ def kl_to_reference(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tens
     >>> kl_to_reference(torch.zeros(3), torch.zeros(3), torch.ones(3)).item()
     0.0
     """
+    return masked_mean(kl_per_token(logp, ref_logp), mask)
+
+
+def kl_per_token(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """The k3 term exp(d) - d - 1, d = ref_logp - logp, of every token (kl_to_reference's mean).
+    Unbounded for d > 0: a token the policy has made far less likely than the reference finds it
+    gives exp(d), which is why the PPO recipe logs its largest value (train/kl_max).
+
+    >>> [round(x, 3) for x in kl_per_token(torch.tensor([0.0, -3.0]), torch.tensor([0.0, 0.0])).tolist()]
+    [0.0, 16.086]
+    """
     d = ref_logp - logp
-    return masked_mean(torch.exp(d) - d - 1, mask)
+    return torch.exp(d) - d - 1
 
 
 def value_loss(

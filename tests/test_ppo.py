@@ -126,6 +126,7 @@ def test_ppo_recipe_runs_resumes_and_logs(sft_policy, tmp_path):
     }
     assert math.isfinite(lines[1]["train/policy_loss"])
     assert lines[1]["episodes"] == 4 and lines[1]["train/kl"] >= 0
+    assert lines[1]["train/kl_max"] >= lines[1]["train/kl"]  # the largest term is at least the mean
     # resumed with a larger budget: iteration 2 only (no second iteration 0), then the evaluation and the final model
     ppo_recipe.main(_args(tmp_path, policy, iterations=2))
     lines = [json.loads(x) for x in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]

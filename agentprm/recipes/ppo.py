@@ -326,6 +326,7 @@ def main(args: Args) -> dict:
             model.train()
             critic.train()
             stats: dict[str, list[float]] = {}
+            kl_max = 0.0
             order = random.Random(derive_seed(args.seed, it, 2))
             for _ in range(args.epochs):
                 idx = list(range(len(segs)))
@@ -344,6 +345,10 @@ def main(args: Args) -> dict:
                     logp, logits = _forward_logp(model, ids, att)
                     pg, clipfrac = ppo.policy_loss(logp, stack(old_logp), a, mask, args.clip)
                     kl = ppo.kl_to_reference(logp, stack(ref_logp), mask)
+                    with (
+                        torch.no_grad()
+                    ):  # the largest per-token term (logged only): what a KL spike is made of
+                        kl_max = max(kl_max, float((ppo.kl_per_token(logp, stack(ref_logp)) * mask).max()))
                     ent = ppo.entropy(logits, mask)
                     loss = pg + args.kl_coef * kl - args.entropy_coef * ent
                     if not torch.isfinite(loss):  # never let a NaN reach the weights
@@ -388,6 +393,7 @@ def main(args: Args) -> dict:
                 "rollout/return": sum(sum(r) for r in rewards.values()) / len(rewards),
                 "rollout/turns": sum(t.num_steps for t in trajs) / len(trajs),
                 **{f"train/{k}": sum(v) / len(v) for k, v in stats.items()},
+                "train/kl_max": kl_max,
             }
             if (it + 1) % args.eval_every == 0 or it + 1 == args.iterations:
                 metrics.update(_evaluate(env, eval_tasks, model, tok, args, eval_path(run, it + 1)))
