@@ -345,9 +345,8 @@ def main(args: Args) -> dict:
                     logp, logits = _forward_logp(model, ids, att)
                     pg, clipfrac = ppo.policy_loss(logp, stack(old_logp), a, mask, args.clip)
                     kl = ppo.kl_to_reference(logp, stack(ref_logp), mask)
-                    with (
-                        torch.no_grad()
-                    ):  # the largest per-token term (logged only): what a KL spike is made of
+                    # the largest per-token term (logged only): what a KL spike is made of
+                    with torch.no_grad():
                         kl_max = max(kl_max, float((ppo.kl_per_token(logp, stack(ref_logp)) * mask).max()))
                     ent = ppo.entropy(logits, mask)
                     loss = pg + args.kl_coef * kl - args.entropy_coef * ent
