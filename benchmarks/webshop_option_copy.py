@@ -25,24 +25,18 @@ import tyro
 
 from agentprm import envs as E
 from agentprm.envs.splits import parse_tasks
+from agentprm.envs.webshop.pages import BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE, PREV_PAGE, SUB_PAGES
 from agentprm.experts import make_expert
 from agentprm.models.loading import load_policy_model
 from agentprm.models.presets import build_model
+from agentprm.ppo import token_logprobs
 from agentprm.prompts import fit_messages, to_text, token_counter, with_response
 from agentprm.rollout import run_episode
 from agentprm.types import State
 
 _CHOOSE = re.compile(r"I need to choose (.*)\.\n\nAction:\nclick\[(.*)\]$")
-_BUTTONS = {
-    "back to search",
-    "< prev",
-    "next >",
-    "buy now",
-    "description",
-    "features",
-    "reviews",
-    "attributes",
-}
+# the page's buttons (lower-cased, as clickables list them); every other clickable is an option value
+_BUTTONS = {b.lower() for b in (BACK_TO_SEARCH, PREV_PAGE, NEXT_PAGE, BUY_NOW, *SUB_PAGES)}
 
 
 @dataclasses.dataclass
@@ -60,8 +54,8 @@ class Args:
 def option_steps(tasks: list[int], max_rounds: int) -> list[tuple[State, str, list[str]]]:
     """(s_t, the expert's option value, the option values of the page) at every expert option click."""
     out = []
+    env = E.make("webshop", max_episode_steps=max_rounds)
     for task in tasks:
-        env = E.make("webshop", max_episode_steps=max_rounds)
         traj = run_episode("webshop", task, make_expert("webshop"), env=env, max_rounds=max_rounds)
         env.reset(options={"task": task})
         info = None
@@ -78,18 +72,18 @@ def option_steps(tasks: list[int], max_rounds: int) -> list[tuple[State, str, li
 @torch.no_grad()
 def response_logprob(model, tok, prompt: str, texts: list[str]) -> list[float]:
     """Sum of log p(token) over each text's tokens after the shared `prompt` (a prefix of each)."""
-    n = len(tok(prompt, add_special_tokens=False)["input_ids"])
     if not all(x.startswith(prompt) for x in texts):
         raise ValueError("each text must extend the prompt (the chat template changed?)")
+    head = tok(prompt, add_special_tokens=False)["input_ids"]
+    n = len(head)
     ids = [tok(x, add_special_tokens=False)["input_ids"] for x in texts]
+    if any(x[:n] != head or len(x) <= n for x in ids):
+        raise ValueError("the prompt's tokens must be a prefix of each text's (a merge across the boundary?)")
     width = max(map(len, ids))
     batch = torch.tensor([x + [tok.pad_token_id] * (width - len(x)) for x in ids])
     att = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
-    logp = torch.log_softmax(model(input_ids=batch, attention_mask=att).logits.float(), -1)
-    out = []
-    for row, x in enumerate(ids):
-        out.append(sum(float(logp[row, k - 1, x[k]]) for k in range(n, len(x))))
-    return out
+    logp = token_logprobs(model(input_ids=batch, attention_mask=att).logits, batch)
+    return [float(logp[row, n : len(x)].sum()) for row, x in enumerate(ids)]
 
 
 def main(args: Args) -> dict:
