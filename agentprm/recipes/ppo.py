@@ -344,10 +344,10 @@ def main(args: Args) -> dict:
                     mask, a = stack(token_mask), stack(list(white))
                     logp, logits = _forward_logp(model, ids, att)
                     pg, clipfrac = ppo.policy_loss(logp, stack(old_logp), a, mask, args.clip)
-                    kl = ppo.kl_to_reference(logp, stack(ref_logp), mask)
+                    kl_terms = ppo.kl_per_token(logp, stack(ref_logp))
+                    kl = ppo.masked_mean(kl_terms, mask)  # kl_to_reference, its terms kept for kl_max
                     # the largest per-token term (logged only): what a KL spike is made of
-                    with torch.no_grad():
-                        kl_max = max(kl_max, float((ppo.kl_per_token(logp, stack(ref_logp)) * mask).max()))
+                    kl_max = max(kl_max, float((kl_terms.detach() * mask).max()))
                     ent = ppo.entropy(logits, mask)
                     loss = pg + args.kl_coef * kl - args.entropy_coef * ent
                     if not torch.isfinite(loss):  # never let a NaN reach the weights
