@@ -7,9 +7,9 @@
 #                                      # a study whose input appears is started without you
 # A study that exits with status 0 leaves runs/<name>.done and is not started again (delete the
 # file to re-run it, e.g. after a code change); one that fails leaves runs/<name>.failed (its exit
-# status), which `watch` respects (no restart loop) and a plain start clears. Priorities: on Linux with autogroup scheduling (each
-# setsid job its own group) `nice` does not order jobs against each other, so the group's nice value
-# is set (/proc/<pid>/autogroup). Edit STUDIES to change what runs: "name|nice|input|command", where
+# status), which `watch` respects (no restart loop) and a plain start clears.
+# Priorities: on Linux with autogroup scheduling (each setsid job its own group) `nice` does not
+# order jobs against each other, so the group's nice value is set (/proc/<pid>/autogroup). Edit STUDIES to change what runs: "name|nice|input|command", where
 # input is a file that must exist before the study starts (- for none).
 set -uo pipefail
 cd "$(dirname "$0")/.."

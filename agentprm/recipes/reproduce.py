@@ -133,8 +133,7 @@ class Args:
     1000, TextCraft all 447)"""
     sft_steps: int | None = None
     """SFT optimizer steps (batch 8); default 650 (BabyAI ~4 epochs of its expert data), TextCraft
-    2550 (2 epochs), WebShop 3000
-    (~6.5 epochs), math 4500 (~7.8 epochs of its whole solutions)"""
+    2550 (2 epochs), WebShop 3000 (~6.5 epochs), math 4500 (~7.8 epochs of its whole solutions)"""
     prm_tasks: int | None = None
     """training tasks for the PRM data, the last ones of --train-split (default 200: BabyAI's unseen
     in SFT; TextCraft's also in SFT, which uses all 447 goals: it has no others)"""
