@@ -4,6 +4,8 @@
   whose trajectories ended with different outcomes; the share where M ranks the better branch
   higher (ties count 1/2). 0.5 is chance. This is what step-level search relies on.
 - spearman: rank correlation of M_t with Monte Carlo estimates of Q on the same states.
+- mc_halves / spearman_brown: how reliable the MC estimates themselves are (the ceiling of any
+  model's agreement with them).
 - value_histogram: the paper's Figure 7, predicted values of steps of successful vs failed
   trajectories, saved as a PNG.
 """
@@ -87,6 +89,36 @@ def spearman(a, b) -> float:
     if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return float("nan")
     return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+
+
+def mc_halves(outcomes_per_step) -> tuple[list[float], list[float]]:
+    """Soft MC estimates of Q from the first and from the second half of each step's rollouts.
+
+    outcomes_per_step[t]: the N_mc outcomes after step t (mc-label's record); a step with a single
+    outcome (the terminal step, whose outcome is known) gives it to both halves. Two independent
+    estimates of the same Q: their agreement measures the MC noise, not any model.
+    >>> mc_halves([[0.0, 1.0, 1.0, 1.0], [0.5]])
+    ([0.5, 0.5], [1.0, 0.5])
+    """
+    if any(len(o) == 0 for o in outcomes_per_step):
+        raise ValueError("mc_halves needs at least one rollout outcome for every step")
+    first, second = [], []
+    for o in outcomes_per_step:
+        half = max(1, len(o) // 2)
+        first.append(sum(map(float, o[:half])) / half)
+        rest = o[half:] or o
+        second.append(sum(map(float, rest)) / len(rest))
+    return first, second
+
+
+def spearman_brown(r_half: float) -> float:
+    """Reliability of an estimate from all rollouts, given the correlation r_half of two estimates
+    from half of them each: 2 r / (1 + r). Its square root approximates the highest correlation any
+    model (even the true Q) can reach against the full estimate.
+    >>> round(spearman_brown(0.5), 4)
+    0.6667
+    """
+    return 2 * r_half / (1 + r_half) if r_half > -1 else float("nan")
 
 
 def final_step_accuracy(trajs, values: list[torch.Tensor], by: str = "reward") -> float:

@@ -10,6 +10,10 @@ Printed per reward model, over the held-out seed trajectories' steps:
   - the share of steps t >= 1 where the progress has the sign of the MC progress (MC progress 0
     left out): does the model see which steps moved the task forward?
 Each with a 95% interval from a seeded bootstrap over trajectories (their steps are correlated).
+The first row is the MC estimate against itself: the mean of the first half of each step's rollouts
+against the mean of the second half. Its Spearman-Brown reliability r_full = 2r / (1 + r) says how
+noisy the full estimate is, and sqrt(r_full) roughly bounds what any model, even the true Q, can
+reach against it (printed below the table), so a low model row is read against that ceiling.
 Sibling accuracy (prm-*/diagnostics.json) compares one-step branches by their final outcomes, which
 later random steps decide as much as the branch itself; these use the MC estimates instead.
 
@@ -26,7 +30,7 @@ import numpy as np
 import torch
 
 from agentprm import jsonl
-from agentprm.diagnostics import spearman
+from agentprm.diagnostics import mc_halves, spearman, spearman_brown
 from agentprm.prm.batch import encode, score_encoded
 from agentprm.prm.targets import load_mc
 from agentprm.prm.value import load_value_model
@@ -73,11 +77,18 @@ def main() -> None:
         if t.task in held_tasks and (t.task, t.sample) in soft and t.num_steps > 0
     ]
     qmc = [soft[(t.task, t.sample)] for t in held]
+    raw = {(r["task"], r["sample"]): r["outcomes"] for r in jsonl.read(args.study / "mc" / "mc_labels.jsonl")}
+    halves = [mc_halves(raw[(t.task, t.sample)]) for t in held]
+    first, second = [np.array(h[0]) for h in halves], [np.array(h[1]) for h in halves]
     print(f"{len(held)} held-out seed trajectories, {sum(t.num_steps for t in held)} steps ({ref['env']})")
     print(
         "| reward model | Spearman M vs MC (steps) | Spearman progress vs MC progress | progress sign agrees |"
     )
     print("|---|---|---|---|")
+    print(
+        f"| MC, first half vs second half of the rollouts | {_with_ci(spearman, first, second, False)} | "
+        f"{_with_ci(spearman, first, second, True)} | {_with_ci(_sign, first, second, True)} |"
+    )
     for prm in sorted(args.study.glob("prm-*/model")):
         model, tok = load_value_model(prm, device="cpu")
         enc = encode(ref["env"], held, tok, ref["max_prompt_tokens"])
@@ -85,6 +96,12 @@ def main() -> None:
         print(
             f"| {prm.parent.name.removeprefix('prm-')} | {_with_ci(spearman, values, qmc, False)} | "
             f"{_with_ci(spearman, values, qmc, True)} | {_with_ci(_sign, values, qmc, True)} |"
+        )
+    for name, progress in (("promise", False), ("progress", True)):
+        r_full = spearman_brown(spearman(*_pairs(first, second, range(len(held)), progress)))
+        print(
+            f"MC {name}: split-half reliability of the full estimate {r_full:.3f}, "
+            f"so a model's Spearman against it is at most about {np.sqrt(max(r_full, 0.0)):.3f}"
         )
 
 

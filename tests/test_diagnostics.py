@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from agentprm.diagnostics import final_step_accuracy, sibling_accuracy, sibling_pairs, spearman
+from agentprm.diagnostics import (
+    final_step_accuracy,
+    mc_halves,
+    sibling_accuracy,
+    sibling_pairs,
+    spearman,
+    spearman_brown,
+)
 from agentprm.types import Step, Trajectory
 
 
@@ -49,3 +57,14 @@ def test_sibling_pairs_branch_at_first_difference():
     assert math.isclose(final_step_accuracy(trajs, values), 2 / 3)
     assert final_step_accuracy(trajs, values, by="success") == 0.5
     assert spearman([1, 2, 3], [10, 30, 20]) == 0.5
+
+
+def test_mc_halves_and_ceiling():
+    # odd counts: the first half takes floor(n/2) rollouts, the second the rest
+    first, second = mc_halves([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.0], [0.7]])
+    assert first == [1.0, 0.0, 0.7] and second == [0.5, 0.5, 0.7]
+    # two halves that agree perfectly are perfectly reliable; unrelated halves give 0
+    assert spearman_brown(1.0) == 1.0 and spearman_brown(0.0) == 0.0
+    assert math.isclose(spearman_brown(0.25), 0.4)
+    with pytest.raises(ValueError):  # a step with no outcomes is not a record, as in labels.mc
+        mc_halves([[]])
