@@ -1,6 +1,7 @@
 """Step-level value accuracy of every reward model of an `agentprm reproduce` study, against the
 study's Monte-Carlo estimates (N_mc rollouts after each step of one seed trajectory per task) on the
-HELD-OUT PRM tasks (prm-agentprm/split.json: no model trained on them; no test task involved).
+HELD-OUT PRM tasks (prm-agentprm/split.json: no model trained on them; no test task involved), or
+with --split train on the PRM tasks the models were fitted on (does a model fit steps at all?).
 
 Printed per reward model, over the held-out seed trajectories' steps:
   - Spearman of the promise M(s_t, a_t) with the soft MC estimate of Q(s_t, a_t) (mean outcome of
@@ -17,7 +18,7 @@ reach against it (printed below the table), so a low model row is read against t
 Sibling accuracy (prm-*/diagnostics.json) compares one-step branches by their final outcomes, which
 later random steps decide as much as the branch itself; these use the MC estimates instead.
 
-    python benchmarks/mc_agreement.py runs/reproduce-babyai [--threads 1]
+    python benchmarks/mc_agreement.py runs/reproduce-babyai [--threads 1] [--split train]
 """
 
 from __future__ import annotations
@@ -66,10 +67,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("study", type=Path)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--split",
+        choices=("heldout", "train"),
+        default="heldout",
+        help="train: the PRM tasks the models were fitted on (in-sample fit, to tell under- from over-fitting)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ref = json.loads((args.study / "prm-agentprm" / "args.json").read_text())
-    held_tasks = set(jsonl.read_object(args.study / "prm-agentprm" / "split.json", ("heldout",))["heldout"])
+    held_tasks = set(jsonl.read_object(args.study / "prm-agentprm" / "split.json", (args.split,))[args.split])
     soft = load_mc(args.study / "mc" / "mc_labels.jsonl", hard=False)
     held = [
         t
@@ -80,7 +87,7 @@ def main() -> None:
     raw = {(r["task"], r["sample"]): r["outcomes"] for r in jsonl.read(args.study / "mc" / "mc_labels.jsonl")}
     halves = [mc_halves(raw[(t.task, t.sample)]) for t in held]
     first, second = [np.array(h[0]) for h in halves], [np.array(h[1]) for h in halves]
-    print(f"{len(held)} held-out seed trajectories, {sum(t.num_steps for t in held)} steps ({ref['env']})")
+    print(f"{len(held)} {args.split} seed trajectories, {sum(t.num_steps for t in held)} steps ({ref['env']})")
     print(
         "| reward model | Spearman M vs MC (steps) | Spearman progress vs MC progress | progress sign agrees |"
     )
