@@ -87,7 +87,9 @@ def main() -> None:
     raw = {(r["task"], r["sample"]): r["outcomes"] for r in jsonl.read(args.study / "mc" / "mc_labels.jsonl")}
     halves = [mc_halves(raw[(t.task, t.sample)]) for t in held]
     first, second = [np.array(h[0]) for h in halves], [np.array(h[1]) for h in halves]
-    print(f"{len(held)} {args.split} seed trajectories, {sum(t.num_steps for t in held)} steps ({ref['env']})")
+    print(
+        f"{len(held)} {args.split} seed trajectories, {sum(t.num_steps for t in held)} steps ({ref['env']})"
+    )
     print(
         "| reward model | Spearman M vs MC (steps) | Spearman progress vs MC progress | progress sign agrees |"
     )
