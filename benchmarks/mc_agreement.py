@@ -18,7 +18,7 @@ reach against it (printed below the table), so a low model row is read against t
 Sibling accuracy (prm-*/diagnostics.json) compares one-step branches by their final outcomes, which
 later random steps decide as much as the branch itself; these use the MC estimates instead.
 
-    python benchmarks/mc_agreement.py runs/reproduce-babyai [--threads 1] [--split train]
+    python benchmarks/mc_agreement.py runs/reproduce-babyai [--threads 1] [--split train] [--weights last]
 """
 
 from __future__ import annotations
@@ -73,6 +73,12 @@ def main() -> None:
         default="heldout",
         help="train: the PRM tasks the models were fitted on (in-sample fit, to tell under- from over-fitting)",
     )
+    parser.add_argument(
+        "--weights",
+        choices=("kept", "last"),
+        default="kept",
+        help="last: each model's final training step (checkpoint.pt) instead of the weights it kept",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ref = json.loads((args.study / "prm-agentprm" / "args.json").read_text())
@@ -100,6 +106,8 @@ def main() -> None:
     )
     for prm in sorted(args.study.glob("prm-*/model")):
         model, tok = load_value_model(prm, device="cpu")
+        if args.weights == "last":
+            model.load_state_dict(torch.load(prm.parent / "checkpoint.pt", weights_only=False)["model"])
         enc = encode(ref["env"], held, tok, ref["max_prompt_tokens"])
         values = score_encoded(model, enc, len(held), tok.pad_token_id)
         print(
