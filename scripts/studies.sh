@@ -18,7 +18,7 @@ STUDIES=(
   "reproduce-textcraft|0|-|.venv/bin/agentprm reproduce --env textcraft --threads 1"
   "reproduce-math|0|-|.venv/bin/agentprm reproduce --env math --threads 1"
   "ppo-compare-babyai|5|-|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm --threads 1"
-  "reproduce-webshop|5|-|.venv/bin/agentprm reproduce --env webshop --threads 1"
+  "reproduce-webshop|0|-|.venv/bin/agentprm reproduce --env webshop --threads 1"
   "ppo-compare-textcraft|5|runs/reproduce-textcraft.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-textcraft --sources env orm pvm agentprm --threads 1"
 )
 mkdir -p runs
