@@ -20,6 +20,7 @@ STUDIES=(
   "ppo-compare-babyai|5|-|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm --threads 1"
   "reproduce-webshop|0|-|.venv/bin/agentprm reproduce --env webshop --threads 1"
   "ppo-compare-textcraft|5|runs/reproduce-textcraft.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-textcraft --sources env orm pvm agentprm --threads 1"
+  "capacity-babyai|10|runs/ppo-compare-babyai.done|.venv/bin/python benchmarks/prm_capacity.py runs/reproduce-babyai --preset small --threads 1"
 )
 mkdir -p runs
 

@@ -109,3 +109,48 @@ def test_reproduce_runs_on_math(tmp_path):
     rollouts = (run / "rollouts" / "trajectories.jsonl").read_text().splitlines()
     assert len(rollouts) == 4 * 2  # prm_tasks x n_td
     assert "math" in (run / "report.md").read_text()
+
+
+def test_prm_capacity_retrains_a_studys_reward_models_on_another_preset(tmp_path, capsys, monkeypatch):
+    """benchmarks/prm_capacity.py: the study's SFT and PRM arguments on another preset, the study's
+    pool reused and its tiny models evaluated beside the new ones from their cached work."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "prm_capacity.py"
+    spec = importlib.util.spec_from_file_location("prm_capacity", path)
+    capacity = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "prm_capacity", capacity)  # dataclasses look their module up
+    spec.loader.exec_module(capacity)
+    study = tmp_path / "study"
+    reproduce.main(_args(study))
+    capacity.main(capacity.Args(study=study, preset="test"))
+    out = study / "capacity-test"
+    assert json.loads((out / "sft" / "args.json").read_text())["max_steps"] == 4  # the study's SFT budget
+    for name in ("agentprm", "orm"):
+        mine, theirs = (json.loads((d / f"prm-{name}" / "args.json").read_text()) for d in (out, study))
+        assert mine["model"] == str(out / "sft" / "model")
+        assert {
+            k: v for k, v in mine.items() if k not in ("model", "run_dir", "threads", "time_guard_minutes")
+        } == {
+            k: v for k, v in theirs.items() if k not in ("model", "run_dir", "threads", "time_guard_minutes")
+        }
+    run = out / "evaluate"
+    assert (run / "pool.jsonl").read_bytes() == (study / "evaluate" / "pool.jsonl").read_bytes()
+    # the greedy run, the pool and the tiny models' scores and beams were reused, not played again
+    assert (run / "beam_agentprm-tiny_1x2.jsonl").read_bytes() == (
+        study / "evaluate" / "beam_agentprm_1x2.jsonl"
+    ).read_bytes()
+    spent = json.loads((run / "ledgers.json").read_text())
+    reused = ["greedy", "pool", "score pool: agentprm-tiny", "beam orm-tiny @1x2"]
+    assert all(spent[k]["policy_tokens"] == spent[k]["prm_tokens"] == 0 for k in reused)
+    assert spent["beam agentprm @1x2"]["prm_tokens"] > 0  # the new models did search
+    results = json.loads((run / "results.json").read_text())
+    assert set(results["reward_models"]) == {"agentprm", "orm", "agentprm-tiny", "orm-tiny"}
+    assert results["reward_models"]["agentprm"]["labels"] == "td"
+    tiny = json.loads((study / "evaluate" / "results.json").read_text())
+    assert results["bon"]["agentprm-tiny"] == tiny["bon"]["agentprm"]  # same pool, same scores
+    capsys.readouterr()
+    capacity.main(capacity.Args(study=study, preset="test"))  # everything finished is skipped
+    assert capsys.readouterr().out.count("done before, skipped") == 4

@@ -2,6 +2,8 @@
 
 tiny: ~4.5M parameters with a 2048-token vocabulary, the demo's default (about 1.6 s per 16x256
       training step on a 2-core CPU).
+small: ~12M parameters (2048-token vocabulary), ~2.6x tiny's compute: a bigger backbone for testing
+      whether a reward model's capacity limits it (benchmarks/prm_capacity.py).
 test: ~0.1M parameters, for unit tests.
 """
 
@@ -16,6 +18,14 @@ PRESETS = {
         intermediate_size=768,
         num_hidden_layers=5,
         num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+    ),
+    "small": dict(
+        hidden_size=384,
+        intermediate_size=1152,
+        num_hidden_layers=6,
+        num_attention_heads=6,
         num_key_value_heads=2,
         max_position_embeddings=2048,
     ),

@@ -47,7 +47,7 @@ class Args:
     env: str = "babyai"
     """environment of the trajectories (selects the instruction prompt)"""
     model: str = "tiny"
-    """a preset (tiny, test) created from scratch, an HF folder, or smollm2"""
+    """a preset (tiny, small, test) created from scratch, an HF folder, or smollm2"""
     run_dir: Path = Path("runs/sft")
     """output: args.json, metrics.jsonl, checkpoint.pt, model/ (HF folder)"""
     only_success: bool = True
