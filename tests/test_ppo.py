@@ -134,6 +134,17 @@ def test_ppo_recipe_runs_resumes_and_logs(sft_policy, tmp_path):
     assert (tmp_path / "ppo" / "model" / "config.json").exists()
 
 
+def test_kl_clamp_caps_the_loss_term_not_the_log(sft_policy, tmp_path):
+    """--kl-clamp caps every token's k3 term in the loss (train/kl is their mean); train/kl_max still
+    logs the uncapped largest term, so a spike stays visible."""
+    # a high lr so that the later minibatches move the policy off its reference
+    ppo_recipe.main(_args(tmp_path, sft_policy, iterations=1, lr=1e-2, kl_clamp=1e-7))
+    line = [json.loads(x) for x in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()][1]
+    assert line["train/kl"] <= 1e-7 < line["train/kl_max"]
+    with pytest.raises(ValueError, match="--kl-clamp must be > 0"):
+        _args(tmp_path, sft_policy, kl_clamp=0.0)
+
+
 def test_bad_reward_model_inputs_are_clear_errors(sft_policy, tmp_path):
     with pytest.raises(ValueError, match="needs --prm"):
         _args(tmp_path, "x", reward="agentprm")

@@ -88,6 +88,10 @@ class Args:
     """critic value clip"""
     kl_coef: float = 0.05
     """weight of KL(pi || pi_ref) in the loss"""
+    kl_clamp: float | None = None
+    """cap on each token's k3 term in the loss (OpenRLHF caps it at 10; a capped token adds no KL
+    gradient). None: uncapped, as in the Figure 5 runs of benchmarks/README.md, whose rare tokens gave
+    k3 terms up to 1e5 (train/kl_max logs the uncapped largest term either way)"""
     entropy_coef: float = 0.0
     """entropy bonus"""
     gamma: float = 1.0
@@ -118,7 +122,7 @@ class Args:
     def __post_init__(self) -> None:  # range checks at the edge (agentprm/validate.py)
         V.one_of(self, "reward", ppo.REWARD_SOURCES)
         V.at_least(self, 1, "iterations", "tasks_per_iter", "samples", "epochs", "minibatch", "eval_every")
-        V.positive(self, "lr", "critic_lr", "clip", "value_clip", "max_grad_norm")
+        V.positive(self, "lr", "critic_lr", "clip", "value_clip", "max_grad_norm", "kl_clamp")
         V.at_least(self, 0.0, "kl_coef", "entropy_coef", "outcome_coef", "temperature")
         V.within(self, "gamma", 0.0, 1.0)
         V.within(self, "lam", 0.0, 1.0)
@@ -345,9 +349,11 @@ def main(args: Args) -> dict:
                     logp, logits = _forward_logp(model, ids, att)
                     pg, clipfrac = ppo.policy_loss(logp, stack(old_logp), a, mask, args.clip)
                     kl_terms = ppo.kl_per_token(logp, stack(ref_logp))
-                    kl = ppo.masked_mean(kl_terms, mask)  # kl_to_reference, its terms kept for kl_max
-                    # the largest per-token term (logged only): what a KL spike is made of
+                    # the largest per-token term, uncapped (logged only): what a KL spike is made of
                     kl_max = max(kl_max, float((kl_terms.detach() * mask).max()))
+                    if args.kl_clamp is not None:
+                        kl_terms = kl_terms.clamp(max=args.kl_clamp)
+                    kl = ppo.masked_mean(kl_terms, mask)  # kl_to_reference, its terms kept for kl_max
                     ent = ppo.entropy(logits, mask)
                     loss = pg + args.kl_coef * kl - args.entropy_coef * ent
                     if not torch.isfinite(loss):  # never let a NaN reach the weights

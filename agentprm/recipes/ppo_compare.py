@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from pathlib import Path
 
 import agentprm.envs as E
@@ -120,6 +121,55 @@ def evaluation(stage: ppo.Args, iteration: int) -> list:
     return read_trajectories(path)  # ppo._evaluate writes them in task order
 
 
+def stability(records: list[dict], spike: float = 0.5) -> dict:
+    """How steadily one PPO run trained, from its metrics.jsonl records (Figure 5's claim is about
+    stability, which the test curve alone shows only every --eval-every iterations):
+    kl_median / kl_max: the mean per-token KL to the SFT policy over iterations (median, largest);
+    spikes: iterations whose KL exceeds `spike`; k3_max: the largest single-token k3 term logged
+    (train/kl_max; None for runs from before it was logged); worst_fall: the largest drop of greedy
+    test success from one evaluation to the next (0 when it never fell).
+
+    >>> recs = [{"iteration": 1, "train/kl": 0.05}, {"iteration": 2, "train/kl": 1.5, "train/kl_max": 34.0},
+    ...         {"iteration": 3, "train/kl": 0.01}, {"iteration": 0, "eval/success": 0.6},
+    ...         {"iteration": 5, "eval/success": 0.7}, {"iteration": 10, "eval/success": 0.55}]
+    >>> stability(recs)
+    {'kl_median': 0.05, 'kl_max': 1.5, 'spikes': 1, 'k3_max': 34.0, 'worst_fall': 0.15}
+    """
+    kl = sorted(r["train/kl"] for r in records if "train/kl" in r)
+    k3 = [r["train/kl_max"] for r in records if "train/kl_max" in r]
+    evals = [
+        r["eval/success"]
+        for r in sorted((r for r in records if "eval/success" in r), key=lambda r: r["iteration"])
+    ]
+    falls = [a - b for a, b in zip(evals[:-1], evals[1:], strict=True)]
+    return {
+        "kl_median": statistics.median(kl) if kl else None,
+        "kl_max": kl[-1] if kl else None,
+        "spikes": sum(x > spike for x in kl),
+        "k3_max": max(k3) if k3 else None,
+        "worst_fall": round(max([0.0, *falls]), 6),
+    }
+
+
+def _stability_lines(run: Path, sources) -> list[str]:
+    def fmt(x) -> str:
+        return "n/a" if x is None else f"{x:.3g}"
+
+    lines = [
+        "Stability per source (metrics.jsonl; k3 = the per-token KL term, n/a where the run predates its log):",
+        "",
+        "| source | KL to SFT, median over iterations | largest | iterations with KL > 0.5 | largest k3 of a token | worst fall of test success between evaluations |",
+        "|---|---|---|---|---|---|",
+    ]
+    for source in sources:
+        st = stability(list(jsonl.read(run / source / "metrics.jsonl")))
+        lines.append(
+            f"| {source} | {fmt(st['kl_median'])} | {fmt(st['kl_max'])} | {st['spikes']} | {fmt(st['k3_max'])} | "
+            f"{st['worst_fall']:.3f} |"
+        )
+    return [*lines, ""]
+
+
 def _paired_lines(args: Args, stages: dict) -> list[str]:
     """Each source's last evaluation against its SFT start and against the outcome alone (source
     env), task by task: paired differences with bootstrap intervals."""
@@ -204,6 +254,7 @@ def main(args: Args) -> dict:
         lines.append(f"| {source} | {cells} |")
     lines += ["", "Cells: greedy success rate / mean reward.", ""]
     lines += _paired_lines(args, stages)
+    lines += _stability_lines(run, args.sources)
     lines += [f"![Figure 5]({fig.name})", ""]
     (run / "report.md").write_text("\n".join(lines))
     print("\n".join(lines))
