@@ -3,7 +3,7 @@ study's Monte-Carlo estimates (N_mc rollouts after each step of one seed traject
 HELD-OUT PRM tasks (prm-agentprm/split.json: no model trained on them; no test task involved), or
 with --split train on the PRM tasks the models were fitted on (does a model fit steps at all?).
 
-Printed per reward model, over the held-out seed trajectories' steps:
+Printed per reward model, over the chosen seed trajectories' steps:
   - Spearman of the promise M(s_t, a_t) with the soft MC estimate of Q(s_t, a_t) (mean outcome of
     the N_mc rollouts), over all steps;
   - Spearman of the progress M_t - M_{t-1} with the MC progress Qmc_t - Qmc_{t-1} (t >= 1), and
@@ -82,19 +82,21 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ref = json.loads((args.study / "prm-agentprm" / "args.json").read_text())
-    held_tasks = set(jsonl.read_object(args.study / "prm-agentprm" / "split.json", (args.split,))[args.split])
+    split_tasks = set(
+        jsonl.read_object(args.study / "prm-agentprm" / "split.json", (args.split,))[args.split]
+    )
     soft = load_mc(args.study / "mc" / "mc_labels.jsonl", hard=False)
-    held = [
+    seeds = [
         t
         for t in read_trajectories(ref["data"])
-        if t.task in held_tasks and (t.task, t.sample) in soft and t.num_steps > 0
+        if t.task in split_tasks and (t.task, t.sample) in soft and t.num_steps > 0
     ]
-    qmc = [soft[(t.task, t.sample)] for t in held]
+    qmc = [soft[(t.task, t.sample)] for t in seeds]
     raw = {(r["task"], r["sample"]): r["outcomes"] for r in jsonl.read(args.study / "mc" / "mc_labels.jsonl")}
-    halves = [mc_halves(raw[(t.task, t.sample)]) for t in held]
+    halves = [mc_halves(raw[(t.task, t.sample)]) for t in seeds]
     first, second = [np.array(h[0]) for h in halves], [np.array(h[1]) for h in halves]
     print(
-        f"{len(held)} {args.split} seed trajectories, {sum(t.num_steps for t in held)} steps ({ref['env']})"
+        f"{len(seeds)} {args.split} seed trajectories, {sum(t.num_steps for t in seeds)} steps ({ref['env']})"
     )
     print(
         "| reward model | Spearman M vs MC (steps) | Spearman progress vs MC progress | progress sign agrees |"
@@ -108,14 +110,14 @@ def main() -> None:
         model, tok = load_value_model(prm, device="cpu")
         if args.weights == "last":
             model.load_state_dict(torch.load(prm.parent / "checkpoint.pt", weights_only=False)["model"])
-        enc = encode(ref["env"], held, tok, ref["max_prompt_tokens"])
-        values = score_encoded(model, enc, len(held), tok.pad_token_id)
+        enc = encode(ref["env"], seeds, tok, ref["max_prompt_tokens"])
+        values = score_encoded(model, enc, len(seeds), tok.pad_token_id)
         print(
             f"| {prm.parent.name.removeprefix('prm-')} | {_with_ci(spearman, values, qmc, False)} | "
             f"{_with_ci(spearman, values, qmc, True)} | {_with_ci(_sign, values, qmc, True)} |"
         )
     for name, progress in (("promise", False), ("progress", True)):
-        r_full = spearman_brown(spearman(*_pairs(first, second, range(len(held)), progress)))
+        r_full = spearman_brown(spearman(*_pairs(first, second, range(len(seeds)), progress)))
         print(
             f"MC {name}: split-half reliability of the full estimate {r_full:.3f}, "
             f"so a model's Spearman against it is at most about {np.sqrt(max(r_full, 0.0)):.3f}"
