@@ -47,6 +47,37 @@ def jsonable(value):
     return value
 
 
+def load_args(cls, path: str | os.PathLike, **changes):
+    """A recipe's Args as a run saved them (the args.json that prepare writes), with `changes`:
+    jsonable's inverse for Args. Saved fields the recipe no longer has are dropped (one it gained
+    since takes its default); JSON lists become tuples, and strings become Paths in fields that
+    hold a Path.
+
+    >>> import tempfile
+    >>> @dataclasses.dataclass
+    ... class A:
+    ...     run_dir: Path | None = None
+    ...     beams: tuple[str, ...] = ()
+    ...     lr: float = 1.0
+    >>> p = Path(tempfile.mkdtemp()) / "args.json"
+    >>> _ = p.write_text('{"run_dir": "runs/x", "beams": ["2x2"], "gone": 1, "lr": 0.5}')
+    >>> load_args(A, p, lr=0.1)
+    A(run_dir=PosixPath('runs/x'), beams=('2x2',), lr=0.1)
+    """
+    saved = json.loads(Path(path).read_text())
+    kw = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in saved:
+            continue
+        value = saved[f.name]
+        if isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, str) and "Path" in str(f.type):
+            value = Path(value)
+        kw[f.name] = value
+    return cls(**{**kw, **changes})
+
+
 # Arguments that never change what a run writes: they may differ when a run is resumed.
 NEUTRAL_ARGS = frozenset(
     {

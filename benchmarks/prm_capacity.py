@@ -48,17 +48,6 @@ class Args:
     """torch CPU threads"""
 
 
-def _like(cls, saved: Path, **changes):
-    """cls(...) with the arguments a study stage ran with (its args.json), but `changes`."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    kw = {k: v for k, v in json.loads(saved.read_text()).items() if k in names}
-    kw.update(changes)
-    for k, v in kw.items():  # JSON gives lists where the dataclasses hold tuples
-        if isinstance(v, list):
-            kw[k] = tuple(v)
-    return cls(**kw)
-
-
 def _copy(src: Path, dst: Path) -> None:
     if src.exists() and not dst.exists():
         shutil.copyfile(src, dst)
@@ -76,13 +65,15 @@ def main(args: Args) -> None:
     guard = dict(threads=args.threads, time_guard_minutes=1440.0)
 
     # 1. The bigger policy from the study's own expert data and SFT arguments.
-    sft_args = _like(sft.Args, study / "sft/args.json", model=args.preset, run_dir=out / "sft", **guard)
+    sft_args = rundir.load_args(
+        sft.Args, study / "sft/args.json", model=args.preset, run_dir=out / "sft", **guard
+    )
     rundir.run_stage(out, "sft", sft_args, sft.main, "capacity")
 
     # 2. Each reward model, initialised from it, on the study's PRM data and arguments.
     for name in args.reward_models:
         saved = study / f"prm-{name}"
-        prm_args = _like(
+        prm_args = rundir.load_args(
             train_prm.Args,
             saved / "args.json",
             model=str(out / "sft/model"),
@@ -110,7 +101,7 @@ def main(args: Args) -> None:
             _copy(src, run / src.name.replace(f"_{name}", f"_{name}-tiny", 1))
     models = [f"{n}={out / f'prm-{n}'}" for n in args.reward_models]
     models += [f"{n}-tiny={study / f'prm-{n}'}" for n in args.reward_models]
-    eval_args = _like(
+    eval_args = rundir.load_args(
         evaluate.Args, theirs / "args.json", reward_models=tuple(models), run_dir=run, threads=args.threads
     )
     rundir.run_stage(out, "evaluate", eval_args, evaluate.main, "capacity")

@@ -353,7 +353,7 @@ def main(args: Args) -> dict:
                     kl_max = max(kl_max, float((kl_terms.detach() * mask).max()))
                     if args.kl_clamp is not None:
                         kl_terms = kl_terms.clamp(max=args.kl_clamp)
-                    kl = ppo.masked_mean(kl_terms, mask)  # kl_to_reference, its terms kept for kl_max
+                    kl = ppo.masked_mean(kl_terms, mask)  # = kl_to_reference when uncapped
                     ent = ppo.entropy(logits, mask)
                     loss = pg + args.kl_coef * kl - args.entropy_coef * ent
                     if not torch.isfinite(loss):  # never let a NaN reach the weights

@@ -12,7 +12,6 @@ tasks: paired difference with a bootstrap interval) are written.
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 from pathlib import Path
 
@@ -73,15 +72,7 @@ def _study(path: Path) -> reproduce.Args:
         raise SystemExit(
             f"--study {path}: not a finished `agentprm reproduce` run (no args.json or sft/model)"
         )
-    saved = json.loads((path / "args.json").read_text())
-    fields = {f.name for f in dataclasses.fields(reproduce.Args)}
-    saved = {k: v for k, v in saved.items() if k in fields}
-    if saved.get("run_dir") is not None:
-        saved["run_dir"] = Path(saved["run_dir"])
-    for key in ("beams", "reward_models"):
-        if key in saved:
-            saved[key] = tuple(saved[key])
-    return reproduce.Args(**saved)
+    return rundir.load_args(reproduce.Args, path / "args.json")
 
 
 def figure5(curves: dict[str, list[dict]], out: Path, env: str) -> Path:
