@@ -345,6 +345,8 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                     heldout=args.heldout,
                     lr=args.prm_lr,
                     eval_every=args.eval_every,
+                    # a checkpoint at every evaluation: a kill then loses at most eval_every steps
+                    save_every=args.eval_every,
                     keep="best",
                     max_prompt_tokens=sc["max_prompt_tokens"],
                     time_guard_minutes=args.guard_minutes,
