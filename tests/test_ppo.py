@@ -200,6 +200,16 @@ def test_ppo_with_agentprm_rewards(sft_policy, expert_data, tmp_path):
     assert math.isfinite(out["rollout/return"]) and math.isfinite(out["train/policy_loss"])
 
 
+def test_ppo_compare_arguments_are_checked_at_the_edge():
+    from agentprm.recipes import ppo_compare
+
+    with pytest.raises(ValueError, match="unknown reward sources"):
+        ppo_compare.Args(sources=("env", "prm"))
+    with pytest.raises(ValueError, match="--kl-clamp must be > 0"):
+        ppo_compare.Args(kl_clamp=0.0)
+    assert ppo_compare.Args(kl_clamp=10.0).kl_clamp == 10.0
+
+
 @pytest.mark.slow  # a toy study, then four PPO runs: ~40 s
 def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
     from agentprm.recipes import ppo_compare, reproduce
@@ -217,6 +227,7 @@ def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
     assert (tmp_path / "cmp" / "figure5_babyai-agentgym.png").stat().st_size > 1000
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "| agentprm |" in report and "minus env" in report and "minus SFT start" in report
+    assert "no KL cap" in report
     # every evaluation kept its trajectories, and they are what the metrics say
     for source, points in curves.items():
         for p in points:
@@ -236,6 +247,16 @@ def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
         )
     )  # fmt: skip
     assert again == curves
+    # --kl-clamp reaches every source's run: the finished ones refuse it (another algorithm)
+    from agentprm.rundir import RunDirError
+
+    with pytest.raises(RunDirError, match="kl_clamp"):
+        ppo_compare.main(
+            ppo_compare.Args(
+                study=study, iterations=2, tasks_per_iter=2, samples=2, eval_every=1, eval_tasks="0,1",
+                run_dir=tmp_path / "cmp", threads=1, kl_clamp=10.0,
+            )
+        )  # fmt: skip
     for replayed, original in ((final, kept), (start, kept_start)):
         a, b = read_trajectories(replayed), read_trajectories(original)
         diff = {k for x, y in zip(a, b, strict=True) for k, v in x.to_dict().items() if y.to_dict()[k] != v}

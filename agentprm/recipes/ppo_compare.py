@@ -50,6 +50,9 @@ class Args:
     (the paper's rate for pretrained models). Chosen on training rollouts only, by the mean KL to the
     SFT policy after one iteration on BabyAI: 0.005 at 1e-5 (it hardly moves), 0.78 at 1e-4 (far
     outside PPO's usual 0.01-0.1), 0.054 at 3e-5 (benchmarks/README.md, "PPO")"""
+    kl_clamp: float | None = None
+    """cap each token's k3 KL term in every source's loss (ppo --kl-clamp; default off, as the
+    Figure 5 runs recorded so far)"""
     run_dir: Path | None = None
     """default runs/ppo-compare-<env>"""
     threads: int = 2
@@ -59,8 +62,7 @@ class Args:
 
     def __post_init__(self) -> None:
         V.at_least(self, 1, "iterations", "tasks_per_iter", "samples", "eval_every", "threads")
-        if self.lr is not None:
-            V.positive(self, "lr")
+        V.positive(self, "lr", "kl_clamp")
         unknown = sorted(set(self.sources) - set(SOURCES))
         if unknown:
             raise ValueError(f"unknown reward sources {unknown}: choose from {sorted(SOURCES)}")
@@ -218,6 +220,7 @@ def main(args: Args) -> dict:
             samples=args.samples,
             eval_every=args.eval_every,
             lr=lr,
+            kl_clamp=args.kl_clamp,
             max_rounds=sc["max_rounds"],
             max_prompt_tokens=sc["max_prompt_tokens"],
             run_dir=run / source,
@@ -234,7 +237,9 @@ def main(args: Args) -> dict:
         f"# PPO with each reward source ({env})",
         "",
         f"From `{args.study}`'s SFT policy; each source {args.iterations} iterations x {args.tasks_per_iter} "
-        f"tasks x {args.samples} episodes of `{sc['train_split']}`, policy lr {lr:g}, the same seed; greedy evaluation on "
+        f"tasks x {args.samples} episodes of `{sc['train_split']}`, policy lr {lr:g}, "
+        + ("no KL cap" if args.kl_clamp is None else f"each token's KL term capped at {args.kl_clamp:g}")
+        + f", the same seed; greedy evaluation on "
         f"`{eval_tasks}` every {args.eval_every} iterations.",
         "",
         "| source | " + " | ".join(f"it {p['iteration']}" for p in next(iter(curves.values()), [])) + " |",
