@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         "sft": ("sft", "fine-tune the policy (SFT on expert data, RFT on own successes)"),
         "collect": ("collect", "sample n trajectories per task (batched, resumable)"),
         "mc-label": ("mc_label", "Math-Shepherd MC labels from policy rollouts"),
+        "mc-agreement": ("mc_agreement", "reward models' promise and progress against MC estimates, step by step"),
         "train-prm": ("train_prm", "train the PRM: L_Q + beta L_A on td/mc/pvm/orm labels"),
         "evaluate": ("evaluate", "greedy, Best-of-N, beam search and oracle on a test split"),
         "ppo": ("ppo", "improve a policy by multi-turn PPO with the outcome or a reward model"),

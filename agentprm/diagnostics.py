@@ -6,6 +6,8 @@
 - spearman: rank correlation of M_t with Monte Carlo estimates of Q on the same states.
 - mc_halves / spearman_brown: how reliable the MC estimates themselves are (the ceiling of any
   model's agreement with them).
+- step_pairs / sign_agreement / bootstrap_steps: promise and progress of a model against the MC
+  estimates step by step, with intervals over trajectories (agentprm.prm.agreement uses them).
 - value_histogram: the paper's Figure 7, predicted values of steps of successful vs failed
   trajectories, saved as a PNG.
 """
@@ -119,6 +121,54 @@ def spearman_brown(r_half: float) -> float:
     0.6667
     """
     return 2 * r_half / (1 + r_half) if r_half > -1 else float("nan")
+
+
+def step_pairs(values, qmc, idx, progress: bool) -> tuple[list[float], list[float]]:
+    """(model, MC) per step of the trajectories idx (repeats allowed, as a bootstrap draws them).
+
+    values[i], qmc[i]: per-step sequences (M_0..M_T and the MC estimates of the same steps) of
+    trajectory i. progress=False pairs the promises M_t with Qmc_t over all steps; progress=True
+    pairs M_t - M_{t-1} with Qmc_t - Qmc_{t-1} for t >= 1 (t = 0 has no defined predecessor).
+    >>> step_pairs([[0.1, 0.4]], [[0.0, 1.0]], [0], progress=True)
+    ([0.30000000000000004], [1.0])
+    """
+    a, b = [], []
+    for i in idx:
+        v, q = values[i], qmc[i]
+        for k in range(1 if progress else 0, len(q)):
+            a.append(float(v[k] - v[k - 1]) if progress else float(v[k]))
+            b.append(float(q[k] - q[k - 1]) if progress else float(q[k]))
+    return a, b
+
+
+def sign_agreement(a, b) -> float:
+    """Share of pairs where a has the sign of b, over pairs with b != 0 (a = 0 counts as negative);
+    nan when every b is 0.
+    >>> sign_agreement([0.2, -0.1, 0.3], [1.0, 0.5, 0.0])
+    0.5
+    """
+    kept = [(x, y) for x, y in zip(a, b, strict=True) if y != 0]
+    return sum((x > 0) == (y > 0) for x, y in kept) / len(kept) if kept else float("nan")
+
+
+def bootstrap_steps(stat, values, qmc, progress: bool, n_boot: int = 1000, seed: int = 0):
+    """(point, low, high): stat(*step_pairs(...)) on all trajectories and its seeded 95% bootstrap
+    interval over TRAJECTORIES (a trajectory's steps are correlated, so they are drawn together).
+    Draws where stat is nan (too few pairs) are left out; all nan gives (nan, nan, nan).
+    >>> bootstrap_steps(spearman, [[0.0, 0.5, 0.9]] * 3, [[0.1, 0.6, 1.0]] * 3, False, n_boot=20)
+    (1.0, 1.0, 1.0)
+    """
+    n = len(qmc)
+    point = stat(*step_pairs(values, qmc, range(n), progress)) if n else float("nan")
+    rng = np.random.default_rng(seed)
+    boots = sorted(
+        x
+        for _ in range(n_boot)
+        if n and not np.isnan(x := stat(*step_pairs(values, qmc, rng.integers(0, n, n), progress)))
+    )
+    if not boots:
+        return point, float("nan"), float("nan")
+    return point, boots[int(0.025 * len(boots))], boots[max(0, int(0.975 * len(boots)) - 1)]
 
 
 def final_step_accuracy(trajs, values: list[torch.Tensor], by: str = "reward") -> float:

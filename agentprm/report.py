@@ -7,6 +7,8 @@ Reads what the recipes leave behind and never recomputes a number:
                                           Figure 4 (the ablation without L_A), efficiency ratios
   train-prm runs (diagnostics.json)    -> held-out diagnostics per reward model
   collect / mc-label runs (metrics)    -> Table 3: labelling cost (policy tokens, env steps)
+  agreement folders (mc_agreement.json) -> promise and progress of every reward model against the
+                                          MC estimates, step by step, with the MC estimate's ceiling
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ def _last_metrics(path: Path) -> dict:
 
 
 def load_runs(paths) -> dict:
-    """{'evaluate': [(path, results)], 'prm': [(path, args, diagnostics)], 'cost': [(path, kind, metrics)]}."""
-    out: dict = {"evaluate": [], "prm": [], "cost": []}
+    """{'evaluate': [(path, results)], 'prm': [(path, args, diagnostics)], 'cost': [(path, kind, metrics)],
+    'agreement': [(path, {split: agentprm.prm.agreement.mc_agreement's result})]}."""
+    out: dict = {"evaluate": [], "prm": [], "cost": [], "agreement": []}
     for p in map(Path, paths):
         args = jsonl.read_object(p / "args.json") if (p / "args.json").exists() else {}
         metrics = _last_metrics(p)
@@ -49,14 +52,16 @@ def load_runs(paths) -> dict:
             out["evaluate"].append((p, Results.load(p / "results.json")))
         elif (p / "diagnostics.json").exists():
             out["prm"].append((p, args, jsonl.read_object(p / "diagnostics.json")))
+        elif (p / "mc_agreement.json").exists():
+            out["agreement"].append((p, jsonl.read_object(p / "mc_agreement.json")))
         elif metrics:
             kind = "mc-label" if "rollouts" in metrics else "rollouts"
             out["cost"].append((p, kind, metrics))
         else:
             raise ValueError(
                 f"{p}: not a run directory agentprm report can read (no results.json, "
-                "diagnostics.json or metrics with a ledger); give evaluate, train-prm, "
-                "collect or mc-label run folders"
+                "diagnostics.json, mc_agreement.json or metrics with a ledger); give evaluate, "
+                "train-prm, collect or mc-label run folders"
             )
     return out
 
@@ -318,6 +323,57 @@ def prm_section(prms) -> list[str]:
     return lines + [""]
 
 
+def _interval(x) -> str:
+    """(point, low, high) -> '0.123 [0.010, 0.230]'; n/a where the point is nan or missing."""
+    point, low, high = (float("nan") if v is None else float(v) for v in x)
+    if point != point:
+        return "n/a"
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]" if low == low else f"{point:.3f}"
+
+
+def agreement_section(agreement: dict) -> list[str]:
+    """Promise and progress of each reward model against MC estimates, per split of PRM tasks."""
+    titles = {
+        "heldout": "the held-out PRM tasks (no model trained on them)",
+        "train": "the training PRM tasks (in-sample: does a model fit steps at all?)",
+    }
+    lines = [
+        "## Reward models against Monte-Carlo estimates, step by step",
+        "",
+        "On the MC seed trajectories: Spearman of the promise M(s_t, a_t) with the MC estimate of Q "
+        "(mean outcome of the N_mc rollouts after the step), Spearman of the progress M_t - M_{t-1} with "
+        "the MC progress (t >= 1), and how often the progress has the MC progress's sign (MC progress 0 "
+        "left out); 95% bootstrap intervals over trajectories. The first row is the MC estimate against "
+        "itself (first half of each step's rollouts vs the second half); sqrt of its Spearman-Brown "
+        "reliability is about the most any model, even the true Q, can reach against it.",
+        "",
+    ]
+    for split, a in agreement.items():
+        lines += [
+            f"On {titles.get(split, split)}: {a['seeds']} seed trajectories, {a['steps']} steps.",
+            "",
+            "| reward model | promise: Spearman M vs MC | progress: Spearman vs MC progress | progress sign agrees |",
+            "|---|---|---|---|",
+        ]
+        for row in a["rows"]:
+            lines.append(
+                f"| {row['name']} | {_interval(row['promise'])} | {_interval(row['progress'])} | "
+                f"{_interval(row['sign'])} |"
+            )
+        rel = a["reliability"]
+        ceil = {
+            k: float(v) ** 0.5 if v is not None and v == v and v > 0 else float("nan") for k, v in rel.items()
+        }
+        lines += [
+            "",
+            f"MC split-half reliability: promise {_interval((rel['promise'], None, None))} (ceiling "
+            f"{_interval((ceil['promise'], None, None))}), progress {_interval((rel['progress'], None, None))} "
+            f"(ceiling {_interval((ceil['progress'], None, None))}).",
+            "",
+        ]
+    return lines
+
+
 def cost_section(costs) -> list[str]:
     """Table 3's Tokens column: what each labelling scheme costs beyond the model's own training."""
     lines = [
@@ -445,6 +501,8 @@ def write(paths, out: Path, preface: list[str] | None = None) -> Path:
     if runs["prm"]:
         lines += prm_section(runs["prm"])
         lines += curves_section(runs["prm"], out)
+    for _, agreement in runs["agreement"]:
+        lines += agreement_section(agreement)
     if runs["cost"]:
         lines += cost_section(runs["cost"])
         for _, results in runs["evaluate"]:

@@ -23,7 +23,8 @@ def test_reproduce_runs_the_protocol_and_resumes(tmp_path, capsys):
     reproduce.main(args)
     stages = sorted(p.name for p in (run / ".done").iterdir())
     assert stages == sorted(
-        ["expert", "sft", "rollouts", "mc", "evaluate"] + [f"prm-{n}" for n in reproduce.REWARD_MODELS]
+        ["expert", "sft", "rollouts", "mc", "agreement", "evaluate"]
+        + [f"prm-{n}" for n in reproduce.REWARD_MODELS]
     )
     results = json.loads((run / "evaluate" / "results.json").read_text())
     assert results["env"] == "babyai-agentgym"  # the paper's setting by default
@@ -39,6 +40,12 @@ def test_reproduce_runs_the_protocol_and_resumes(tmp_path, capsys):
     assert "## Training curves" in report and (run / "training_curves.png").exists()
     assert "mc-label" in report and "## Table 3" in report  # the MC labelling cost and what it buys
     assert "| Monte Carlo (mc) |" in report and "| TD(lambda)+GAE (agentprm) |" in report
+    # every model against the MC estimates, on held-out and training PRM tasks
+    agreement = json.loads((run / "agreement" / "mc_agreement.json").read_text())
+    assert set(agreement) == {"heldout", "train"}
+    rows = agreement["train"]["rows"]
+    assert [r["name"] for r in rows] == ["MC, first half vs second half", *reproduce.REWARD_MODELS]
+    assert "## Reward models against Monte-Carlo estimates" in report and "| agentprm-beta0 |" in report
     # what each model trained on: 2 rollouts per task of the 3 training tasks (4 PRM tasks, 20% held out)
     # for TD; one seed trajectory per task for MC, 16 trajectories drawn per step over 2 steps
     assert "train on 6 rollouts (2 per task of 3), 5.3 epochs in 2 steps" in report

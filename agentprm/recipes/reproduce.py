@@ -11,6 +11,8 @@ The protocol, top to bottom (every size is an argument and is written into repor
   5. five reward models from the same SFT policy, the SAME --prm-steps each, held-out loss every
      --eval-every steps, the weights of the lowest held-out loss kept (never chosen on test tasks):
      AgentPRM (td, beta 1), AgentPRM beta = 0, MC labels (beta 1), PVM, ORM   -> prm-<name>/
+     then, with MC labels, every model's promise and progress against the MC estimates, step by
+     step, on the held-out and the training PRM tasks (`agentprm mc-agreement`) -> agreement/
   6. evaluation on the test tasks: greedy, a pool of --pool samples at T = 0.7 (Best-of-N for
      N = 1..pool, oracle pass@N), beam search --beams with every reward model, paired bootstrap
      differences of AgentPRM against each baseline                           -> evaluate/
@@ -40,7 +42,7 @@ from agentprm import report as report_lib
 from agentprm import validate as V
 from agentprm.envs.splits import parse_tasks
 from agentprm.evaluation import Results
-from agentprm.recipes import collect, evaluate, expert, mc_label, sft, train_prm
+from agentprm.recipes import collect, evaluate, expert, mc_agreement, mc_label, sft, train_prm
 
 REWARD_MODELS = {  # name -> (labels, beta): the paper's method, its ablation and its baselines
     "agentprm": ("td", 1.0),
@@ -356,6 +358,23 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                 train_prm.main,
             )
         )
+    if "mc" in args.reward_models:  # every model against the MC estimates (no test task read)
+        out.append(
+            (
+                "agreement",
+                mc_agreement.Args(
+                    reward_models=tuple(f"{n}={run / f'prm-{n}'}" for n in args.reward_models),
+                    data=rollouts,
+                    mc_labels=run / "mc" / "mc_labels.jsonl",
+                    split=run / f"prm-{args.reward_models[0]}" / "split.json",  # one split: one seed
+                    env=env,
+                    max_prompt_tokens=sc["max_prompt_tokens"],
+                    run_dir=run / "agreement",
+                    threads=args.threads,
+                ),
+                mc_agreement.main,
+            )
+        )
     out.append(
         (
             "evaluate",
@@ -483,8 +502,9 @@ def main(args: Args) -> Results | None:
             return None
     prm_runs = [run / f"prm-{n}" for n in args.reward_models]
     cost_runs = [run / "rollouts"] + ([run / "mc"] if "mc" in args.reward_models else [])
+    agreement = [run / "agreement"] if "mc" in args.reward_models else []
     path = report_lib.write(
-        [run / "evaluate", *prm_runs, *cost_runs], run, preface=protocol_section(args, run)
+        [run / "evaluate", *prm_runs, *agreement, *cost_runs], run, preface=protocol_section(args, run)
     )
     results = Results.load(run / "evaluate" / "results.json")
     print(f"\n[reproduce] {results.env}, {results.tasks} test tasks:")
