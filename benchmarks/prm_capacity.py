@@ -11,12 +11,13 @@ powered study"). This asks whether a bigger backbone changes that, with everythi
   3. evaluate: the study's policy, test tasks and seed, with the study's greedy run and Best-of-N
      pool copied (Best-of-N ranks the very same samples) and beam search played anew. The study's own
      tiny models enter beside them as <name>-tiny, from their cached scores and beams, so every
-     comparison is paired over the same tasks (AgentPRM = this preset's agentprm).
+     comparison is paired over the same tasks (AgentPRM = this preset's agentprm);
+  4. agreement: both backbones' models against the study's MC estimates, step by step, on the
+     held-out and training PRM tasks (`agentprm mc-agreement`), in one table.
 Every stage resumes (each is a recipe run dir; finished stages are skipped). Run the diagnostics on
 the output like on a study:
 
     python benchmarks/prm_capacity.py runs/reproduce-babyai --preset small --threads 1
-    python benchmarks/mc_agreement.py runs/reproduce-babyai/capacity-small [--split train]
     python benchmarks/pool_ranking.py runs/reproduce-babyai/capacity-small/evaluate
 """
 
@@ -31,7 +32,7 @@ import tyro
 
 from agentprm import rundir
 from agentprm.models.presets import PRESETS
-from agentprm.recipes import evaluate, sft, train_prm
+from agentprm.recipes import evaluate, mc_agreement, sft, train_prm
 
 
 @dataclasses.dataclass
@@ -105,7 +106,21 @@ def main(args: Args) -> None:
         evaluate.Args, theirs / "args.json", reward_models=tuple(models), run_dir=run, threads=args.threads
     )
     rundir.run_stage(out, "evaluate", eval_args, evaluate.main, "capacity")
-    print(f"[capacity] done: {run / 'results.json'}")
+
+    # 4. Both backbones against the MC estimates, step by step, in one table (no test task read).
+    ref = json.loads((study / "prm-agentprm" / "args.json").read_text())
+    agreement_args = mc_agreement.Args(
+        reward_models=tuple(models),
+        data=Path(ref["data"]),
+        mc_labels=study / "mc" / "mc_labels.jsonl",
+        split=study / "prm-agentprm" / "split.json",
+        env=ref["env"],
+        max_prompt_tokens=ref["max_prompt_tokens"],
+        run_dir=out / "agreement",
+        threads=args.threads,
+    )
+    rundir.run_stage(out, "agreement", agreement_args, mc_agreement.main, "capacity")
+    print(f"[capacity] done: {run / 'results.json'}, {out / 'agreement' / 'mc_agreement.json'}")
 
 
 if __name__ == "__main__":

@@ -158,6 +158,15 @@ def test_prm_capacity_retrains_a_studys_reward_models_on_another_preset(tmp_path
     assert results["reward_models"]["agentprm"]["labels"] == "td"
     tiny = json.loads((study / "evaluate" / "results.json").read_text())
     assert results["bon"]["agentprm-tiny"] == tiny["bon"]["agentprm"]  # same pool, same scores
+    # both backbones against the MC estimates in one table; the tiny rows are the study's own
+    agreement = json.loads((out / "agreement" / "mc_agreement.json").read_text())
+    names = [r["name"] for r in agreement["train"]["rows"]]
+    assert names == ["MC, first half vs second half", "agentprm", "orm", "agentprm-tiny", "orm-tiny"]
+    study_rows = json.loads((study / "agreement" / "mc_agreement.json").read_text())["train"]["rows"]
+    assert (
+        agreement["train"]["rows"][3]["promise"]
+        == next(r for r in study_rows if r["name"] == "agentprm")["promise"]
+    )
     capsys.readouterr()
     capacity.main(capacity.Args(study=study, preset="test"))  # everything finished is skipped
-    assert capsys.readouterr().out.count("done before, skipped") == 4
+    assert capsys.readouterr().out.count("done before, skipped") == 5
