@@ -21,6 +21,7 @@ STUDIES=(
   "reproduce-webshop|0|-|.venv/bin/agentprm reproduce --env webshop --threads 1"
   "ppo-compare-textcraft|5|runs/reproduce-textcraft.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-textcraft --sources env orm pvm agentprm --threads 1"
   "capacity-babyai|10|runs/ppo-compare-babyai.done|.venv/bin/python benchmarks/prm_capacity.py runs/reproduce-babyai --preset small --threads 1"
+  "ppo-final-babyai|10|runs/ppo-compare-babyai.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm agentprm-final --threads 1"
   "ppo-clamp-babyai|10|runs/capacity-babyai.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env agentprm orm pvm --kl-clamp 10 --run-dir runs/ppo-compare-babyai-clamp10 --threads 1"
 )
 mkdir -p runs

@@ -208,6 +208,7 @@ def test_ppo_compare_arguments_are_checked_at_the_edge():
     with pytest.raises(ValueError, match="--kl-clamp must be > 0"):
         ppo_compare.Args(kl_clamp=0.0)
     assert ppo_compare.Args(kl_clamp=10.0).kl_clamp == 10.0
+    assert ppo_compare.Args(sources=("env", "agentprm-final")).sources == ("env", "agentprm-final")
 
 
 @pytest.mark.slow  # a toy study, then four PPO runs: ~40 s
@@ -220,9 +221,13 @@ def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
         ppo_compare.Args(
             study=study, iterations=2, tasks_per_iter=2, samples=2, eval_every=1, eval_tasks="0,1",
             run_dir=tmp_path / "cmp", threads=1,
+            sources=("env", "orm", "pvm", "agentprm", "agentprm-final"),
         )
     )  # fmt: skip
-    assert set(curves) == {"env", "orm", "pvm", "agentprm"}
+    assert set(curves) == {"env", "orm", "pvm", "agentprm", "agentprm-final"}
+    # the ablation rewards AgentPRM's final score alone, as orm rewards the ORM's
+    final_args = json.loads((tmp_path / "cmp" / "agentprm-final" / "args.json").read_text())
+    assert final_args["reward"] == "orm" and final_args["prm"] == str(study / "prm-agentprm")
     assert all([p["iteration"] for p in points] == [0, 1, 2] for points in curves.values())
     assert (tmp_path / "cmp" / "figure5_babyai-agentgym.png").stat().st_size > 1000
     report = (tmp_path / "cmp" / "report.md").read_text()
@@ -244,6 +249,7 @@ def test_ppo_compare_runs_every_source_from_a_study(tmp_path):
         ppo_compare.Args(
             study=study, iterations=2, tasks_per_iter=2, samples=2, eval_every=1, eval_tasks="0,1",
             run_dir=tmp_path / "cmp", threads=1,
+            sources=("env", "orm", "pvm", "agentprm", "agentprm-final"),
         )
     )  # fmt: skip
     assert again == curves

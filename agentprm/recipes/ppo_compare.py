@@ -25,8 +25,17 @@ from agentprm.models.presets import PRESETS
 from agentprm.recipes import ppo, reproduce
 from agentprm.types import read_trajectories
 
-# source -> the study's reward model; mc (the MC-labelled PRM's progress) is not in Figure 5
-SOURCES = {"env": None, "orm": "orm", "pvm": "pvm", "agentprm": "agentprm", "mc": "mc"}
+# source -> (ppo's reward kind, the study's reward model). Figure 5's four, then two ablations:
+# mc (the MC-labelled PRM's progress) and agentprm-final (AgentPRM's score of the final step alone,
+# ORM-style: is it the model or the dense shaping that helps or hurts PPO?).
+SOURCES = {
+    "env": ("env", None),
+    "orm": ("orm", "orm"),
+    "pvm": ("pvm", "pvm"),
+    "agentprm": ("agentprm", "agentprm"),
+    "mc": ("mc", "mc"),
+    "agentprm-final": ("orm", "agentprm"),
+}
 
 
 @dataclasses.dataclass
@@ -34,7 +43,8 @@ class Args:
     study: Path = Path("runs/reproduce-babyai")
     """a finished `agentprm reproduce` run dir (its sft/model and prm-<name>/ are used)"""
     sources: tuple[str, ...] = ("env", "orm", "pvm", "agentprm")
-    """reward sources to compare (Figure 5's four by default; add mc for the MC-labelled PRM)"""
+    """reward sources to compare (Figure 5's four by default; add mc for the MC-labelled PRM's
+    progress, agentprm-final for AgentPRM's final-step score alone, rewarded like orm)"""
     iterations: int = 20
     """PPO iterations of EACH source"""
     tasks_per_iter: int = 16
@@ -203,7 +213,7 @@ def main(args: Args) -> dict:
     lr = args.lr or (3e-5 if study.model in PRESETS else ppo.Args.lr)
     stages = {}
     for source in args.sources:
-        rm = SOURCES[source]
+        kind, rm = SOURCES[source]
         if rm is not None and not (args.study / f"prm-{rm}" / "model").exists():
             raise SystemExit(
                 f"--study {args.study} has no prm-{rm}/model: train it (reproduce) or drop {source}"
@@ -211,7 +221,7 @@ def main(args: Args) -> dict:
         stage = ppo.Args(
             policy=str(args.study / "sft" / "model"),
             env=env,
-            reward=source,
+            reward=kind,
             prm=None if rm is None else args.study / f"prm-{rm}",
             tasks=sc["train_split"],
             eval_tasks=eval_tasks,
