@@ -23,6 +23,7 @@ STUDIES=(
   "capacity-babyai|10|runs/ppo-compare-babyai.done|.venv/bin/python benchmarks/prm_capacity.py runs/reproduce-babyai --preset small --threads 1"
   "ppo-final-babyai|10|runs/ppo-compare-babyai.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm agentprm-final --threads 1"
   "test90-babyai|15|runs/ppo-final-babyai.done|.venv/bin/agentprm evaluate --policy runs/reproduce-babyai/sft/model --reward-models agentprm=runs/reproduce-babyai/prm-agentprm agentprm-beta0=runs/reproduce-babyai/prm-agentprm-beta0 mc=runs/reproduce-babyai/prm-mc pvm=runs/reproduce-babyai/prm-pvm orm=runs/reproduce-babyai/prm-orm --env babyai-agentgym --tasks test --pool 32 --temperature 0.7 --beams 2x2 4x4 --max-rounds 20 --max-prompt-tokens 512 --run-dir runs/reproduce-babyai/evaluate-test90 --threads 1 --seed 0"
+  "data-babyai|15|runs/capacity-babyai.done|.venv/bin/python benchmarks/prm_capacity.py runs/reproduce-babyai --preset none --extra-tasks 200 --allow-sft-tasks --threads 1"
   "ppo-clamp-babyai|10|runs/capacity-babyai.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env agentprm --kl-clamp 10 --run-dir runs/ppo-compare-babyai-clamp10 --threads 1"
 )
 mkdir -p runs

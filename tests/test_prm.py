@@ -107,6 +107,17 @@ def test_train_prm_recipe_end_to_end(trajs, tmp_path):
     assert train_prm.main(args)["steps"] == summary["steps"]
 
 
+def test_heldout_tasks_of_another_split_are_held_out_exactly(trajs, tmp_path):
+    """--heldout-tasks: one held-out set across runs on different data (tasks absent here drop out)."""
+    tasks = sorted({t.task for t in trajs})
+    given = tmp_path / "split.json"
+    given.write_text(json.dumps({"train": [], "heldout": [tasks[-1], 10_000]}))
+    args = _recipe_args(trajs, tmp_path, labels="orm", max_steps=1, batch_size=4, heldout_tasks=given)
+    train_prm.main(args)
+    split = json.loads((tmp_path / "prm" / "split.json").read_text())
+    assert split == {"train": tasks[:-1], "heldout": [tasks[-1]]}
+
+
 def test_heldout_curve_and_best_checkpoint(trajs, tmp_path):
     """--eval-every logs the held-out loss; --keep best saves the weights of its minimum, which a
     separate evaluation of the saved model reproduces."""

@@ -11,6 +11,7 @@ import pytest
 
 from agentprm import rundir
 from agentprm.recipes import reproduce
+from agentprm.types import read_trajectories
 
 
 def _args(run_dir, **kw):
@@ -120,7 +121,8 @@ def test_reproduce_runs_on_math(tmp_path):
 
 def test_prm_capacity_retrains_a_studys_reward_models_on_another_preset(tmp_path, capsys, monkeypatch):
     """benchmarks/prm_capacity.py: the study's SFT and PRM arguments on another preset, the study's
-    pool reused and its tiny models evaluated beside the new ones from their cached work."""
+    pool reused and its models evaluated beside the new ones from their cached work; then the same
+    with more PRM tasks instead (the study's draw extended, its held-out tasks held out)."""
     import importlib.util
     import sys
     from pathlib import Path
@@ -138,30 +140,33 @@ def test_prm_capacity_retrains_a_studys_reward_models_on_another_preset(tmp_path
     for name in ("agentprm", "orm"):
         mine, theirs = (json.loads((d / f"prm-{name}" / "args.json").read_text()) for d in (out, study))
         assert mine["model"] == str(out / "sft" / "model")
-        assert {
-            k: v for k, v in mine.items() if k not in ("model", "run_dir", "threads", "time_guard_minutes")
-        } == {
-            k: v for k, v in theirs.items() if k not in ("model", "run_dir", "threads", "time_guard_minutes")
+        differ = ("model", "run_dir", "threads", "time_guard_minutes", "heldout_tasks")
+        assert {k: v for k, v in mine.items() if k not in differ} == {
+            k: v for k, v in theirs.items() if k not in differ
         }
+        split_mine, split_theirs = (
+            json.loads((d / f"prm-{name}" / "split.json").read_text()) for d in (out, study)
+        )
+        assert split_mine == split_theirs
     run = out / "evaluate"
     assert (run / "pool.jsonl").read_bytes() == (study / "evaluate" / "pool.jsonl").read_bytes()
     # the greedy run, the pool and the tiny models' scores and beams were reused, not played again
-    assert (run / "beam_agentprm-tiny_1x2.jsonl").read_bytes() == (
+    assert (run / "beam_agentprm-study_1x2.jsonl").read_bytes() == (
         study / "evaluate" / "beam_agentprm_1x2.jsonl"
     ).read_bytes()
     spent = json.loads((run / "ledgers.json").read_text())
-    reused = ["greedy", "pool", "score pool: agentprm-tiny", "beam orm-tiny @1x2"]
+    reused = ["greedy", "pool", "score pool: agentprm-study", "beam orm-study @1x2"]
     assert all(spent[k]["policy_tokens"] == spent[k]["prm_tokens"] == 0 for k in reused)
     assert spent["beam agentprm @1x2"]["prm_tokens"] > 0  # the new models did search
     results = json.loads((run / "results.json").read_text())
-    assert set(results["reward_models"]) == {"agentprm", "orm", "agentprm-tiny", "orm-tiny"}
+    assert set(results["reward_models"]) == {"agentprm", "orm", "agentprm-study", "orm-study"}
     assert results["reward_models"]["agentprm"]["labels"] == "td"
     tiny = json.loads((study / "evaluate" / "results.json").read_text())
-    assert results["bon"]["agentprm-tiny"] == tiny["bon"]["agentprm"]  # same pool, same scores
+    assert results["bon"]["agentprm-study"] == tiny["bon"]["agentprm"]  # same pool, same scores
     # both backbones against the MC estimates in one table; the tiny rows are the study's own
     agreement = json.loads((out / "agreement" / "mc_agreement.json").read_text())
     names = [r["name"] for r in agreement["train"]["rows"]]
-    assert names == ["MC, first half vs second half", "agentprm", "orm", "agentprm-tiny", "orm-tiny"]
+    assert names == ["MC, first half vs second half", "agentprm", "orm", "agentprm-study", "orm-study"]
     study_rows = json.loads((study / "agreement" / "mc_agreement.json").read_text())["train"]["rows"]
     assert (
         agreement["train"]["rows"][3]["promise"]
@@ -170,3 +175,22 @@ def test_prm_capacity_retrains_a_studys_reward_models_on_another_preset(tmp_path
     capsys.readouterr()
     capacity.main(capacity.Args(study=study, preset="test"))  # everything finished is skipped
     assert capsys.readouterr().out.count("done before, skipped") == 5
+
+    # the data axis: the study's own policy, 2 more PRM tasks, the steps scaled with the training tasks
+    capacity.main(capacity.Args(study=study, preset="none", extra_tasks=2, reward_models=("agentprm",)))
+    out = study / "data6"
+    assert not (out / "sft").exists()
+    trajs = read_trajectories(out / "rollouts" / "trajectories.jsonl")
+    theirs = read_trajectories(study / "rollouts" / "trajectories.jsonl")
+    assert trajs[: len(theirs)] == theirs and len(trajs) == len(theirs) + 2 * 2  # n_td = 2 per new task
+    mine = json.loads((out / "prm-agentprm" / "args.json").read_text())
+    assert mine["model"] == str(study / "sft" / "model") and mine["max_steps"] == round(2 * (3 + 2) / 3)
+    split = json.loads((out / "prm-agentprm" / "split.json").read_text())
+    study_split = json.loads((study / "prm-agentprm" / "split.json").read_text())
+    assert split["heldout"] == study_split["heldout"] and len(split["train"]) == len(study_split["train"]) + 2
+    with pytest.raises(ValueError, match="nothing changes"):
+        capacity.main(capacity.Args(study=study, preset="none"))
+    with pytest.raises(
+        ValueError, match=r"16 of them are in the SFT data \(1280 tasks outside it\).*--allow-sft-tasks"
+    ):
+        capacity.main(capacity.Args(study=study, preset="none", extra_tasks=1296))

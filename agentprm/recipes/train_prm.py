@@ -36,7 +36,7 @@ from accelerate import Accelerator
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 import agentprm.envs as E
-from agentprm import rundir
+from agentprm import jsonl, rundir
 from agentprm import validate as V
 from agentprm.diagnostics import (
     final_step_accuracy,
@@ -92,6 +92,9 @@ class Args:
     """the renderer's budget (same as the policy's)"""
     heldout: float = 0.1
     """share of TASKS held out for diagnostics"""
+    heldout_tasks: Path | None = None
+    """hold out exactly the "heldout" tasks of this split.json (another run's) instead of drawing
+    --heldout of them: one held-out set across runs on different data (e.g. more PRM tasks)"""
     save_every: int = 50
     """checkpoint every this many steps"""
     max_steps: int | None = None
@@ -127,7 +130,9 @@ class Args:
             "threads",
             "eval_every",
         )
-        if self.keep == "best" and (self.eval_every is None or self.heldout <= 0):
+        if self.keep == "best" and (
+            self.eval_every is None or (self.heldout <= 0 and self.heldout_tasks is None)
+        ):
             raise ValueError("--keep best chooses by held-out loss: give --eval-every N and --heldout > 0")
         V.at_least(self, 0.0, "beta")
         V.positive(self, "lr", "time_guard_minutes")
@@ -269,7 +274,12 @@ def main(args: Args) -> dict:
         trajs = [
             t for t in trajs if (t.task, t.sample) in mc_table
         ]  # MC labels exist for seed trajectories only
-    train_tasks, held_tasks = split_tasks([t.task for t in trajs], args.heldout, args.seed)
+    if args.heldout_tasks is not None:
+        present = {t.task for t in trajs}
+        held_tasks = set(jsonl.read_object(args.heldout_tasks, ("heldout",))["heldout"]) & present
+        train_tasks = present - held_tasks
+    else:
+        train_tasks, held_tasks = split_tasks([t.task for t in trajs], args.heldout, args.seed)
     if main_proc:
         (run / "split.json").write_text(
             json.dumps({"train": sorted(train_tasks), "heldout": sorted(held_tasks)})
