@@ -43,7 +43,7 @@ def _last_metrics(path: Path) -> dict:
 
 def load_runs(paths) -> dict:
     """{'evaluate': [(path, results)], 'prm': [(path, args, diagnostics)], 'cost': [(path, kind, metrics)],
-    'agreement': [(path, {split: agentprm.prm.agreement.mc_agreement's result})]}."""
+    'agreement': [(path, {split: agentprm.recipes.mc_agreement.agreement's result})]}."""
     out: dict = {"evaluate": [], "prm": [], "cost": [], "agreement": []}
     for p in map(Path, paths):
         args = jsonl.read_object(p / "args.json") if (p / "args.json").exists() else {}

@@ -194,3 +194,13 @@ def test_prm_capacity_retrains_a_studys_reward_models_on_another_preset(tmp_path
         ValueError, match=r"16 of them are in the SFT data \(1280 tasks outside it\).*--allow-sft-tasks"
     ):
         capacity.main(capacity.Args(study=study, preset="none", extra_tasks=1296))
+
+
+def test_an_mc_model_on_fewer_tasks_holds_out_the_first_models_held_out_tasks(tmp_path):
+    """TextCraft labels 64 of its 200 PRM tasks: its MC model must not train on tasks the others
+    hold out, so it takes their held-out list (where MC covers every PRM task the splits agree anyway)."""
+    plan = {name: a for name, a, _ in reproduce.stages(_args(tmp_path, mc_tasks=2), tmp_path)}
+    assert plan["prm-mc"].heldout_tasks == tmp_path / "prm-agentprm" / "split.json"
+    assert all(plan[f"prm-{n}"].heldout_tasks is None for n in reproduce.REWARD_MODELS if n != "mc")
+    everywhere = {name: a for name, a, _ in reproduce.stages(_args(tmp_path), tmp_path)}
+    assert everywhere["prm-mc"].heldout_tasks is None  # BabyAI's finished study keeps its arguments

@@ -328,8 +328,13 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                 mc_label.main,
             )
         )
+    first = args.reward_models[0]
     for name in args.reward_models:
         labels, beta = REWARD_MODELS[name]
+        # MC labels on fewer tasks than the PRM data (TextCraft): the MC model holds out the first
+        # model's held-out tasks among them, so that every model is judged on the same held-out tasks
+        # (drawing its own split of its tasks would train it on some of the others' held-out ones)
+        fewer = labels == "mc" and sc["mc_tasks"] < n_prm and name != first
         out.append(
             (
                 f"prm-{name}",
@@ -345,6 +350,7 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                     max_steps=args.prm_steps,
                     batch_size=16,
                     heldout=args.heldout,
+                    heldout_tasks=run / f"prm-{first}" / "split.json" if fewer else None,
                     lr=args.prm_lr,
                     eval_every=args.eval_every,
                     # a checkpoint at every evaluation: a kill then loses at most eval_every steps
