@@ -7,7 +7,7 @@
 - mc_halves / spearman_brown: how reliable the MC estimates themselves are (the ceiling of any
   model's agreement with them).
 - step_pairs / sign_agreement / bootstrap_steps: promise and progress of a model against the MC
-  estimates step by step, with intervals over trajectories (agentprm.prm.agreement uses them).
+  estimates step by step, with intervals over trajectories (agentprm/recipes/mc_agreement.py).
 - value_histogram: the paper's Figure 7, predicted values of steps of successful vs failed
   trajectories, saved as a PNG.
 """

@@ -101,7 +101,7 @@ def main(args: Args) -> None:
         policy = str(out / "sft/model")
 
     # 2. More PRM data: the study's draw on the training tasks just before its PRM tasks.
-    data = study / "rollouts/trajectories.jsonl"
+    data = study_data = study / "rollouts/trajectories.jsonl"
     if args.extra_tasks:
         train = parse_tasks(reproduce.env_name(study_args), sc["train_split"])
         extra = train[-(n_prm + args.extra_tasks) : -n_prm]
@@ -165,14 +165,13 @@ def main(args: Args) -> None:
     rundir.run_stage(out, "evaluate", eval_args, evaluate.main, "capacity")
 
     # 5. Both sets of models against the MC estimates, step by step, in one table (no test task read).
-    ref = json.loads((study / "prm-agentprm/args.json").read_text())
     agreement_args = mc_agreement.Args(
         reward_models=tuple(models),
-        data=Path(ref["data"]),
+        data=study_data,  # the MC seeds are the study's trajectories
         mc_labels=study / "mc/mc_labels.jsonl",
         split=split,
-        env=ref["env"],
-        max_prompt_tokens=ref["max_prompt_tokens"],
+        env=reproduce.env_name(study_args),
+        max_prompt_tokens=sc["max_prompt_tokens"],
         run_dir=out / "agreement",
         threads=args.threads,
     )

@@ -101,17 +101,10 @@ def _row(name: str, values, qmc) -> dict:
     }
 
 
-def agreement(args: Args, models: dict, tasks) -> dict:
+def agreement(args: Args, models: dict, seeds, soft: dict, raw: dict) -> dict:
     """{seeds, steps, rows: [MC half row, one per model], reliability: {promise, progress}} on the
-    MC seed trajectories of `tasks`; models: name -> (value model, tokenizer)."""
-    tasks = set(tasks)
-    soft = load_mc(args.mc_labels, hard=False)
-    raw = {(r["task"], r["sample"]): r["outcomes"] for r in jsonl.read(args.mc_labels)}
-    seeds = [
-        t
-        for t in read_trajectories(args.data)
-        if t.task in tasks and (t.task, t.sample) in soft and t.num_steps > 0
-    ]
+    MC seed trajectories `seeds`; models: name -> (value model, tokenizer); soft / raw: the soft MC
+    estimates and the rollout outcomes per (task, sample), from the mc-label file."""
     qmc = [soft[(t.task, t.sample)] for t in seeds]
     halves = [mc_halves(raw[(t.task, t.sample)]) for t in seeds]
     first, second = [np.array(h[0]) for h in halves], [np.array(h[1]) for h in halves]
@@ -147,7 +140,14 @@ def main(args: Args) -> dict:
         if args.weights == "last":
             model.load_state_dict(torch.load(Path(path) / "checkpoint.pt", weights_only=False)["model"])
         models[name] = (model, tok)
-    out = {s: agreement(args, models, split[s]) for s in args.splits}
+    # the MC labels and the trajectories are read once for every split
+    soft = load_mc(args.mc_labels, hard=False)
+    raw = {(r["task"], r["sample"]): r["outcomes"] for r in jsonl.read(args.mc_labels)}
+    labelled = [t for t in read_trajectories(args.data) if (t.task, t.sample) in soft and t.num_steps > 0]
+    out = {
+        s: agreement(args, models, [t for t in labelled if t.task in set(split[s])], soft, raw)
+        for s in args.splits
+    }
     rundir.atomic_write_text(run / "mc_agreement.json", json.dumps(rundir.jsonable(out), indent=1) + "\n")
     print("\n".join(agreement_section(out)))
     return out

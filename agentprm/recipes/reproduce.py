@@ -372,7 +372,7 @@ def stages(args: Args, run: Path) -> list[tuple[str, object, object]]:
                     reward_models=tuple(f"{n}={run / f'prm-{n}'}" for n in args.reward_models),
                     data=rollouts,
                     mc_labels=run / "mc" / "mc_labels.jsonl",
-                    split=run / f"prm-{args.reward_models[0]}" / "split.json",  # one split: one seed
+                    split=run / f"prm-{first}" / "split.json",  # every model holds out its tasks
                     env=env,
                     max_prompt_tokens=sc["max_prompt_tokens"],
                     run_dir=run / "agreement",
