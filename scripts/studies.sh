@@ -2,6 +2,7 @@
 # (Re)start the long studies in the background, one torch thread each, each resuming where it
 # stopped; a study already running is left alone. Logs go to runs/<name>.log (appended).
 #   bash scripts/studies.sh            # start what is not running, not done, and whose input exists
+#                                      # (first restoring finished stages saved in git: scripts/snapshot.py)
 #   bash scripts/studies.sh status     # what runs, waits or is done, with its scheduling priority
 #   bash scripts/studies.sh watch      # the same every 5 minutes, in the background, until killed:
 #                                      # a study whose input appears is started without you
@@ -13,19 +14,29 @@
 # input is a file that must exist before the study starts (- for none).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Finished before session 15's machine change (results in benchmarks/README.md; their outputs were
+# lost with that machine, see "Where study outputs live" below), not re-run: reproduce-babyai,
+# reproduce-math, ppo-compare-babyai (env, agentprm, orm; pvm was at iteration 7 of 20), and what
+# waited on them (capacity-babyai, ppo-final-babyai, test90-babyai, data-babyai, ppo-clamp-babyai;
+# their commands are in benchmarks/README.md and git history).
 STUDIES=(
-  "reproduce-babyai|0|-|.venv/bin/agentprm reproduce --env babyai --threads 1"
   "reproduce-textcraft|0|-|.venv/bin/agentprm reproduce --env textcraft --threads 1"
-  "reproduce-math|0|-|.venv/bin/agentprm reproduce --env math --threads 1"
-  "ppo-compare-babyai|5|-|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm --threads 1"
   "reproduce-webshop|0|-|.venv/bin/agentprm reproduce --env webshop --threads 1"
   "ppo-compare-textcraft|5|runs/reproduce-textcraft.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-textcraft --sources env orm pvm agentprm --threads 1"
-  "capacity-babyai|10|runs/ppo-compare-babyai.done|.venv/bin/python benchmarks/prm_capacity.py runs/reproduce-babyai --preset small --threads 1"
-  "ppo-final-babyai|10|runs/ppo-compare-babyai.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm agentprm-final --threads 1"
-  "test90-babyai|15|runs/ppo-final-babyai.done|.venv/bin/agentprm evaluate --policy runs/reproduce-babyai/sft/model --reward-models agentprm=runs/reproduce-babyai/prm-agentprm agentprm-beta0=runs/reproduce-babyai/prm-agentprm-beta0 mc=runs/reproduce-babyai/prm-mc pvm=runs/reproduce-babyai/prm-pvm orm=runs/reproduce-babyai/prm-orm --env babyai-agentgym --tasks test --pool 32 --temperature 0.7 --beams 2x2 4x4 --max-rounds 20 --max-prompt-tokens 512 --run-dir runs/reproduce-babyai/evaluate-test90 --threads 1 --seed 0"
-  "data-babyai|15|runs/capacity-babyai.done|.venv/bin/python benchmarks/prm_capacity.py runs/reproduce-babyai --preset none --extra-tasks 200 --allow-sft-tasks --threads 1"
-  "ppo-clamp-babyai|10|runs/capacity-babyai.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env agentprm --kl-clamp 10 --run-dir runs/ppo-compare-babyai-clamp10 --threads 1"
 )
+# Where study outputs live: outside the work tree, in $AGENTPRM_RUNS (default ~/agentprm-runs), with
+# runs/ a symlink to it, so that a session handed a freshly laid work tree on the same machine keeps
+# every study's stages (a new machine still loses them: nothing but git survives that).
+ROOT="${AGENTPRM_RUNS:-$HOME/agentprm-runs}"
+mkdir -p "$ROOT"
+if [ -d runs ] && [ ! -L runs ]; then
+  if [ -n "$(ls -A runs)" ]; then
+    echo "runs/ is a directory with files in it: move them to $ROOT and remove runs/, then run this again" >&2
+    exit 2
+  fi
+  rmdir runs
+fi
+[ -L runs ] || ln -s "$ROOT" runs
 mkdir -p runs
 
 pass() {  # $1: status | start | watch
@@ -59,5 +70,5 @@ pass() {  # $1: status | start | watch
 case "${1:-start}" in
   status) pass status ;;
   watch) while true; do pass watch; sleep 300; done ;;
-  *) pass start ;;
+  *) python3 scripts/snapshot.py restore; pass start ;;  # a new machine: stages saved in git first
 esac

@@ -1,0 +1,78 @@
+"""scripts/snapshot.py: a study's finished stages survive a new machine through git, without the
+optimizer checkpoints of finished stages; an unfinished stage's newest checkpoint only with --partial."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "snapshot.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("snapshot", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _study(root: Path) -> Path:
+    run = root / "reproduce-x"
+    for rel, text in {
+        "args.json": "{}",
+        "expert.jsonl": '{"a": 1}\n',
+        ".done/expert": "{}",
+        ".done/sft": "{}",
+        "sft/model/model.safetensors": "weights",
+        "sft/checkpoint.pt": "adam",
+        "prm-a/metrics.jsonl": '{"step": 25}\n',
+        "prm-a/checkpoint-25.pt": "old",
+        "prm-a/checkpoint-50.pt": "new",
+    }.items():
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_text(text)
+    os.utime(run / "prm-a" / "checkpoint-25.pt", (1, 1))  # older than checkpoint-50
+    return run
+
+
+def _tree(d: Path) -> set[str]:
+    return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()}
+
+
+def test_save_keeps_finished_stages_without_checkpoints_and_restore_fills_an_empty_runs(tmp_path):
+    snap = _module()
+    run = _study(tmp_path / "runs")
+    snap.save([run], partial=False, snapshots=tmp_path / "snapshots")
+    saved = tmp_path / "snapshots" / "reproduce-x"
+    assert _tree(saved) == {
+        "args.json",
+        "expert.jsonl",
+        ".done/expert",
+        ".done/sft",
+        "sft/model/model.safetensors",
+    }
+
+    fresh = tmp_path / "new-machine-runs"
+    snap.restore(snapshots=tmp_path / "snapshots", runs=fresh)
+    assert _tree(fresh / "reproduce-x") == _tree(saved)
+    assert (fresh / "reproduce-x" / "sft/model/model.safetensors").read_text() == "weights"
+
+
+def test_partial_adds_the_newest_checkpoint_and_a_later_plain_save_drops_it(tmp_path):
+    snap = _module()
+    run = _study(tmp_path / "runs")
+    out = tmp_path / "snapshots"
+    snap.save([run], partial=True, snapshots=out)
+    saved = _tree(out / "reproduce-x")
+    assert {"prm-a/metrics.jsonl", "prm-a/checkpoint-50.pt"} <= saved
+    assert "prm-a/checkpoint-25.pt" not in saved and "sft/checkpoint.pt" not in saved
+    snap.save([run], partial=False, snapshots=out)
+    assert not any(p.startswith("prm-a/") for p in _tree(out / "reproduce-x"))
+
+
+def test_restore_never_overwrites_what_a_run_already_has(tmp_path):
+    snap = _module()
+    run = _study(tmp_path / "runs")
+    snap.save([run], partial=False, snapshots=tmp_path / "snapshots")
+    (run / "args.json").write_text('{"newer": true}')
+    snap.restore(snapshots=tmp_path / "snapshots", runs=tmp_path / "runs")
+    assert (run / "args.json").read_text() == '{"newer": true}'
