@@ -16,13 +16,18 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 # Finished before session 15's machine change (results in benchmarks/README.md; their outputs were
 # lost with that machine, see "Where study outputs live" below), not re-run: reproduce-babyai,
-# reproduce-math, ppo-compare-babyai (env, agentprm, orm; pvm was at iteration 7 of 20), and what
-# waited on them (capacity-babyai, ppo-final-babyai, test90-babyai, data-babyai, ppo-clamp-babyai;
-# their commands are in benchmarks/README.md and git history).
+# reproduce-math and what waited on the BabyAI study (capacity-babyai, test90-babyai, data-babyai,
+# ppo-clamp-babyai; their commands are in benchmarks/README.md and git history). BabyAI's study and
+# its PPO comparison run again below (PVM's PPO run was at iteration 7 of 20).
 STUDIES=(
   "reproduce-textcraft|0|-|.venv/bin/agentprm reproduce --env textcraft --threads 1"
   "reproduce-webshop|0|-|.venv/bin/agentprm reproduce --env webshop --threads 1"
-  "ppo-compare-textcraft|5|runs/reproduce-textcraft.done|.venv/bin/agentprm ppo-compare --study runs/reproduce-textcraft --sources env orm pvm agentprm --threads 1"
+  # PPO needs the study's policy and reward models, not its evaluation: it starts after the last one
+  "ppo-compare-textcraft|5|runs/reproduce-textcraft/.done/prm-orm|.venv/bin/agentprm ppo-compare --study runs/reproduce-textcraft --sources env orm pvm agentprm --threads 1"
+  # BabyAI again (deterministic: its recorded numbers must come out again) once WebShop has finished,
+  # for Figure 5's PVM curve, which was lost at iteration 7, and the queued diagnostics
+  "reproduce-babyai|10|runs/reproduce-webshop.done|.venv/bin/agentprm reproduce --env babyai --threads 1"
+  "ppo-compare-babyai|10|runs/reproduce-babyai/.done/prm-orm|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm agentprm-final --threads 1"
 )
 # Where study outputs live: outside the work tree, in $AGENTPRM_RUNS (default ~/agentprm-runs), with
 # runs/ a symlink to it, so that a session handed a freshly laid work tree on the same machine keeps
