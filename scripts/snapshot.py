@@ -9,6 +9,8 @@ machine starts with an empty runs/ and would redo hours of SFT, rollouts and rew
 What is saved, per run dir: its top-level files (args.json, metrics.jsonl, report.md, the .done/
 stage markers) and every FINISHED stage (a marker in .done/): the directory of that name or the
 file <name>.jsonl, without optimizer checkpoints (checkpoint*.pt: a finished stage never resumes).
+A stage that took under --min-seconds (default 300, e.g. expert data: a minute) is left out with
+its marker: the restored study redoes it (every stage is deterministic) instead of git storing it.
 With --partial, also the newest checkpoint of each unfinished stage's directory (what the recipe
 resumes from), for a session that ends mid-stage; it is large (weights and Adam moments).
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -41,29 +45,42 @@ def _copy(src: Path, dst: Path) -> bool:
     return True
 
 
-def _files(run: Path, partial: bool) -> list[Path]:
-    """The files of `run` that a resumed study needs (see the module docstring)."""
-    done = {p.name for p in (run / ".done").glob("*")}
-    out = [p for p in run.iterdir() if p.is_file()] + sorted((run / ".done").glob("*"))
-    for stage in sorted(done):
-        if (run / f"{stage}.jsonl").is_file():
-            out.append(run / f"{stage}.jsonl")
+def _seconds(marker: Path) -> float:
+    """What a finished stage took (its .done marker's "seconds"); unknown counts as expensive."""
+    try:
+        return float(json.loads(marker.read_text()).get("seconds") or math.inf)
+    except (ValueError, AttributeError):
+        return math.inf
+
+
+def _files(run: Path, partial: bool, min_seconds: float = 0) -> list[Path]:
+    """The files of `run` that a resumed study needs (see the module docstring). A finished stage
+    that took under `min_seconds` is left out, marker and outputs, so a restored study redoes it."""
+    markers = {p.name: p for p in (run / ".done").glob("*")}
+    keep = {name for name, m in markers.items() if _seconds(m) >= min_seconds}
+    cheap = set(markers) - keep
+    out = [p for p in run.iterdir() if p.is_file() and p.stem not in cheap]  # <stage>.jsonl: its stage's
+    out += [markers[name] for name in sorted(keep)]
+    for stage in sorted(keep):
         if (run / stage).is_dir():
             out += [
                 p for p in (run / stage).rglob("*") if p.is_file() and not p.name.startswith("checkpoint")
             ]
     if partial:
-        for d in sorted(p for p in run.iterdir() if p.is_dir() and p.name not in done and p.name != ".done"):
+        for d in sorted(
+            p for p in run.iterdir() if p.is_dir() and p.name not in markers and p.name != ".done"
+        ):
             files = [p for p in d.rglob("*") if p.is_file()]
             ckpts = sorted(
                 (p for p in files if p.name.startswith("checkpoint")), key=lambda p: p.stat().st_mtime
             )
             # the newest checkpoint and everything but checkpoints (metrics, split, data drawn so far)
             out += [p for p in files if not p.name.startswith("checkpoint")] + ckpts[-1:]
-    return out
+    # a run dir's lock belongs to the process that ran it (a restored one would only be taken over)
+    return [p for p in out if p.name != ".lock"]
 
 
-def save(runs: list[Path], partial: bool, snapshots: Path = SNAPSHOTS) -> None:
+def save(runs: list[Path], partial: bool, snapshots: Path = SNAPSHOTS, min_seconds: float = 300) -> None:
     for run in runs:
         run = run.resolve()
         if not (run / ".done").is_dir():
@@ -73,7 +90,7 @@ def save(runs: list[Path], partial: bool, snapshots: Path = SNAPSHOTS) -> None:
         dest = snapshots / run.name
         keep = set()
         copied = 0
-        for f in _files(run, partial):
+        for f in _files(run, partial, min_seconds):
             rel = f.relative_to(run)
             keep.add(rel)
             copied += _copy(f, dest / rel)
@@ -107,11 +124,17 @@ def main() -> None:
     ap.add_argument("command", choices=["save", "restore", "status"])
     ap.add_argument("runs", nargs="*", type=Path, help="run dirs to save")
     ap.add_argument("--partial", action="store_true", help="also the newest checkpoint of unfinished stages")
+    ap.add_argument(
+        "--min-seconds",
+        type=float,
+        default=300,
+        help="finished stages quicker than this are redone, not saved",
+    )
     a = ap.parse_args()
     if a.command == "save":
         if not a.runs:
             ap.error("save: name the run dirs, e.g. runs/reproduce-textcraft")
-        save(a.runs, a.partial)
+        save(a.runs, a.partial, min_seconds=a.min_seconds)
     elif a.command == "restore":
         restore()
     else:

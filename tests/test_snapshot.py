@@ -19,9 +19,11 @@ def _study(root: Path) -> Path:
     run = root / "reproduce-x"
     for rel, text in {
         "args.json": "{}",
+        ".lock": "123 host",
+        "sft/.lock": "123 host",
         "expert.jsonl": '{"a": 1}\n',
-        ".done/expert": "{}",
-        ".done/sft": "{}",
+        ".done/expert": '{"seconds": 60}',
+        ".done/sft": '{"seconds": 5000}',
         "sft/model/model.safetensors": "weights",
         "sft/checkpoint.pt": "adam",
         "prm-a/metrics.jsonl": '{"step": 25}\n',
@@ -39,17 +41,13 @@ def _tree(d: Path) -> set[str]:
 
 
 def test_save_keeps_finished_stages_without_checkpoints_and_restore_fills_an_empty_runs(tmp_path):
+    """sft (5000 s) is kept without its optimizer checkpoint; expert (60 s) is left out, marker and
+    file, so the restored study redoes it."""
     snap = _module()
     run = _study(tmp_path / "runs")
     snap.save([run], partial=False, snapshots=tmp_path / "snapshots")
     saved = tmp_path / "snapshots" / "reproduce-x"
-    assert _tree(saved) == {
-        "args.json",
-        "expert.jsonl",
-        ".done/expert",
-        ".done/sft",
-        "sft/model/model.safetensors",
-    }
+    assert _tree(saved) == {"args.json", ".done/sft", "sft/model/model.safetensors"}
 
     fresh = tmp_path / "new-machine-runs"
     snap.restore(snapshots=tmp_path / "snapshots", runs=fresh)
@@ -72,7 +70,8 @@ def test_partial_adds_the_newest_checkpoint_and_a_later_plain_save_drops_it(tmp_
 def test_restore_never_overwrites_what_a_run_already_has(tmp_path):
     snap = _module()
     run = _study(tmp_path / "runs")
-    snap.save([run], partial=False, snapshots=tmp_path / "snapshots")
+    snap.save([run], partial=False, snapshots=tmp_path / "snapshots", min_seconds=0)
+    assert (tmp_path / "snapshots" / "reproduce-x" / "expert.jsonl").exists()  # every stage kept at 0
     (run / "args.json").write_text('{"newer": true}')
     snap.restore(snapshots=tmp_path / "snapshots", runs=tmp_path / "runs")
     assert (run / "args.json").read_text() == '{"newer": true}'
