@@ -25,8 +25,9 @@ STUDIES=(
   # PPO needs the study's policy and reward models, not its evaluation: it starts after the last one
   "ppo-compare-textcraft|5|runs/reproduce-textcraft/.done/prm-orm|.venv/bin/agentprm ppo-compare --study runs/reproduce-textcraft --sources env orm pvm agentprm --threads 1"
   # BabyAI again (deterministic: its recorded numbers must come out again) once WebShop has finished,
-  # for Figure 5's PVM curve, which was lost at iteration 7, and the queued diagnostics
-  "reproduce-babyai|10|runs/reproduce-webshop.done|.venv/bin/agentprm reproduce --env babyai --threads 1"
+  # for Figure 5's PVM curve, which was lost at iteration 7: only the stages PPO needs (no MC labels,
+  # no beta = 0 or MC model, no evaluation; the full study can go on from them later)
+  "reproduce-babyai|10|runs/reproduce-webshop.done|.venv/bin/agentprm reproduce --env babyai --reward-models agentprm pvm orm --stop-after prm-orm --threads 1"
   "ppo-compare-babyai|10|runs/reproduce-babyai/.done/prm-orm|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm agentprm-final --threads 1"
 )
 # Where study outputs live: outside the work tree, in $AGENTPRM_RUNS (default ~/agentprm-runs), with
