@@ -12,7 +12,8 @@ file <name>.jsonl, without optimizer checkpoints (checkpoint*.pt: a finished sta
 A stage that took under --min-seconds (default 300, e.g. expert data: a minute) is left out with
 its marker: the restored study redoes it (every stage is deterministic) instead of git storing it.
 With --partial, also the newest checkpoint of each unfinished stage's directory (what the recipe
-resumes from), for a session that ends mid-stage; it is large (weights and Adam moments).
+resumes from), for a session that ends mid-stage; it is large (weights and Adam moments). A later
+plain save keeps it until that stage finishes (then only the finished outputs stay).
 
     python scripts/snapshot.py save runs/reproduce-textcraft runs/reproduce-webshop [--partial]
     python scripts/snapshot.py restore            # every run dir in snapshots/
@@ -94,9 +95,13 @@ def save(runs: list[Path], partial: bool, snapshots: Path = SNAPSHOTS, min_secon
             rel = f.relative_to(run)
             keep.add(rel)
             copied += _copy(f, dest / rel)
-        # a file saved before but no longer wanted (an unfinished stage's old checkpoint) goes
+        # A file saved before but no longer wanted goes: with --partial any (an unfinished stage's
+        # older checkpoint); without, only inside finished stages (the checkpoint a session-end save
+        # left there), so a plain save never drops the checkpoint an unfinished stage resumes from.
+        finished = {p.name for p in (run / ".done").glob("*")}
         for old in [p for p in dest.rglob("*") if p.is_file() and p.relative_to(dest) not in keep]:
-            old.unlink()
+            if partial or old.relative_to(dest).parts[0] in finished:
+                old.unlink()
         size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
         print(f"{run.name}: {len(keep)} files ({copied} new or changed), {size / 2**20:.1f} MiB -> {dest}")
 

@@ -73,8 +73,22 @@ pass() {  # $1: status | start | watch
   done
 }
 
+# Every pass of `watch` also saves the studies' finished stages into snapshots/ and commits that
+# folder alone (`git commit -- snapshots`: nothing else staged or edited is committed), so a stage
+# that finished is in git within 5 minutes even if the session then ends without a word.
+save_snapshots() {
+  local dirs=()
+  for d in runs/reproduce-* runs/ppo-compare-*; do [ -d "$d/.done" ] && dirs+=("$d"); done
+  [ ${#dirs[@]} -gt 0 ] || return 0
+  python3 scripts/snapshot.py save "${dirs[@]}" > /dev/null || return 0
+  if [ -n "$(git status --porcelain -- snapshots)" ]; then
+    git add -- snapshots && git commit -q -m "snapshots: finished study stages" -- snapshots \
+      && echo "$(date +%H:%M) snapshots committed: $(git log -1 --format=%h)"
+  fi
+}
+
 case "${1:-start}" in
   status) pass status ;;
-  watch) while true; do pass watch; sleep 300; done ;;
+  watch) while true; do pass watch; save_snapshots; sleep 300; done ;;
   *) python3 scripts/snapshot.py restore; pass start ;;  # a new machine: stages saved in git first
 esac

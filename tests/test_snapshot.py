@@ -55,7 +55,7 @@ def test_save_keeps_finished_stages_without_checkpoints_and_restore_fills_an_emp
     assert (fresh / "reproduce-x" / "sft/model/model.safetensors").read_text() == "weights"
 
 
-def test_partial_adds_the_newest_checkpoint_and_a_later_plain_save_drops_it(tmp_path):
+def test_partial_adds_the_newest_checkpoint_until_its_stage_finishes(tmp_path):
     snap = _module()
     run = _study(tmp_path / "runs")
     out = tmp_path / "snapshots"
@@ -63,8 +63,13 @@ def test_partial_adds_the_newest_checkpoint_and_a_later_plain_save_drops_it(tmp_
     saved = _tree(out / "reproduce-x")
     assert {"prm-a/metrics.jsonl", "prm-a/checkpoint-50.pt"} <= saved
     assert "prm-a/checkpoint-25.pt" not in saved and "sft/checkpoint.pt" not in saved
+    snap.save([run], partial=False, snapshots=out)  # prm-a unfinished: its checkpoint stays saved
+    assert "prm-a/checkpoint-50.pt" in _tree(out / "reproduce-x")
+    (run / ".done" / "prm-a").write_text('{"seconds": 4000}')  # now it finished: its checkpoint goes
+    (run / "prm-a" / "model.safetensors").write_text("weights")
     snap.save([run], partial=False, snapshots=out)
-    assert not any(p.startswith("prm-a/") for p in _tree(out / "reproduce-x"))
+    prm = {p for p in _tree(out / "reproduce-x") if p.startswith("prm-a/")}
+    assert prm == {"prm-a/metrics.jsonl", "prm-a/model.safetensors"}
 
 
 def test_restore_never_overwrites_what_a_run_already_has(tmp_path):
