@@ -204,3 +204,24 @@ def test_an_mc_model_on_fewer_tasks_holds_out_the_first_models_held_out_tasks(tm
     assert all(plan[f"prm-{n}"].heldout_tasks is None for n in reproduce.REWARD_MODELS if n != "mc")
     everywhere = {name: a for name, a, _ in reproduce.stages(_args(tmp_path), tmp_path)}
     assert everywhere["prm-mc"].heldout_tasks is None  # BabyAI's finished study keeps its arguments
+
+
+@pytest.mark.slow  # ~2 min: run with -m slow
+def test_textcraft_study_and_its_ppo_comparison_run_end_to_end(tmp_path):
+    """TextCraft's protocol, MC labels on fewer tasks than the PRM data as at its CPU scale (the
+    MC model then holds out the first model's held-out goals), through agreement and evaluation,
+    and Figure 5's comparison from it: the stages its study has not reached on the real scale."""
+    from agentprm.recipes import ppo_compare
+
+    study = tmp_path / "study"
+    reproduce.main(_args(study, env="textcraft", max_rounds=4, prm_tasks=10, mc_tasks=9))
+    assert json.loads((study / "evaluate" / "results.json").read_text())["env"] == "textcraft"
+    assert (study / "agreement" / "mc_agreement.json").exists()
+    curves = ppo_compare.main(
+        ppo_compare.Args(
+            study=study, iterations=1, tasks_per_iter=2, samples=2, eval_every=1, eval_tasks="0,1",
+            run_dir=tmp_path / "cmp", threads=1,
+        )
+    )  # fmt: skip
+    assert set(curves) == {"env", "orm", "pvm", "agentprm"}
+    assert (tmp_path / "cmp" / "figure5_textcraft.png").exists()
