@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,12 +30,38 @@ def pytest_configure(config) -> None:
     set_threads(1)
 
 
+def _built_once(tmp_path_factory, name: str, build) -> Path:
+    """`build(folder)` once per test run, even across pytest-xdist workers (they share the parent of
+    their base temp dirs; a file lock makes the others wait and reuse it). The builds here are
+    deterministic, so which worker builds makes no difference; it saves each worker and module from
+    redoing 40 expert episodes (~15 s here) and a tiny SFT (~20 s)."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
+def _expert_store(folder: Path) -> None:
+    write_trajectories(
+        folder / "expert.jsonl", [run_episode("babyai", t, make_expert("babyai")) for t in range(400, 440)]
+    )
+
+
 @pytest.fixture(scope="module")
 def expert_data(tmp_path_factory) -> Path:
-    """40 BabyAI expert trajectories (tasks 400..439) in a JSONL store; built once per module."""
+    """40 BabyAI expert trajectories (tasks 400..439) in a JSONL store: a module's own copy of one
+    store built once per run."""
+    shared = _built_once(tmp_path_factory, "expert-400-440", _expert_store) / "expert.jsonl"
     path = tmp_path_factory.mktemp("data") / "expert.jsonl"
-    trajs = [run_episode("babyai", t, make_expert("babyai")) for t in range(400, 440)]
-    write_trajectories(path, trajs)
+    shutil.copyfile(shared, path)
     return path
 
 
@@ -49,18 +76,19 @@ def tokenizer(expert_data):
 
 @pytest.fixture(scope="session")
 def tiny_policy(tmp_path_factory) -> str:
-    """A tiny SFT policy folder, trained once per session and only read by the tests that take it:
-    the `test` preset, one epoch over 40 BabyAI expert trajectories (tasks 400..439), the same
-    arguments as test_pipeline's `_tiny_sft`."""
+    """A tiny SFT policy folder, trained once per run (all workers) and only read by the tests that
+    take it: the `test` preset, one epoch over 40 BabyAI expert trajectories (tasks 400..439), the
+    same arguments as test_pipeline's `_tiny_sft`."""
     from agentprm.recipes import sft
 
-    data = tmp_path_factory.mktemp("policy-data") / "expert.jsonl"
-    write_trajectories(data, [run_episode("babyai", t, make_expert("babyai")) for t in range(400, 440)])
-    run = tmp_path_factory.mktemp("tiny-policy")
-    sft.main(
-        sft.Args(
-            data=data, model="test", run_dir=run, epochs=1, batch_size=4, max_prompt_tokens=512, vocab_size=1024,
-            save_every=2,
-        )
-    )  # fmt: skip
-    return str(run / "model")
+    data = _built_once(tmp_path_factory, "expert-400-440", _expert_store) / "expert.jsonl"
+
+    def build(run: Path) -> None:
+        sft.main(
+            sft.Args(
+                data=data, model="test", run_dir=run, epochs=1, batch_size=4, max_prompt_tokens=512,
+                vocab_size=1024, save_every=2,
+            )
+        )  # fmt: skip
+
+    return str(_built_once(tmp_path_factory, "tiny-policy", build) / "model")

@@ -21,6 +21,7 @@ def _losses(run: Path) -> list[float]:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.integration  # an end-to-end run of 10-45 s: CI runs it (-m integration), the fast suite does not
 def test_two_processes_match_one(tmp_path):
     trajs = [run_episode("babyai", t, make_expert("babyai")) for t in range(400, 412)]
     trajs += [

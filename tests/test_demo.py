@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agentprm.recipes import demo
 
 
@@ -24,6 +26,7 @@ def _args(run_dir):
     )
 
 
+@pytest.mark.integration  # an end-to-end run of 10-45 s: CI runs it (-m integration), the fast suite does not
 def test_demo_runs_every_stage_skips_them_when_rerun_and_is_deterministic(tmp_path, capsys):
     args = _args(tmp_path / "demo")
     demo.main(args)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from agentprm import report
 from agentprm.evaluation import Results, oracle_at_n
 from agentprm.recipes import evaluate, train_prm
 from agentprm.types import read_trajectories
 
 
+@pytest.mark.integration  # an end-to-end run of 10-45 s: CI runs it (-m integration), the fast suite does not
 def test_evaluate_then_report(expert_data, tiny_policy, tmp_path):
     policy = tiny_policy
     rms = []

@@ -209,6 +209,7 @@ def test_sft_trains_saves_and_resumes(expert_data, tmp_path):
     assert again["steps"] == first["steps"] == first["total_steps"]
 
 
+@pytest.mark.integration  # an end-to-end run of 10-45 s: CI runs it (-m integration), the fast suite does not
 def test_killed_sft_resumes_to_the_same_weights_and_log(expert_data, tmp_path, monkeypatch):
     """A kill after step 20 (last checkpoint: step 18) and a resume give the weights and the metrics
     steps of an uninterrupted run: step 20's record from the killed run is rewound, not doubled."""
@@ -281,6 +282,7 @@ def test_collect_against_an_openai_compatible_server(tmp_path):
     assert trajs[0].steps[0].action == "turn left" and trajs[0].response_tokens > 0
 
 
+@pytest.mark.integration  # an end-to-end run of 10-45 s: CI runs it (-m integration), the fast suite does not
 def test_killed_collect_resumes_without_loss_or_duplicates(expert_data, tmp_path):
     """A real SIGKILL mid-run: re-running keeps every finished trajectory and adds each job once."""
     import os

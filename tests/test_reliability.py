@@ -51,6 +51,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
         rundir.prepare(run, collect_recipe.Args(run_dir=run))
 
 
+@pytest.mark.integration  # an end-to-end run of 10-45 s: CI runs it (-m integration), the fast suite does not
 def test_changed_arguments_are_refused_unless_overwrite(tmp_path):
     run = str(tmp_path / "c")
     first = agentprm("collect", "--policy", "A", "--tasks", "0:2", "--run-dir", run)
@@ -218,6 +219,7 @@ def test_a_full_disk_names_the_path_and_keeps_the_last_checkpoint(rollouts, tmp_
     assert "checkpoint.tmp: No space left on device (free some space" in message
 
 
+@pytest.mark.integration  # an end-to-end run of 10-45 s: CI runs it (-m integration), the fast suite does not
 def test_beam_search_ledger_adds_up_after_a_kill(tmp_path, monkeypatch):
     from agentprm.recipes import evaluate
     from tests.test_pipeline import _tiny_sft

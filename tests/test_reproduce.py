@@ -18,6 +18,7 @@ def _args(run_dir, **kw):
     return reproduce.toy(run_dir, **kw)
 
 
+@pytest.mark.integration  # an end-to-end run of 10-45 s: CI runs it (-m integration), the fast suite does not
 def test_reproduce_runs_the_protocol_and_resumes(tmp_path, capsys):
     run = tmp_path / "study"
     args = _args(run)
@@ -119,6 +120,7 @@ def test_reproduce_runs_on_math(tmp_path):
     assert "math" in (run / "report.md").read_text()
 
 
+@pytest.mark.integration  # an end-to-end run of 10-45 s: CI runs it (-m integration), the fast suite does not
 def test_prm_capacity_retrains_a_studys_reward_models_on_another_preset(tmp_path, capsys, monkeypatch):
     """benchmarks/prm_capacity.py: the study's SFT and PRM arguments on another preset, the study's
     pool reused and its models evaluated beside the new ones from their cached work; then the same
