@@ -2,14 +2,15 @@
 the same command gives the same bits on any x86-64 CPU with AVX2; a value the user set wins."""
 
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
 
+import agentprm
+
 pytestmark = pytest.mark.skipif(
-    platform.machine().lower() not in ("x86_64", "amd64"), reason="the pins are for x86-64 only"
+    not agentprm._has_avx2(), reason="the pins are for x86-64 CPUs with AVX2 only"
 )
 
 # A value head's output (Linear(256 -> 1): the shape whose bits differ between MKL's default and AVX2
