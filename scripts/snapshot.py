@@ -3,7 +3,7 @@
 A study (runs/reproduce-<env>, a ppo-compare run dir) lives outside git: a session handed a new
 machine starts with an empty runs/ and would redo hours of SFT, rollouts and reward-model training.
 `save` copies what a resumed study needs into snapshots/<run>/ (committed with the session's work);
-`restore` copies it back into runs/<run>/ where files are missing. The files are copied as they are
+`restore` copies it back into runs/<run>/ where that run dir does not exist. The files are copied as they are
 (git compresses and de-duplicates them: a stage saved twice costs nothing the second time).
 
 What is saved, per run dir: its top-level files (args.json, metrics.jsonl, report.md, the .done/
@@ -107,13 +107,15 @@ def save(runs: list[Path], partial: bool, snapshots: Path = SNAPSHOTS, min_secon
 
 
 def restore(snapshots: Path = SNAPSHOTS, runs: Path = RUNS) -> None:
+    """Copy each saved run dir into `runs` where that run dir does not exist (a new machine). One
+    that exists is this machine's own, at least as far along: merging into it could bring back a
+    stage marker someone deleted to redo the stage, so it is left alone."""
     for dest in sorted(p for p in snapshots.iterdir() if p.is_dir()) if snapshots.is_dir() else []:
         run = runs / dest.name
-        copied = sum(
-            _copy(f, run / f.relative_to(dest))
-            for f in dest.rglob("*")
-            if f.is_file() and not (run / f.relative_to(dest)).exists()
-        )
+        if run.exists():
+            print(f"{dest.name}: {run} exists, left as it is")
+            continue
+        copied = sum(_copy(f, run / f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
         print(f"{dest.name}: {copied} files restored into {run}")
 
 

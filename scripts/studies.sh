@@ -27,8 +27,9 @@ STUDIES=(
   # are ~3x longer and this machine ~2x slower, so BabyAI's budget would cost ~35 core-hours here;
   # this one ~10 (every source the same budget, stated in its report)
   "ppo-compare-textcraft|5|runs/reproduce-textcraft/.done/prm-orm|.venv/bin/agentprm ppo-compare --study runs/reproduce-textcraft --sources env orm pvm agentprm --iterations 10 --tasks-per-iter 8 --threads 1"
-  # BabyAI again (deterministic: its recorded numbers must come out again) once WebShop has finished,
-  # for Figure 5's PVM curve, which was lost at iteration 7: only the stages PPO needs (no MC labels,
+  # BabyAI again once WebShop has finished (the same protocol; its recorded numbers came from the old
+  # machine before the CPU pins, so they may differ within noise), for Figure 5's PVM curve, which
+  # was lost at iteration 7: only the stages PPO needs (no MC labels,
   # no beta = 0 or MC model, no evaluation; the full study can go on from them later)
   "reproduce-babyai|10|runs/reproduce-webshop.done|.venv/bin/agentprm reproduce --env babyai --reward-models agentprm pvm orm --stop-after prm-orm --threads 1"
   "ppo-compare-babyai|10|runs/reproduce-babyai/.done/prm-orm|.venv/bin/agentprm ppo-compare --study runs/reproduce-babyai --sources env orm pvm agentprm agentprm-final --threads 1"
@@ -46,7 +47,6 @@ if [ -d runs ] && [ ! -L runs ]; then
   rmdir runs
 fi
 [ -L runs ] || ln -s "$ROOT" runs
-mkdir -p runs
 
 pass() {  # $1: status | start | watch
   for entry in "${STUDIES[@]}"; do

@@ -78,5 +78,7 @@ def test_restore_never_overwrites_what_a_run_already_has(tmp_path):
     snap.save([run], partial=False, snapshots=tmp_path / "snapshots", min_seconds=0)
     assert (tmp_path / "snapshots" / "reproduce-x" / "expert.jsonl").exists()  # every stage kept at 0
     (run / "args.json").write_text('{"newer": true}')
+    (run / ".done" / "sft").unlink()  # deleted to redo the stage: a restore must not bring it back
     snap.restore(snapshots=tmp_path / "snapshots", runs=tmp_path / "runs")
     assert (run / "args.json").read_text() == '{"newer": true}'
+    assert not (run / ".done" / "sft").exists()
