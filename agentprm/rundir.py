@@ -7,6 +7,8 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -146,6 +148,39 @@ def lock(path: str | os.PathLike) -> None:
     _LOCKS[key] = f
 
 
+_CHECKPOINT_ASKED = False  # set by SIGUSR1, read (and cleared) by the training loops
+
+
+def listen_for_checkpoint_signal() -> None:
+    """From now on SIGUSR1 asks this process for a checkpoint instead of killing it.
+
+    `kill -USR1 <pid>` (or SLURM's `--signal=USR1@90` before a job's time runs out): sft and
+    train-prm save their resumable checkpoint after the optimizer step in progress and go on; a
+    stage that saves as it goes (collect, mc-label, evaluate) or per iteration (ppo) simply goes on.
+    Checkpoints never change results (a resumed run continues exactly), so this only moves where a
+    later resume starts. Main thread only (Python's rule for handlers); elsewhere a no-op.
+    """
+    if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGUSR1, _ask_checkpoint)
+
+
+def _ask_checkpoint(signum, frame) -> None:
+    global _CHECKPOINT_ASKED
+    _CHECKPOINT_ASKED = True
+
+
+def checkpoint_asked() -> bool:
+    """True once for each SIGUSR1 received since the last call (see listen_for_checkpoint_signal).
+
+    >>> _ask_checkpoint(signal.SIGUSR1, None)  # what the handler does when the signal arrives
+    >>> checkpoint_asked(), checkpoint_asked()
+    (True, False)
+    """
+    global _CHECKPOINT_ASKED
+    asked, _CHECKPOINT_ASKED = _CHECKPOINT_ASKED, False
+    return asked
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -170,6 +205,7 @@ def prepare(run_dir: str | os.PathLike, args, neutral: frozenset[str] = frozense
     except OSError as exc:
         raise RunDirError(f"cannot create run dir {path}: {exc.strerror or exc}") from None
     lock(path)
+    listen_for_checkpoint_signal()
     new = jsonable(args)
     old_path = path / "args.json"
     if getattr(args, "overwrite", False):

@@ -6,6 +6,9 @@
 #   bash scripts/studies.sh status     # what runs, waits or is done, with its scheduling priority
 #   bash scripts/studies.sh watch      # the same every 5 minutes, in the background, until killed:
 #                                      # a study whose input appears is started without you
+#   bash scripts/studies.sh checkpoint # before a session ends: each running study saves its training
+#                                      # checkpoint now (SIGUSR1; sft and train-prm stages), then
+#                                      # `python3 scripts/snapshot.py save ... --partial` keeps it
 # A study that exits with status 0 leaves runs/<name>.done and is not started again (delete the
 # file to re-run it, e.g. after a code change); one that fails leaves runs/<name>.failed (its exit
 # status), which `watch` respects (no restart loop) and a plain start clears.
@@ -90,7 +93,35 @@ save_snapshots() {
   fi
 }
 
+# SIGUSR1 makes a study's sft or train-prm stage checkpoint after its current optimizer step and go
+# on (agentprm/rundir.py listen_for_checkpoint_signal); only a process whose signal mask says it
+# catches SIGUSR1 is asked (to one started before that code, SIGUSR1 would be a kill).
+checkpoint_now() {
+  local stamp asked=() name nice input cmd pid mask
+  stamp=$(mktemp)
+  for entry in "${STUDIES[@]}"; do
+    IFS="|" read -r name nice input cmd <<< "$entry"
+    for pid in $(pgrep -f -- "${cmd#.venv/bin/}"); do  # the bash wrapper and the python process
+      mask=$(awk '/^SigCgt:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+      if [ -n "$mask" ] && (( (0x$mask >> 9) & 1 )); then  # bit 9: signal 10, SIGUSR1
+        kill -USR1 "$pid" && asked+=("$name") && echo "$(date +%H:%M) $name: checkpoint asked (pid $pid)"
+      fi
+    done
+  done
+  for name in "${asked[@]}"; do
+    # a stage that saves as it goes (collect, mc, evaluate) writes no checkpoint: give up after 5 min
+    for _ in $(seq 60); do
+      [ -n "$(find "runs/$name/" -name 'checkpoint*.pt' -newer "$stamp" -print -quit)" ] && break
+      sleep 5
+    done
+    found=$(find "runs/$name/" -name 'checkpoint*.pt' -newer "$stamp" -print -quit)
+    echo "$(date +%H:%M) $name: ${found:-no new checkpoint (its stage saves as it goes, or it is still in a step)}"
+  done
+  rm -f "$stamp"
+}
+
 case "${1:-start}" in
+  checkpoint) checkpoint_now ;;
   status) pass status ;;
   watch) while true; do pass watch; save_snapshots; sleep 300; done ;;
   *) python3 scripts/snapshot.py restore; pass start ;;  # a new machine: stages saved in git first

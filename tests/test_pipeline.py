@@ -189,8 +189,7 @@ def _tiny_sft(expert_data, run_dir, **kw):
         batch_size=4,
         max_prompt_tokens=512,
         vocab_size=1024,
-        save_every=2,
-        **kw,
+        **{"save_every": 2, **kw},
     )
     return sft_recipe.main(args)
 
@@ -207,6 +206,34 @@ def test_sft_trains_saves_and_resumes(expert_data, tmp_path):
     assert max(losses[1:]) < losses[0] and losses[-1] < losses[0] - 0.15, losses
     again = _tiny_sft(expert_data, tmp_path / "sft")  # resumes at the end: no new steps
     assert again["steps"] == first["steps"] == first["total_steps"]
+
+
+def test_sigusr1_asks_sft_for_a_checkpoint_and_it_goes_on(expert_data, tmp_path, monkeypatch, capsys):
+    """kill -USR1 (a session or a SLURM job about to end) after step 10 of a run that checkpoints
+    every 100 steps: step 10 is saved, the run is not killed, and the checkpoint is what a kill
+    after step 20 leaves to resume from (resuming is exact: the test below)."""
+    import os
+    import signal
+    import threading
+
+    from agentprm import rundir
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers live in the main thread only")
+    log = rundir.log_metrics
+
+    def signal_then_kill(run, metrics):
+        log(run, metrics)
+        if metrics.get("step") == 10:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        if metrics.get("step") == 20:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(rundir, "log_metrics", signal_then_kill)
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_sft(expert_data, tmp_path / "sft", save_every=100)
+    assert "sft: checkpoint at step 10/28 (asked by SIGUSR1)" in capsys.readouterr().out
+    assert torch.load(tmp_path / "sft" / "checkpoint.pt", weights_only=False)["step"] == 10
 
 
 @pytest.mark.integration  # an end-to-end run of 10-45 s: CI runs it (-m integration), the fast suite does not

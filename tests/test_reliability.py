@@ -104,41 +104,46 @@ def rollouts(tmp_path_factory):
     return path
 
 
-def test_resumed_train_prm_equals_an_uninterrupted_one(rollouts, tmp_path, monkeypatch):
-    def args(name):  # head dropout on: the resumed run must also restore the RNG state
-        return train_prm.Args(
-            data=rollouts,
-            model="test",
-            run_dir=tmp_path / name,
-            labels="td",
-            epochs=3,
-            batch_size=2,
-            heldout=0.2,
-            save_every=2,
-            head_dropout=0.3,
-            max_prompt_tokens=2048,
-        )
+def _prm_args(rollouts, run_dir, **kw):  # head dropout on: a resumed run must also restore the RNG state
+    return train_prm.Args(
+        data=rollouts,
+        model="test",
+        run_dir=run_dir,
+        labels="td",
+        epochs=3,
+        batch_size=2,
+        heldout=0.2,
+        head_dropout=0.3,
+        max_prompt_tokens=2048,
+        **{"save_every": 2, **kw},
+    )
 
-    train_prm.main(args("whole"))
+
+def _kill_and_resume(rollouts, tmp_path, monkeypatch, at_step: int, **kw) -> None:
+    """Train runs/whole uninterrupted; train runs/resumed until a kill (KeyboardInterrupt) right
+    after step `at_step` is logged, then resume it as a new process would."""
+    train_prm.main(_prm_args(rollouts, tmp_path / "whole", **kw))
     log = rundir.log_metrics
 
-    def crash_at_step_3(run, metrics):
+    def crash(run, metrics):
         log(run, metrics)
-        if metrics.get("step") == 3:
-            raise KeyboardInterrupt  # a kill after step 3; the last checkpoint is step 2's
+        if metrics.get("step") == at_step:
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(rundir, "log_metrics", crash_at_step_3)
+    monkeypatch.setattr(rundir, "log_metrics", crash)
     with pytest.raises(KeyboardInterrupt):
-        train_prm.main(args("resumed"))
+        train_prm.main(_prm_args(rollouts, tmp_path / "resumed", **kw))
     monkeypatch.setattr(rundir, "log_metrics", log)
     for f in rundir._LOCKS.values():  # a new process would hold no lock
         f.close()
     rundir._LOCKS.clear()
-    train_prm.main(args("resumed"))
+
+
+def _same_run(tmp_path) -> None:
+    """runs/resumed ended with the weights and the logged steps of runs/whole."""
     whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
     resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["model"]
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
-    # step 3 ran twice; its first record was dropped on resume, so the logs list the same steps
 
     def steps(name):
         return [
@@ -148,6 +153,37 @@ def test_resumed_train_prm_equals_an_uninterrupted_one(rollouts, tmp_path, monke
         ]
 
     assert steps("resumed") == steps("whole")
+
+
+def test_resumed_train_prm_equals_an_uninterrupted_one(rollouts, tmp_path, monkeypatch):
+    _kill_and_resume(rollouts, tmp_path, monkeypatch, at_step=3)  # the last checkpoint is step 2's
+    # step 3 ran twice; its first record was dropped on resume, so the logs list the same steps
+    train_prm.main(_prm_args(rollouts, tmp_path / "resumed"))
+    _same_run(tmp_path)
+
+
+def test_sigusr1_asks_train_prm_for_a_checkpoint_it_resumes_from(rollouts, tmp_path, monkeypatch, capsys):
+    """kill -USR1 after step 2 (checkpoints every 100 steps): the run saves step 2 and goes on; a
+    kill after step 3 then resumes from step 2 to the uninterrupted run's weights and log."""
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers live in the main thread only")
+    log = rundir.log_metrics
+
+    def signal_at_step_2(run, metrics):
+        log(run, metrics)
+        if metrics.get("step") == 2 and "train/loss" in metrics:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    monkeypatch.setattr(rundir, "log_metrics", signal_at_step_2)
+    _kill_and_resume(rollouts, tmp_path, monkeypatch, at_step=3, save_every=100)
+    assert "checkpoint at step 2/" in capsys.readouterr().out
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["step"] == 2
+    train_prm.main(_prm_args(rollouts, tmp_path / "resumed", save_every=100))
+    _same_run(tmp_path)
 
 
 def test_report_survives_a_torn_metrics_line_and_names_a_corrupt_results_file(tmp_path):

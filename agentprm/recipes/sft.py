@@ -306,6 +306,9 @@ def main(args: Args) -> dict:
                     )
                 if step % args.save_every == 0:
                     checkpoint()
+                elif rundir.checkpoint_asked():  # kill -USR1: a session or job about to end
+                    checkpoint()
+                    print(f"sft: checkpoint at step {step}/{total} (asked by SIGUSR1)", flush=True)
                 if step >= total:
                     break
                 rundir.check_time_guard(

@@ -262,6 +262,7 @@ def main(args: Args) -> dict:
         torch.set_num_threads(args.threads)
     main_proc = accelerator.is_main_process
     run = rundir.prepare(args.run_dir, args) if main_proc else Path(args.run_dir)
+    rundir.listen_for_checkpoint_signal()  # every process (prepare does it on the main one)
     env = E.short_name(args.env)
     random.seed(args.seed)
 
@@ -440,8 +441,21 @@ def main(args: Args) -> dict:
                 # (a kill in between re-evaluates from the last checkpoint; the report keeps one per step)
                 if args.eval_every and (step % args.eval_every == 0 or step == total):
                     evaluate_heldout()
+                # kill -USR1 (a session or job about to end): every process checkpoints together
+                asked = rundir.checkpoint_asked()
+                if world > 1:
+                    asked = bool(
+                        accelerator.reduce(
+                            torch.tensor(float(asked), device=accelerator.device), reduction="sum"
+                        )
+                        > 0
+                    )
                 if step % args.save_every == 0:
                     checkpoint()
+                elif asked:
+                    checkpoint()
+                    if main_proc:
+                        print(f"train-prm: checkpoint at step {step}/{total} (asked by SIGUSR1)", flush=True)
                 if step >= total:
                     break
                 rundir.check_time_guard(
