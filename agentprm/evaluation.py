@@ -293,8 +293,8 @@ class Results:
 
     bon[reward model][aggregation "last" / "min" / "mean"] is a Best-of-N curve from the shared pool;
     beam[reward model]["NxM"] a beam-search row; oracle the perfect verifier's curve; sample its N = 1
-    (the pool's mean); ledgers the compute per stage (without wall-clock seconds: results.json holds
-    only what the same command and seed reproduce).
+    (the pool's mean); ledgers the compute per stage (without wall-clock seconds and generate calls:
+    results.json holds only what the same command and seed reproduce, resumed or not).
     """
 
     env: str

@@ -84,14 +84,20 @@ def _params(
     )
 
 
-def _play(env_name, jobs, policy, params, config, ledger, meta) -> list[Trajectory]:
+def _play(env_name, jobs, policy, params, config, ledger, meta, on_done=None) -> list[Trajectory]:
     out: list[Trajectory] = []
+
+    def done(traj: Trajectory) -> None:
+        out.append(traj)
+        if on_done is not None:
+            on_done(traj)
+
     spent = collect(
         env_name,
         jobs,
         policy,
         params,
-        on_done=out.append,
+        on_done=done,
         max_rounds=config.max_rounds,
         max_active=config.max_active,
         meta=meta,
@@ -100,8 +106,9 @@ def _play(env_name, jobs, policy, params, config, ledger, meta) -> list[Trajecto
     return sorted(out, key=lambda t: (t.task, t.sample))
 
 
-def greedy(env_name, tasks, policy: Policy, scorer, config: SearchConfig, ledger: SearchLedger):
-    """Temperature 0, one trajectory per task (the SFT baseline)."""
+def greedy(env_name, tasks, policy: Policy, scorer, config: SearchConfig, ledger: SearchLedger, on_done=None):
+    """Temperature 0, one trajectory per task (the SFT baseline). on_done(traj), if given, gets each
+    trajectory as soon as it ends (to stream it to a store)."""
     return _play(
         env_name,
         [(t, 0) for t in tasks],
@@ -110,6 +117,7 @@ def greedy(env_name, tasks, policy: Policy, scorer, config: SearchConfig, ledger
         config,
         ledger,
         {"search": "greedy"},
+        on_done,
     )
 
 
@@ -121,9 +129,16 @@ def sampling(env_name, tasks, policy: Policy, scorer, config: SearchConfig, ledg
 
 
 def sample_pool(
-    env_name, tasks, policy: Policy, config: SearchConfig, ledger: SearchLedger, label: str = "pool"
+    env_name,
+    tasks,
+    policy: Policy,
+    config: SearchConfig,
+    ledger: SearchLedger,
+    label: str = "pool",
+    on_done=None,
 ) -> list[Trajectory]:
-    """config.n samples per task at config.temperature (Best-of-N's pool), ordered by (task, sample)."""
+    """config.n samples per task at config.temperature (Best-of-N's pool), ordered by (task, sample).
+    on_done(traj), if given, gets each trajectory as soon as it ends (to stream it to a store)."""
     return _play(
         env_name,
         [(t, s) for t in tasks for s in range(config.n)],
@@ -132,6 +147,7 @@ def sample_pool(
         config,
         ledger,
         {"search": label},
+        on_done,
     )
 
 

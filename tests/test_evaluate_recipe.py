@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agentprm import report
+from agentprm import report, rundir
 from agentprm.evaluation import Results, oracle_at_n
 from agentprm.recipes import evaluate, train_prm
 from agentprm.types import read_trajectories
@@ -104,3 +104,49 @@ def test_evaluate_then_report(expert_data, tiny_policy, tmp_path):
     before = beam_file.stat().st_mtime_ns
     evaluate.main(dataclasses.replace(args, reward_models=(f"orm={tmp_path / 'orm2'}",)))
     assert beam_file.stat().st_mtime_ns != before
+
+
+def test_a_pool_killed_mid_way_keeps_its_finished_episodes_and_resumes_to_the_same_results(
+    tiny_policy, tmp_path, monkeypatch
+):
+    """The pool streams each finished episode to pool.jsonl: a kill after 5 of 12 keeps them, the
+    resume plays the tasks still missing samples, and results.json (ledgers included) and the pool
+    equal an uninterrupted run's."""
+
+    def args(name):
+        return evaluate.Args(
+            policy=tiny_policy, tasks="0:3", pool=4, beams=(), max_rounds=2, max_new_tokens=8,
+            run_dir=tmp_path / name,
+        )  # fmt: skip
+
+    whole = evaluate.main(args("whole"))
+    real = evaluate.sample_pool
+    played = []
+
+    def killed_after_5(*a, on_done, **kw):
+        def counting(traj):
+            on_done(traj)
+            played.append(traj.key)
+            if len(played) == 5:
+                raise KeyboardInterrupt
+
+        return real(*a, on_done=counting, **kw)
+
+    monkeypatch.setattr(evaluate, "sample_pool", killed_after_5)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.main(args("resumed"))
+    assert len(read_trajectories(tmp_path / "resumed" / "pool.jsonl")) == 5
+    monkeypatch.setattr(evaluate, "sample_pool", real)
+    for f in rundir._LOCKS.values():  # a new process would hold no lock
+        f.close()
+    rundir._LOCKS.clear()
+    resumed = evaluate.main(args("resumed"))
+    assert resumed.to_json() == whole.to_json() and resumed.ledgers["pool"]["episodes"] == 12
+
+    def pool(name):
+        return sorted(
+            (t.key, t.reward, [s.response for s in t.steps])
+            for t in read_trajectories(tmp_path / name / "pool.jsonl")
+        )
+
+    assert pool("resumed") == pool("whole")

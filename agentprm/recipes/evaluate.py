@@ -96,28 +96,51 @@ class Args(ServerArgs):
 
 
 def _resume(path: Path, env: str, tasks: list[int], n: int, play) -> list:
-    """Play the (task, sample) pairs missing from `path` with play(tasks_todo) and return them all."""
+    """Play the (task, sample) pairs missing from `path` and return them all, sorted by key.
+
+    play(tasks_todo, on_done) hands each finished trajectory to on_done, which appends it to `path`
+    at once: a killed run keeps every trajectory that ended (a pool of thousands of episodes takes
+    hours on a CPU) and its resume plays only the tasks with a sample missing (all of such a task's
+    samples are played again, as one job list; the ones already stored are not written twice)."""
     done = completed_keys(path)
     todo = sorted({t for t in tasks for s in range(n) if (env, t, s) not in done})
     if todo:
         with TrajectoryWriter(path) as writer:
-            for traj in play(todo):
+
+            def on_done(traj) -> None:
                 if (env, traj.task, traj.sample) not in done:
                     writer.write(traj)
+
+            play(todo, on_done)
     wanted = {(env, t, s) for t in tasks for s in range(n)}
     return sorted((t for t in read_trajectories(path) if t.key in wanted), key=lambda t: t.key)
 
 
-def _spent(run: Path, stage: str, ledger: SearchLedger) -> dict:
+# Not in results.json: what the same command and seed do not reproduce (wall clock; the number of
+# generate calls, which follows the batching and how often a run was resumed). ledgers.json has them.
+_RUN_DEPENDENT = frozenset({"seconds", "generate_calls"})
+
+
+def _spent(run: Path, stage: str, ledger: SearchLedger, stored: list | None = None) -> dict:
     """Add a stage's ledger to run/ledgers.json (resumed runs add up) and return the stage's total
-    without its wall-clock seconds: results.json holds only what the same command and seed reproduce
-    (the seconds stay in ledgers.json and metrics.jsonl)."""
+    without its run-dependent fields (_RUN_DEPENDENT).
+
+    stored: the stage's trajectories, when each carries its own cost (greedy, the pool): episodes,
+    env steps and tokens are then read from them, so a run killed mid-stage, whose ledger was never
+    written, still counts what it played once resumed."""
     path = run / "ledgers.json"
     all_ = json.loads(path.read_text()) if path.exists() else {}
     old = all_.get(stage, {})
     all_[stage] = {k: old.get(k, 0) + v for k, v in dataclasses.asdict(ledger).items()}
+    if stored is not None:
+        all_[stage].update(
+            episodes=len(stored),
+            env_steps=sum(t.num_steps for t in stored),
+            prompt_tokens=sum(t.prompt_tokens for t in stored),
+            policy_tokens=sum(t.response_tokens for t in stored),
+        )
     rundir.atomic_write_text(path, json.dumps(all_, indent=1))
-    return {k: v for k, v in all_[stage].items() if k != "seconds"}
+    return {k: v for k, v in all_[stage].items() if k not in _RUN_DEPENDENT}
 
 
 def _fingerprint(path: Path) -> dict:
@@ -222,9 +245,13 @@ def main(args: Args) -> Results:
     # 1. Greedy (the SFT baseline).
     ledger = SearchLedger()
     greedy_trajs = _resume(
-        run / "greedy.jsonl", env, tasks, 1, lambda todo: greedy(env, todo, policy, None, config, ledger)
+        run / "greedy.jsonl",
+        env,
+        tasks,
+        1,
+        lambda todo, on_done: greedy(env, todo, policy, None, config, ledger, on_done),
     )
-    greedy_rate, ledgers["greedy"] = _rates(greedy_trajs), _spent(run, "greedy", ledger)
+    greedy_rate, ledgers["greedy"] = _rates(greedy_trajs), _spent(run, "greedy", ledger, greedy_trajs)
     console.print(f"greedy: success {greedy_rate.success:.3f}, reward {greedy_rate.reward:.3f}")
 
     # 2. One pool of --pool samples per task at the evaluation temperature.
@@ -236,9 +263,9 @@ def main(args: Args) -> Results:
         env,
         tasks,
         args.pool,
-        lambda todo: sample_pool(env, todo, policy, pool_config, ledger),
+        lambda todo, on_done: sample_pool(env, todo, policy, pool_config, ledger, on_done=on_done),
     )
-    ledgers["pool"] = _spent(run, "pool", ledger)
+    ledgers["pool"] = _spent(run, "pool", ledger, pool)
     per_task: dict[int, list] = {}
     for t in pool:
         per_task.setdefault(t.task, []).append(t)
@@ -316,14 +343,15 @@ def main(args: Args) -> Results:
             cfg = dataclasses.replace(config, n=n, m=m)
             stage = f"beam {name} @{beam}"
 
-            def play_beam(todo, cfg=cfg, scorer=scorer, stage=stage):
+            def play_beam(todo, on_done, cfg=cfg, scorer=scorer, stage=stage):
                 for start in range(0, len(todo), args.chunk):  # chunks are written as they finish
                     chunk_ledger = SearchLedger()
-                    yield from beam_search(
+                    for traj in beam_search(
                         env, todo[start : start + args.chunk], policy, scorer, cfg, chunk_ledger
-                    )
-                    # resumed here once the chunk's last trajectory is written: its cost is saved with
-                    # it, so a killed run's ledger still adds up to what its trajectories cost
+                    ):
+                        on_done(traj)
+                    # once the chunk's last trajectory is written: its cost is saved with it, so a
+                    # killed run's ledger still adds up to what its trajectories cost
                     _spent(run, stage, chunk_ledger)
 
             trajs = _resume(run / f"beam_{name}_{n}x{m}.jsonl", env, tasks, 1, play_beam)
