@@ -157,7 +157,11 @@ def test_prm_capacity_retrains_a_studys_reward_models_on_another_preset(tmp_path
         study / "evaluate" / "beam_agentprm_1x2.jsonl"
     ).read_bytes()
     spent = json.loads((run / "ledgers.json").read_text())
-    reused = ["greedy", "pool", "score pool: agentprm-study", "beam orm-study @1x2"]
+    # greedy and pool: no generate call here; their cost is read from the copied episodes
+    theirs = json.loads((study / "evaluate" / "ledgers.json").read_text())
+    for k in ("greedy", "pool"):
+        assert spent[k]["generate_calls"] == 0 and spent[k]["policy_tokens"] == theirs[k]["policy_tokens"] > 0
+    reused = ["score pool: agentprm-study", "beam orm-study @1x2"]
     assert all(spent[k]["policy_tokens"] == spent[k]["prm_tokens"] == 0 for k in reused)
     assert spent["beam agentprm @1x2"]["prm_tokens"] > 0  # the new models did search
     results = json.loads((run / "results.json").read_text())
