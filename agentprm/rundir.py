@@ -154,7 +154,7 @@ _CHECKPOINT_ASKED = False  # set by SIGUSR1, read (and cleared) by the training 
 def listen_for_checkpoint_signal() -> None:
     """From now on SIGUSR1 asks this process for a checkpoint instead of killing it.
 
-    `kill -USR1 <pid>` (or SLURM's `--signal=USR1@90` before a job's time runs out): sft and
+    `kill -USR1 <pid>` (or SLURM's `--signal=USR1@120` before a job's time runs out): sft and
     train-prm save their resumable checkpoint after the optimizer step in progress and go on; a
     stage that saves as it goes (collect, mc-label, evaluate) or per iteration (ppo) simply goes on.
     Checkpoints never change results (a resumed run continues exactly), so this only moves where a
