@@ -124,5 +124,11 @@ case "${1:-start}" in
   checkpoint) checkpoint_now ;;
   status) pass status ;;
   watch) while true; do pass watch; save_snapshots; sleep 300; done ;;
-  *) python3 scripts/snapshot.py restore; pass start ;;  # a new machine: stages saved in git first
+  *)
+    # A session that ended during watch's commit leaves git's index lock behind, and every later
+    # commit would fail on it; with no git process running, it is stale.
+    if [ -e .git/index.lock ] && ! pgrep -x git > /dev/null; then
+      rm -f .git/index.lock && echo "removed a stale .git/index.lock (a commit killed mid-way)"
+    fi
+    python3 scripts/snapshot.py restore; pass start ;;  # a new machine: stages saved in git first
 esac
