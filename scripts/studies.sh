@@ -109,8 +109,9 @@ checkpoint_now() {
     done
   done
   for name in "${asked[@]}"; do
-    # a stage that saves as it goes (collect, mc, evaluate) writes no checkpoint: give up after 5 min
-    for _ in $(seq 60); do
+    # a stage that saves as it goes (collect, mc, evaluate) writes no checkpoint: give up after 3 min
+    # (an optimizer step takes up to ~70 s here; one that ends in a held-out pass takes longer: re-run)
+    for _ in $(seq 36); do
       [ -n "$(find "runs/$name/" -name 'checkpoint*.pt' -newer "$stamp" -print -quit)" ] && break
       sleep 5
     done
