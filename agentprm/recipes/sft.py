@@ -304,9 +304,12 @@ def main(args: Args) -> dict:
                             "train/tokens_per_second": tokens_seen / (time.time() - start),
                         },
                     )
+                # kill -USR1 (a session or job about to end), read every step as train-prm does: a
+                # signal that lands on a regular checkpoint is answered by it, not by one more
+                asked = rundir.checkpoint_asked()
                 if step % args.save_every == 0:
                     checkpoint()
-                elif rundir.checkpoint_asked():  # kill -USR1: a session or job about to end
+                elif asked:
                     checkpoint()
                     print(f"sft: checkpoint at step {step}/{total} (asked by SIGUSR1)", flush=True)
                 if step >= total:
